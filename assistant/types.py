@@ -1,0 +1,96 @@
+"""Plain result types shared by the library, the CLI, the REST API and the UI."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved chunk, with what a citation needs."""
+
+    text: str
+    source: str  # path relative to the corpus folder, or a URL
+    title: str
+    kind: str
+    page: int | None
+    score: float
+    chunk_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer whose sentences end with [n] markers; ``citations[n-1]`` is the source of [n].
+
+    ``grounded`` is False when the assistant declined; then ``citations`` lists the nearest
+    documents as suggestions, not as support.
+    """
+
+    text: str
+    citations: list[Hit]
+    grounded: bool
+    query: str = ""  # the query actually searched (follow-ups are completed from history)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "answer": self.text,
+            "citations": [c.to_dict() for c in self.citations],
+            "grounded": self.grounded,
+            "query": self.query,
+        }
+
+
+Status = Literal["added", "updated", "unchanged", "removed", "failed", "warning"]
+
+
+@dataclass
+class DocumentReport:
+    """What a refresh did to one document."""
+
+    source: str
+    status: Status
+    reason: str = ""
+    chunks_added: int = 0
+    chunks_removed: int = 0
+    chunks_kept: int = 0
+    pages: int | None = None
+    pages_changed: list[int] = field(default_factory=list)
+
+
+@dataclass
+class RefreshReport:
+    """The whole refresh, per document, with totals."""
+
+    documents: list[DocumentReport] = field(default_factory=list)
+    seconds: float = 0.0
+    embedder: str = ""
+    dry_run: bool = False
+
+    def count(self, status: Status) -> int:
+        return sum(1 for d in self.documents if d.status == status)
+
+    @property
+    def chunks_embedded(self) -> int:
+        return sum(d.chunks_added for d in self.documents)
+
+    @property
+    def chunks_removed(self) -> int:
+        return sum(d.chunks_removed for d in self.documents)
+
+    @property
+    def failed(self) -> list[DocumentReport]:
+        return [d for d in self.documents if d.status == "failed"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "documents": [asdict(d) for d in self.documents],
+            "seconds": round(self.seconds, 3),
+            "embedder": self.embedder,
+            "dry_run": self.dry_run,
+            "chunks_embedded": self.chunks_embedded,
+            "chunks_removed": self.chunks_removed,
+        }
