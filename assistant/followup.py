@@ -1,0 +1,143 @@
+"""Complete elliptical follow-up questions from the conversation, so retrieval sees the topic.
+
+    first = "Quelles sont les étapes pour monter un partenariat ?"
+    contextualize("et pour une collectivité ?",
+                  [{"role": "user", "content": first}, {"role": "assistant", "content": "..."}])
+    # -> "Quelles sont les étapes pour monter un partenariat ? et pour une collectivité ?"
+
+Rules, on folded words (French first, a little English):
+- no content word at all ("combien ?", "c'est quand ?", "pourquoi ?") -> elliptical;
+- only generic content words ("des exemples ?", "plus de détails ?") -> elliptical;
+- starts with a continuation ("et", "mais", "ou", "and", "what about"...) or holds "aussi",
+  "également", "too", and has at most 3 content words -> elliptical;
+- holds a pronoun pointing back ("qui l'a signée ?", "elle date de quand ?", "who signed it?")
+  and has at most 2 content words -> elliptical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from itertools import pairwise
+
+from assistant.french import content_words, words
+
+
+def _wordset(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_LEADS = _wordset("et mais ou sinon puis ensuite idem pareil and but or also")
+_LEAD_PAIRS = frozenset({("what", "about"), ("how", "about"), ("meme", "chose")})
+_ANYWHERE = _wordset("aussi egalement pareil idem too also either")
+_PRONOUNS = _wordset("""
+    il elle ils elles lui leur leurs son sa ses celui celle ceux celles cela ca ceci
+    y dedans dessus ladessus
+    it its they them their this that these those he him his she her
+    """)
+_AUXILIARIES = _wordset("a ai as avons avez ont avait avaient aura auront est sont etait sera ete")
+_CLITICS = frozenset({"l", "le", "la", "les"})
+# Impersonal phrases whose "il"/"y" point at nothing: "y a-t-il", "faut-il", "il existe".
+_IMPERSONAL = tuple(
+    tuple(p.split())
+    for p in (
+        "y a t il",
+        "il y a",
+        "y a",
+        "il faut",
+        "faut il",
+        "il existe",
+        "existe t il",
+        "il s agit",
+        "s agit il",
+        "il est possible",
+        "est il possible",
+        "il vaut",
+        "vaut il",
+        "il suffit",
+        "suffit il",
+        "il reste",
+        "reste t il",
+    )
+)
+_GENERIC = (
+    "exemple exemples detail details precision preciser precise plus davantage autre autres "
+    "suite continuer developper expliquer explique explication resume resumer lien liens "
+    "source sources example examples detail details more explain elaborate tell again"
+)
+_MAX_WITH_LEAD = 3
+_MAX_WITH_PRONOUN = 2
+
+
+@lru_cache(maxsize=1)
+def _generic_stems() -> frozenset[str]:
+    return frozenset(content_words(_GENERIC))
+
+
+def _has_lead(tokens: Sequence[str]) -> bool:
+    if not tokens:
+        return False
+    if tuple(tokens[:2]) in _LEAD_PAIRS:
+        return True
+    return tokens[0] in _LEADS or bool(_ANYWHERE.intersection(tokens))
+
+
+def _drop_impersonal(tokens: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    i = 0
+    while i < len(tokens):
+        phrase = next((p for p in _IMPERSONAL if tuple(tokens[i : i + len(p)]) == p), None)
+        if phrase is None:
+            out.append(tokens[i])
+            i += 1
+        else:
+            i += len(phrase)
+    return out
+
+
+def _has_pronoun(tokens: Sequence[str]) -> bool:
+    tokens = _drop_impersonal(tokens)
+    if _PRONOUNS.intersection(tokens):
+        return True
+    # "qui l'a signée", "qui les a créés": an object clitic right before an auxiliary.
+    return any(a in _CLITICS and b in _AUXILIARIES for a, b in pairwise(tokens))
+
+
+def is_elliptical(question: str) -> bool:
+    """True if ``question`` leans on earlier turns for its topic (see module rules)."""
+    tokens = words(question)
+    if not tokens:
+        return False
+    stems = content_words(question)
+    if not stems or stems <= _generic_stems():
+        return True
+    if _has_lead(tokens) and len(stems) <= _MAX_WITH_LEAD:
+        return True
+    return _has_pronoun(tokens) and len(stems) <= _MAX_WITH_PRONOUN
+
+
+def _user_questions(history: Sequence[Mapping[str, str]]) -> list[str]:
+    return [
+        str(turn.get("content", "")).strip()
+        for turn in history
+        if turn.get("role") == "user" and str(turn.get("content", "")).strip()
+    ]
+
+
+def contextualize(question: str, history: Sequence[Mapping[str, str]]) -> str:
+    """``question`` unchanged if self-contained, else prefixed with the topic's user question.
+
+    The topic is the latest self-contained user question (so "et pour une fondation ?" after
+    "et pour une collectivité ?" still reaches back to the real topic); if every earlier user
+    turn is elliptical, the latest one is used. A history ending with the question itself is
+    tolerated.
+    """
+    if not is_elliptical(question):
+        return question
+    asked = _user_questions(history)
+    if asked and asked[-1] == question.strip():
+        asked = asked[:-1]
+    if not asked:
+        return question
+    anchor = next((q for q in reversed(asked) if not is_elliptical(q)), asked[-1])
+    return f"{anchor} {question.strip()}"

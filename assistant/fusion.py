@@ -1,0 +1,104 @@
+"""Pure helpers to merge and tidy ranked lists: weighted RRF, near-duplicate removal, min-max.
+
+rrf([["a", "b"], ["b", "c"]])        # b first: it is in both lists
+near_duplicates(["same text", "same text", "other"])   # -> [1]
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+from assistant.french import fold
+
+_SHINGLE = 5
+_WORD = re.compile(r"[^\W_]+")
+
+
+def rrf(
+    rankings: Sequence[Sequence[str]],
+    weights: Sequence[float] | None = None,
+    k: int = 60,
+) -> list[tuple[str, float]]:
+    """Weighted reciprocal rank fusion: ``score(id) = sum_i w_i / (k + rank_i(id))``.
+
+    Ranks are 1-based; an id repeated within one ranking counts at its best rank. Rankings of
+    weight 0 are ignored. Ties go to the best single rank, then to the smaller id.
+    """
+    if weights is None:
+        weights = [1.0] * len(rankings)
+    if len(weights) != len(rankings):
+        raise ValueError(
+            f"weights has {len(weights)} values for {len(rankings)} rankings: "
+            "give one weight per ranking"
+        )
+    for w in weights:
+        if not math.isfinite(w) or w < 0:
+            raise ValueError(f"weights must be finite and >= 0, got {w!r}")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        raise ValueError(f"k must be an integer >= 0, got {k!r}")
+    scores: dict[str, float] = {}
+    best_rank: dict[str, int] = {}
+    for ranking, weight in zip(rankings, weights, strict=True):
+        if isinstance(ranking, str):
+            raise ValueError(f"each ranking must be a sequence of ids, got the string {ranking!r}")
+        if weight == 0:
+            continue
+        seen: set[str] = set()
+        for rank, item in enumerate(ranking, start=1):
+            if item in seen:
+                continue
+            seen.add(item)
+            scores[item] = scores.get(item, 0.0) + weight / (k + rank)
+            best_rank[item] = min(best_rank.get(item, rank), rank)
+    # Rounding makes sums that differ only by float addition order count as ties.
+    ordered = sorted(scores, key=lambda i: (-round(scores[i], 12), best_rank[i], i))
+    return [(i, scores[i]) for i in ordered]
+
+
+def _shingles(text: str) -> set[tuple[str, ...]]:
+    """Word 5-shingles of the folded text; shorter texts give their whole word tuple."""
+    tokens = _WORD.findall(fold(text))
+    if len(tokens) < _SHINGLE:
+        return {tuple(tokens)}
+    return {tuple(tokens[i : i + _SHINGLE]) for i in range(len(tokens) - _SHINGLE + 1)}
+
+
+def _jaccard(a: set[tuple[str, ...]], b: set[tuple[str, ...]]) -> float:
+    union = len(a | b)
+    return len(a & b) / union if union else 1.0
+
+
+def near_duplicates(texts: Sequence[str], threshold: float = 0.85) -> list[int]:
+    """Indices to drop: items whose shingle Jaccard with an earlier *kept* item is >= threshold.
+
+    Texts are compared after accent folding and lowercasing, ignoring punctuation, so the same
+    paragraph seen in a PDF and in its HTML twin is dropped once. Quadratic: meant for n <= 100.
+    """
+    if not (0.0 < threshold <= 1.0) or math.isnan(threshold):
+        raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
+    kept: list[set[tuple[str, ...]]] = []
+    drop: list[int] = []
+    for index, text in enumerate(texts):
+        shingles = _shingles(text)
+        if any(_jaccard(shingles, other) >= threshold for other in kept):
+            drop.append(index)
+        else:
+            kept.append(shingles)
+    return drop
+
+
+def minmax(scores: Sequence[float]) -> list[float]:
+    """Rescale scores to [0, 1] (max -> 1, min -> 0); all-equal scores all become 1.0."""
+    values = [float(s) for s in scores]
+    for s in values:
+        if not math.isfinite(s):
+            raise ValueError(f"scores must be finite, got {s!r}")
+    if not values:
+        return []
+    low, high = min(values), max(values)
+    if high == low:
+        return [1.0] * len(values)
+    span = high - low
+    return [(s - low) / span for s in values]

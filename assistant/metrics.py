@@ -1,0 +1,119 @@
+"""Pure evaluation metrics: retrieval (recall@k, reciprocal rank), answers (fact coverage), latency.
+
+recall_at_k(["d3", "d1"], {"d1"}, k=2)        # 1.0
+fact_coverage("Budget : 1,5 million d'euros.", ["1,5 M€"])   # 1.0
+percentile([10.0, 20.0, 30.0], 50)           # 20.0
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Collection, Iterable, Sequence
+
+from assistant.french import content_words, fold
+
+
+def _check_gold(gold: Collection[str]) -> None:
+    if not gold:
+        raise ValueError("gold is empty: a question without expected documents cannot be scored")
+
+
+def recall_at_k(ranked: Sequence[str], gold: Collection[str], k: int) -> float:
+    """1.0 if any gold id is among the first ``k`` of ``ranked``, else 0.0 (hit rate)."""
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    _check_gold(gold)
+    return 1.0 if any(item in gold for item in ranked[:k]) else 0.0
+
+
+def reciprocal_rank(ranked: Sequence[str], gold: Collection[str]) -> float:
+    """1 / (1-based rank of the first gold id in ``ranked``); 0.0 if none is there."""
+    _check_gold(gold)
+    for rank, item in enumerate(ranked, start=1):
+        if item in gold:
+            return 1.0 / rank
+    return 0.0
+
+
+def dedupe_keep_order(items: Iterable[str]) -> list[str]:
+    """First occurrence of each item, in order: ranked documents from ranked chunks."""
+    return list(dict.fromkeys(items))
+
+
+# Units written many ways in French answers, mapped to one spelling before comparison.
+_UNITS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"\b(?:m€|meur|m ?eur(?:os?)?|millions? d ?euros?)(?!\w)"), " million euros "),
+    (re.compile(r"\b(?:md€|mds? ?€|mrd ?€|milliards? d ?euros?)(?!\w)"), " milliard euros "),
+    (re.compile(r"\b(?:k€|keur|milliers? d ?euros?|mille euros?)(?!\w)"), " mille euros "),
+    (re.compile(r"€|\beur\b|\beuro\b"), " euros "),
+    (re.compile(r"%|\bpour ?cent\b|\bpercent\b"), " pourcent "),
+]
+_THOUSANDS = re.compile(r"(?<=\d)[ .](?=\d{3}(?!\d))")
+_DECIMAL = re.compile(r"(?<=\d),(?=\d)")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_PUNCT = re.compile(r"[^\w.]+|(?<!\d)\.|\.(?!\d)")
+
+
+def _normalize(text: str) -> str:
+    """Folded, units unified, "1 500" -> "1500", "1,5" -> "1.5", punctuation -> spaces."""
+    text = fold(text).replace("'", " ")
+    text = re.sub(r"\s+", " ", text)
+    text = _THOUSANDS.sub("", text)
+    text = _DECIMAL.sub(".", text)
+    for pattern, replacement in _UNITS:
+        text = pattern.sub(replacement, text)
+    text = _PUNCT.sub(" ", text)
+    return " ".join(text.split())
+
+
+def _numbers(normalized: str) -> list[str]:
+    return _NUMBER.findall(normalized)
+
+
+def _fact_found(fact: str, answer_norm: str, answer_words: set[str], share: float) -> bool:
+    fact_norm = _normalize(fact)
+    if not fact_norm:
+        return True
+    if re.search(rf"(?<![\w.]){re.escape(fact_norm)}(?![\w]|\.\d)", answer_norm):
+        return True
+    answer_numbers = set(_numbers(answer_norm))
+    if any(n not in answer_numbers for n in _numbers(fact_norm)):
+        return False
+    words = {w for w in content_words(fact_norm) if not _NUMBER.fullmatch(w)}
+    if not words:
+        return bool(_numbers(fact_norm))
+    return len(words & answer_words) / len(words) >= share
+
+
+def fact_coverage(answer: str, facts: Sequence[str], min_word_share: float = 0.75) -> float:
+    """Share of ``facts`` found in ``answer``; empty ``facts`` -> 1.0.
+
+    A fact is found when its normalised form (folded, units unified: "M€" = "millions d'euros",
+    "%" = "pour cent", "1,5" = "1.5") appears in the answer, or when every number of the fact
+    appears in the answer and at least ``min_word_share`` of its other content words (stems) do.
+    Best effort: numbers must match exactly, words only by stem.
+    """
+    if not 0.0 <= min_word_share <= 1.0:
+        raise ValueError(f"min_word_share must be in [0, 1], got {min_word_share!r}")
+    if isinstance(facts, str):
+        raise ValueError("facts must be a sequence of strings, not one string")
+    if not facts:
+        return 1.0
+    answer_norm = _normalize(answer)
+    answer_words = content_words(answer_norm)
+    found = sum(_fact_found(f, answer_norm, answer_words, min_word_share) for f in facts)
+    return found / len(facts)
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """The ``p``-th percentile (0-100) with linear interpolation, as numpy's default; [] -> 0.0."""
+    if not 0.0 <= p <= 100.0:
+        raise ValueError(f"p must be in [0, 100], got {p!r}")
+    ordered = sorted(float(v) for v in values)
+    if not ordered:
+        return 0.0
+    position = (len(ordered) - 1) * p / 100.0
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
