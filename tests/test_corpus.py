@@ -278,7 +278,7 @@ def test_builder_is_deterministic_and_extracts_cleanly(layout: str, tmp_path: Pa
     path = tmp_path / "nasty.pdf"
     path.write_bytes(data)
     reader = PdfReader(path)
-    first = reader.pages[0].extract_text()
+    first = " ".join(reader.pages[0].extract_text().split())
     assert "Un titre accentué — « œuvre »" in first
     assert "Texte avec gras, italique, un tiret -- double, snake__case et une note¹." in first
     assert "Une note avec des accents : éàù." in first
