@@ -12,6 +12,7 @@ Usage: ``python tools/build_corpus_pdfs.py [--only SLUG] [--src DIR] [--out DIR]
 from __future__ import annotations
 
 import argparse
+import html
 import io
 import re
 import sys
@@ -668,12 +669,61 @@ def output_path(src: Path, src_root: Path, out_root: Path) -> Path:
     return out_root / src.relative_to(src_root).with_suffix(".pdf")
 
 
+KINDS = {"recits": "recit", "charte": "charte", "boite-a-outils": "boite-a-outils"}
+DOC_SUFFIXES = {".pdf": "PDF", ".html": "HTML", ".htm": "HTML", ".md": "Markdown", ".txt": "texte"}
+
+
+def document_title(path: Path) -> str:
+    """Title of a corpus document: PDF metadata, HTML <title>, or first Markdown heading."""
+    suffix = path.suffix.lower()
+    if suffix == ".pdf":
+        from pypdf import PdfReader
+
+        meta = PdfReader(str(path)).metadata
+        return str(meta.title) if meta and meta.title else path.stem
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if suffix in (".html", ".htm"):
+        match = re.search(r"(?is)<title>(.*?)</title>", text)
+        title = match.group(1) if match else path.stem
+        title = " ".join(title.split()).split(" | ")[0].rsplit(" — ", 1)[0]
+        return html.unescape(title)
+    _, body = parse_front_matter(text)
+    match = re.search(r"(?m)^#\s+(.+)$", body)
+    return plain_text(match.group(1)) if match else path.stem
+
+
+def documents_table(corpus: Path) -> str:
+    """Markdown table of the indexable documents (for corpus/README.md)."""
+    lines = ["| Document | Titre | Type | Format | Pages |", "|---|---|---|---|---|"]
+    for path in sorted(corpus.rglob("*")):
+        rel = path.relative_to(corpus)
+        if (
+            not path.is_file()
+            or path.suffix.lower() not in DOC_SUFFIXES
+            or any(part.startswith(("_", ".")) for part in rel.parts)
+            or path.stem.upper() == "README"
+        ):
+            continue
+        kind = KINDS.get(rel.parts[0], "autre") if len(rel.parts) > 1 else "autre"
+        fmt = DOC_SUFFIXES[path.suffix.lower()]
+        pages = str(pdf_stats(path.read_bytes())[0]) if fmt == "PDF" else "—"
+        title = document_title(path).replace("|", "\\|")
+        lines.append(f"| `{rel}` | {title} | {kind} | {fmt} | {pages} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="render only this slug (file stem or relative path)")
     parser.add_argument("--src", type=Path, default=ROOT / "corpus" / "_src")
     parser.add_argument("--out", type=Path, default=ROOT / "corpus")
+    parser.add_argument(
+        "--docs-table", action="store_true", help="print a Markdown table of --out's documents"
+    )
     args = parser.parse_args(argv)
+    if args.docs_table:
+        print(documents_table(args.out))
+        return 0
     check_fonts()
     sources = sorted(args.src.rglob("*.md"))
     if args.only:
