@@ -1,4 +1,5 @@
-"""The few errors a user of Alliance may see; the CLI, REST API and UI translate them at the edge."""
+"""The few errors a user of Alliance may see; the CLI, REST API and UI translate them at the
+edge."""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ class Settings:
     rrf_k: int = 60
     candidates: int = 30
     # Answering: below this evidence score the assistant declines.
-    abstain_threshold: float = 0.80
+    abstain_threshold: float = 0.86
     max_answer_sentences: int = 4
 
     def __post_init__(self) -> None:
@@ -48,9 +48,7 @@ class Settings:
         if self.chunk_size < 100:
             raise ConfigError(f"chunk_size must be >= 100, got {self.chunk_size}")
         if not 0 <= self.chunk_overlap < self.chunk_size:
-            raise ConfigError(
-                f"chunk_overlap must be in [0, chunk_size), got {self.chunk_overlap}"
-            )
+            raise ConfigError(f"chunk_overlap must be in [0, chunk_size), got {self.chunk_overlap}")
         if not 1 <= self.k <= 50:
             raise ConfigError(f"k must be in 1..50, got {self.k}")
         if self.max_file_mb <= 0:
@@ -61,9 +59,7 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, **overrides: Any
-    ) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Defaults, then ``ALLIANCE_<FIELD>`` variables, then ``overrides``.
 
         >>> Settings.from_env({"ALLIANCE_K": "8"}).k

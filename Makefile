@@ -1,0 +1,47 @@
+# Alliance — one venv in .venv, every target sets it up first.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export GRADIO_ANALYTICS_ENABLED := False
+export ANONYMIZED_TELEMETRY := False
+
+.PHONY: install run test lint eval bench clean-index
+
+$(PY):
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# torch first, pinned: a CPU wheel of 2.13.0 is on these machines; anything else pulls CUDA builds.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## Build the index if it is missing or stale, then start the assistant.
+run: install
+	$(VENV)/bin/alliance refresh
+	$(VENV)/bin/alliance serve
+
+test: install
+	$(VENV)/bin/pytest
+	$(VENV)/bin/alliance refresh
+	$(VENV)/bin/alliance eval eval/questions.jsonl --details $(VENV)/eval-details.jsonl \
+		--min-recall5 0.90 --min-mrr 0.75 --min-abstention 0.85 --min-answered 0.90
+
+lint: install
+	$(VENV)/bin/ruff check assistant ui tests tools
+	$(VENV)/bin/ruff format --check assistant ui tests tools
+	$(VENV)/bin/mypy
+
+eval: install
+	$(VENV)/bin/alliance refresh
+	$(VENV)/bin/alliance eval eval/questions.jsonl
+
+clean-index:
+	find index -mindepth 1 ! -name README.md ! -name .gitignore -exec rm -rf {} +

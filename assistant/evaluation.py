@@ -1,0 +1,144 @@
+"""``alliance eval``: run the gold question set through retrieval and answering and measure it.
+
+Question lines: ``{"id", "question", "answerable": bool, "gold": [{"source", "page"?}],
+"facts": [...], "history": [...]?}``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from assistant.errors import ConfigError
+from assistant.followup import contextualize
+from assistant.metrics import (
+    dedupe_keep_order,
+    fact_coverage,
+    percentile,
+    recall_at_k,
+    reciprocal_rank,
+)
+
+if TYPE_CHECKING:
+    from assistant.core import Assistant
+
+KS = (1, 5, 10)
+
+
+@dataclass
+class Question:
+    id: str
+    question: str
+    answerable: bool
+    gold: list[dict[str, Any]]
+    facts: list[str]
+    history: list[dict[str, str]] = field(default_factory=list)
+
+
+def load_questions(path: Path) -> list[Question]:
+    """Parse a JSONL question file; ConfigError naming the line on any malformed entry."""
+    out: list[Question] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read questions file {path}: {exc}") from exc
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+            out.append(
+                Question(
+                    id=str(d["id"]),
+                    question=str(d["question"]),
+                    answerable=bool(d["answerable"]),
+                    gold=list(d.get("gold") or []),
+                    facts=[str(f) for f in d.get("facts") or []],
+                    history=list(d.get("history") or []),
+                )
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{path}:{n}: malformed question ({exc})") from exc
+    return out
+
+
+@dataclass
+class EvalRow:
+    id: str
+    answerable: bool
+    grounded: bool
+    ranked_docs: list[str]
+    ranked_pages: list[str]
+    gold_docs: list[str]
+    gold_pages: list[str]
+    fact_coverage: float
+    seconds: float
+    answer: str
+
+
+def run_eval(assistant: Assistant, questions: Sequence[Question], k: int = 10) -> list[EvalRow]:
+    rows: list[EvalRow] = []
+    for q in questions:
+        started = time.perf_counter()
+        query = contextualize(q.question, q.history)
+        retrieval = assistant.retrieve(query, k=max(k, 10))
+        answer = assistant.answerer.answer(q.question, retrieval)
+        seconds = time.perf_counter() - started
+        hits = retrieval.hits
+        rows.append(
+            EvalRow(
+                id=q.id,
+                answerable=q.answerable,
+                grounded=answer.grounded,
+                ranked_docs=dedupe_keep_order(h.source for h in hits),
+                ranked_pages=dedupe_keep_order(f"{h.source}#{h.page}" for h in hits),
+                gold_docs=[str(g["source"]) for g in q.gold],
+                gold_pages=[f"{g['source']}#{g['page']}" for g in q.gold if g.get("page")],
+                fact_coverage=fact_coverage(answer.text, q.facts) if answer.grounded else 0.0,
+                seconds=seconds,
+                answer=answer.text,
+            )
+        )
+    return rows
+
+
+def summarize(rows: Sequence[EvalRow]) -> dict[str, float]:
+    ans = [r for r in rows if r.answerable]
+    una = [r for r in rows if not r.answerable]
+    paged = [r for r in ans if r.gold_pages]
+    out: dict[str, float] = {
+        "questions": len(rows),
+        "answerable": len(ans),
+        "unanswerable": len(una),
+    }
+    for k in KS:
+        out[f"recall@{k}"] = _mean(recall_at_k(r.ranked_docs, r.gold_docs, k) for r in ans)
+    out["mrr"] = _mean(reciprocal_rank(r.ranked_docs, r.gold_docs) for r in ans)
+    for k in KS:
+        out[f"page_recall@{k}"] = _mean(recall_at_k(r.ranked_pages, r.gold_pages, k) for r in paged)
+    out["page_mrr"] = _mean(reciprocal_rank(r.ranked_pages, r.gold_pages) for r in paged)
+    out["answered_rate"] = _mean(1.0 if r.grounded else 0.0 for r in ans)
+    out["fact_coverage"] = _mean(r.fact_coverage for r in ans)
+    out["abstention_accuracy"] = _mean(0.0 if r.grounded else 1.0 for r in una)
+    secs = [r.seconds * 1000 for r in rows]
+    out["latency_p50_ms"] = percentile(secs, 50)
+    out["latency_p95_ms"] = percentile(secs, 95)
+    return out
+
+
+def check_floors(summary: Mapping[str, float], floors: Mapping[str, float]) -> list[str]:
+    """Names of metrics below their floor, as readable lines."""
+    return [
+        f"{name} = {summary.get(name, 0.0):.3f} < floor {floor:.3f}"
+        for name, floor in floors.items()
+        if summary.get(name, 0.0) < floor
+    ]
+
+
+def _mean(values: Any) -> float:
+    vals = list(values)
+    return sum(vals) / len(vals) if vals else 0.0

@@ -1,0 +1,158 @@
+"""Hybrid retrieval: dense (Chroma) and French BM25 rankings fused by weighted reciprocal rank
+fusion, near-duplicate chunks collapsed, optional filter by document kind."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from langchain_core.retrievers import BaseRetriever
+
+from assistant.errors import QueryError
+from assistant.fusion import near_duplicates, rrf
+from assistant.lexical import LexicalIndex
+from assistant.settings import KINDS, Settings
+from assistant.store import IndexStore, StoredChunk
+from assistant.types import Hit
+
+log = logging.getLogger(__name__)
+
+MAX_QUERY_CHARS = 1000
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A candidate chunk with every signal the answerer may want."""
+
+    chunk: StoredChunk
+    fused: float
+    dense: float  # cosine similarity to the query (0 if not in the dense candidates)
+    bm25: float  # raw BM25 score (0 if not in the lexical candidates)
+    dense_rank: int | None
+    bm25_rank: int | None
+
+    def to_hit(self) -> Hit:
+        meta = self.chunk.metadata
+        page = meta.get("page")
+        return Hit(
+            text=self.chunk.text,
+            source=str(meta.get("source", "")),
+            title=str(meta.get("title", "")),
+            kind=str(meta.get("kind", "autre")),
+            page=int(page) if page is not None else None,
+            score=round(self.fused, 6),
+            chunk_id=self.chunk.id,
+        )
+
+
+@dataclass
+class Retrieval:
+    """The outcome of one search: the query, its embedding and ranked candidates."""
+
+    query: str
+    query_vector: list[float]
+    results: list[Scored] = field(default_factory=list)
+
+    @property
+    def hits(self) -> list[Hit]:
+        return [r.to_hit() for r in self.results]
+
+
+def normalize_query(query: str) -> str:
+    return re.sub(r"\s+", " ", query).strip()
+
+
+def validate(query: str, k: int, kinds: Sequence[str] | None) -> str:
+    q = normalize_query(query)
+    if not q:
+        raise QueryError("la question est vide")
+    if len(q) > MAX_QUERY_CHARS:
+        raise QueryError(f"la question dépasse {MAX_QUERY_CHARS} caractères ({len(q)})")
+    if not 1 <= k <= 50:
+        raise QueryError(f"k doit être entre 1 et 50, reçu {k}")
+    for kind in kinds or ():
+        if kind not in KINDS:
+            raise QueryError(
+                f"type de document inconnu {kind!r} ; choisir parmi {', '.join(KINDS)}"
+            )
+    return q
+
+
+class HybridSearcher:
+    """Dense + BM25 search over one IndexStore and its LexicalIndex."""
+
+    def __init__(
+        self, settings: Settings, store: IndexStore, embedder: Embeddings, lexical: LexicalIndex
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.embedder = embedder
+        self.lexical = lexical
+
+    def retrieve(self, query: str, k: int, kinds: Sequence[str] | None = None) -> Retrieval:
+        q = validate(query, k, kinds)
+        vector = self.embedder.embed_query(q)
+        n = max(self.settings.candidates, k * 3)
+        dense = self.store.query(vector, n, kinds)
+        allowed = None
+        if kinds:
+            wanted = set(kinds)
+            chunks = self.lexical.chunks
+
+            def allowed(cid: str) -> bool:
+                c = chunks.get(cid)
+                return c is not None and c.metadata.get("kind") in wanted
+
+        lexical = self.lexical.bm25.search(q, n, allowed=allowed)
+        fused = rrf(
+            [[cid for cid, _ in dense], [cid for cid, _ in lexical]],
+            weights=[self.settings.dense_weight, self.settings.bm25_weight],
+            k=self.settings.rrf_k,
+        )
+        dense_score = {cid: s for cid, s in dense}
+        dense_rank = {cid: i + 1 for i, (cid, _) in enumerate(dense)}
+        bm25_score = {cid: s for cid, s in lexical}
+        bm25_rank = {cid: i + 1 for i, (cid, _) in enumerate(lexical)}
+        results: list[Scored] = []
+        for cid, score in fused[:n]:
+            chunk = self.lexical.chunks.get(cid)
+            if chunk is None:  # in Chroma but not yet in the lexical table: skip, never crash
+                continue
+            results.append(
+                Scored(
+                    chunk=chunk,
+                    fused=score,
+                    dense=dense_score.get(cid, 0.0),
+                    bm25=bm25_score.get(cid, 0.0),
+                    dense_rank=dense_rank.get(cid),
+                    bm25_rank=bm25_rank.get(cid),
+                )
+            )
+        drop = set(near_duplicates([r.chunk.text for r in results]))
+        results = [r for i, r in enumerate(results) if i not in drop]
+        return Retrieval(query=q, query_vector=list(vector), results=results[:k])
+
+
+class AllianceRetriever(BaseRetriever):
+    """A langchain retriever over the same hybrid search (for chains and agents)."""
+
+    searcher: Any
+    k: int = 5
+    kinds: list[str] | None = None
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        hits = self.searcher.retrieve(query, self.k, self.kinds).hits
+        docs = []
+        for h in hits:
+            meta: dict[str, Any] = h.to_dict()
+            meta.pop("text")
+            docs.append(Document(page_content=h.text, metadata=meta, id=h.chunk_id))
+        return docs

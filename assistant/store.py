@@ -1,0 +1,249 @@
+"""The persisted index for one embedder: a Chroma collection, langchain's record manager and a
+small catalogue of documents.
+
+Each embedder gets its own collection (``alliance-<embedder>``) and record-manager namespace, so
+vectors of two models are never mixed: switching embedders means building a new collection.
+Chroma never embeds by itself here: our embedder is injected, its default one (which downloads a
+model) is never used.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import chromadb
+import numpy as np
+from chromadb.config import Settings as ChromaSettings
+from langchain_chroma import Chroma
+from langchain_classic.indexes import SQLRecordManager
+from langchain_core.embeddings import Embeddings
+
+from assistant.embedders import embedder_slug
+from assistant.errors import ConfigError
+from assistant.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A chunk as stored: id, text and metadata (source, title, kind, page?, sha256...)."""
+
+    id: str
+    text: str
+    metadata: dict[str, Any]
+
+
+@dataclass
+class DocumentRecord:
+    """One row of the catalogue: the last known state of a corpus document."""
+
+    source: str
+    sha256: str
+    title: str
+    kind: str
+    pages: int | None
+    chunks: int
+    status: str  # indexed | failed | warning
+    reason: str
+    indexed_at: float
+
+
+def make_chroma_client(settings: Settings) -> chromadb.api.ClientAPI:
+    """Embedded PersistentClient under ``index_dir/chroma``, or an HttpClient for a server URL."""
+    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    if settings.chroma_url:
+        url = urlparse(settings.chroma_url)
+        if url.scheme not in {"http", "https"} or not url.hostname:
+            raise ConfigError(
+                f"chroma_url must look like http://host:port, got {settings.chroma_url!r}"
+            )
+        return chromadb.HttpClient(
+            host=url.hostname,
+            port=url.port or (443 if url.scheme == "https" else 8000),
+            ssl=url.scheme == "https",
+            settings=chroma_settings,
+        )
+    path = settings.index_dir / "chroma"
+    path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+
+
+class IndexStore:
+    """Vector collection + record manager + document catalogue for one embedder."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: Embeddings,
+        client: chromadb.api.ClientAPI | None = None,
+    ) -> None:
+        self.settings = settings
+        self.embedder_spec = settings.embedder
+        self.slug = embedder_slug(settings.embedder)
+        self.collection_name = f"alliance-{self.slug}"
+        settings.index_dir.mkdir(parents=True, exist_ok=True)
+        self.client = client if client is not None else make_chroma_client(settings)
+        self.vectorstore = Chroma(
+            collection_name=self.collection_name,
+            embedding_function=embedder,
+            client=self.client,
+            collection_metadata={"embedder": settings.embedder},
+            collection_configuration={"hnsw": {"space": "cosine"}},
+        )
+        self.collection = self.client.get_collection(self.collection_name)
+        self.record_manager = SQLRecordManager(
+            namespace=self.collection_name,
+            db_url=f"sqlite:///{settings.index_dir / 'records.sqlite'}",
+        )
+        self.record_manager.create_schema()
+        self._catalog_path = settings.index_dir / "catalog.sqlite"
+        with self._catalog() as db:
+            db.execute(
+                """CREATE TABLE IF NOT EXISTS documents (
+                    collection TEXT, source TEXT, sha256 TEXT, title TEXT, kind TEXT,
+                    pages INTEGER, chunks INTEGER, status TEXT, reason TEXT, indexed_at REAL,
+                    PRIMARY KEY (collection, source))"""
+            )
+
+    @property
+    def lexical_dir(self) -> Path:
+        return self.settings.index_dir / f"lexical-{self.slug}"
+
+    # -- catalogue -------------------------------------------------------------------------
+    @contextmanager
+    def _catalog(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self._catalog_path, timeout=30)
+        try:
+            with db:
+                yield db
+        finally:
+            db.close()
+
+    def documents(self) -> dict[str, DocumentRecord]:
+        with self._catalog() as db:
+            rows = db.execute(
+                "SELECT source, sha256, title, kind, pages, chunks, status, reason, indexed_at "
+                "FROM documents WHERE collection = ? ORDER BY source",
+                (self.collection_name,),
+            ).fetchall()
+        return {r[0]: DocumentRecord(*r) for r in rows}
+
+    def save_document(self, record: DocumentRecord) -> None:
+        with self._catalog() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    self.collection_name,
+                    record.source,
+                    record.sha256,
+                    record.title,
+                    record.kind,
+                    record.pages,
+                    record.chunks,
+                    record.status,
+                    record.reason,
+                    record.indexed_at,
+                ),
+            )
+
+    def forget_document(self, source: str) -> None:
+        with self._catalog() as db:
+            db.execute(
+                "DELETE FROM documents WHERE collection = ? AND source = ?",
+                (self.collection_name, source),
+            )
+
+    # -- chunks ----------------------------------------------------------------------------
+    def chunk_ids_for(self, source: str) -> list[str]:
+        return list(self.record_manager.list_keys(group_ids=[source]))
+
+    def delete_source(self, source: str) -> int:
+        """Remove every chunk of ``source`` from the collection and the record manager."""
+        ids = self.chunk_ids_for(source)
+        if ids:
+            self.vectorstore.delete(ids=ids)
+            self.record_manager.delete_keys(ids)
+        return len(ids)
+
+    def update_metadata(self, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
+        """Refresh metadata of chunks kept as they were (e.g. a new file hash), without
+        re-embedding them."""
+        for start in range(0, len(ids), 500):
+            self.collection.update(
+                ids=list(ids[start : start + 500]), metadatas=list(metadatas[start : start + 500])
+            )
+
+    def fingerprint(self) -> str:
+        """The fingerprint of the collection's chunk ids as of the last refresh (any process)."""
+        meta = self.client.get_collection(self.collection_name).metadata or {}
+        return str(meta.get("fingerprint", ""))
+
+    def set_fingerprint(self, fp: str) -> None:
+        self.collection.modify(metadata={"embedder": self.embedder_spec, "fingerprint": fp})
+
+    def count(self) -> int:
+        return int(self.collection.count())
+
+    def all_chunks(self, batch: int = 2000) -> list[StoredChunk]:
+        """Every chunk with text and metadata, read in pages (works on a server too)."""
+        total = self.count()
+        out: list[StoredChunk] = []
+        for offset in range(0, total, batch):
+            got = self.collection.get(
+                include=["documents", "metadatas"], limit=batch, offset=offset
+            )
+            docs = got.get("documents") or []
+            metas = got.get("metadatas") or []
+            for cid, text, meta in zip(got["ids"], docs, metas, strict=True):
+                out.append(StoredChunk(cid, text or "", dict(meta or {})))
+        return out
+
+    def query(
+        self, embedding: Sequence[float], n: int, kinds: Sequence[str] | None = None
+    ) -> list[tuple[str, float]]:
+        """Nearest chunks as (id, cosine similarity), best first."""
+        total = self.count()
+        if total == 0:
+            return []
+        where: dict[str, Any] | None = None
+        if kinds:
+            where = {"kind": {"$in": list(kinds)}}
+        res = self.collection.query(
+            query_embeddings=np.asarray([embedding], dtype=np.float32),
+            n_results=min(n, total),
+            where=where,
+            include=["distances"],
+        )
+        ids = res["ids"][0]
+        dists = (res.get("distances") or [[]])[0]
+        return [(cid, 1.0 - float(d)) for cid, d in zip(ids, dists, strict=True)]
+
+    def write_meta(self, name: str, data: dict[str, Any]) -> None:
+        path = self.settings.index_dir / name
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+        tmp.replace(path)
+
+    def read_meta(self, name: str) -> dict[str, Any]:
+        path = self.settings.index_dir / name
+        if not path.exists():
+            return {}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+
+def now() -> float:
+    return time.time()

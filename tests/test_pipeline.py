@@ -1,0 +1,217 @@
+"""End-to-end behaviour of the library through its public API: refresh, search, ask, with a
+real Chroma in tmp_path. Retrieval-quality tests use the real bundled e5 model; plumbing tests
+(counts, persistence, embedder switch) use deterministic hashing embeddings to stay fast."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fpdf import FPDF
+from langchain_core.embeddings import Embeddings
+
+from assistant import Assistant, Settings
+from assistant.errors import IndexNotReadyError, QueryError
+
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+
+PAGES = [
+    "Le diagnostic partagé du territoire est la première étape : on recense les besoins, les "
+    "acteurs présents et les ressources disponibles avant de chercher des partenaires.",
+    "Le Fonds ODD 17 soutient l'ingénierie des alliances : il finance le temps de coordination "
+    "que les partenaires consacrent à construire ensemble leur projet d'intérêt général.",
+    "La convention de partenariat précise les objectifs, la durée, les apports de chacun, la "
+    "gouvernance du projet, la communication et les modalités de sortie.",
+]
+
+
+def make_pdf(path: Path, pages: list[str]) -> Path:
+    pdf = FPDF()
+    pdf.add_font("DejaVu", fname=FONT)
+    pdf.set_font("DejaVu", size=11)
+    pdf.set_auto_page_break(False)
+    for i, text in enumerate(pages, 1):
+        pdf.add_page()
+        pdf.cell(0, 8, "Guide des alliances — exemple", new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 6, text)
+        pdf.set_y(-20)
+        pdf.cell(0, 8, f"page {i} / {len(pages)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pdf.output(str(path))
+    return path
+
+
+def assistant_for(tmp_path: Path, corpus: Path, embedder: Embeddings, **kw: object) -> Assistant:
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", **kw)  # type: ignore[arg-type]
+    return Assistant(settings, embedder=embedder)
+
+
+@pytest.mark.integration
+def test_search_finds_the_right_pdf_page_with_real_model(
+    tmp_path: Path, small_corpus: Path, e5: Embeddings
+) -> None:
+    make_pdf(small_corpus / "boite-a-outils" / "guide.pdf", PAGES)
+    a = assistant_for(tmp_path, small_corpus, e5)
+    report = a.refresh()
+    assert report.count("added") == 4 and not report.failed
+    hits = a.search("Qui finance le temps de coordination d'une alliance ?", k=3)
+    assert hits[0].source == "boite-a-outils/guide.pdf"
+    assert hits[0].page == 2
+    assert "Fonds ODD 17" in hits[0].text
+    assert "Guide des alliances — exemple" not in hits[0].text  # running header removed
+
+
+@pytest.mark.integration
+def test_ask_cites_and_declines_with_real_model(
+    tmp_path: Path, small_corpus: Path, e5: Embeddings
+) -> None:
+    a = assistant_for(tmp_path, small_corpus, e5)
+    a.refresh()
+    ans = a.ask("Quelles sont les valeurs du Pacte civique ?")
+    assert ans.grounded
+    assert "[1]" in ans.text and "fraternité" in ans.text
+    assert ans.citations[0].source == "charte/pacte.md"
+    off = a.ask("Quelle est la recette de la pâte à crêpes ?")
+    assert not off.grounded
+    assert off.text.startswith("Je n'ai pas trouvé de réponse fiable")
+
+
+@pytest.mark.integration
+def test_follow_up_uses_history(tmp_path: Path, small_corpus: Path, e5: Embeddings) -> None:
+    a = assistant_for(tmp_path, small_corpus, e5)
+    a.refresh()
+    history = [
+        {"role": "user", "content": "Quand le Pacte civique a-t-il été lancé ?"},
+        {"role": "assistant", "content": "En 2011 [1]"},
+    ]
+    ans = a.ask("et à qui s'adressent ses engagements ?", history=history)
+    assert ans.citations and ans.citations[0].source == "charte/pacte.md"
+
+
+def test_incremental_refresh_embeds_only_what_changed(
+    tmp_path: Path, small_corpus: Path, hash_embeddings: Embeddings
+) -> None:
+    a = assistant_for(tmp_path, small_corpus, hash_embeddings)
+    first = a.refresh()
+    total = a.store.count()
+    assert first.count("added") == 3 and first.chunks_embedded == total > 0
+
+    again = a.refresh()
+    assert again.count("unchanged") == 3 and again.chunks_embedded == 0
+
+    (small_corpus / "recits" / "nouveau.md").write_text(
+        "# Nouveau\n\nUn texte nouveau sur les catalyseurs territoriaux et leurs métiers.\n",
+        encoding="utf-8",
+    )
+    pacte = small_corpus / "charte" / "pacte.md"
+    pacte.write_text(
+        pacte.read_text(encoding="utf-8") + "\nUn paragraphe ajouté sur la fraternité.\n",
+        encoding="utf-8",
+    )
+    (small_corpus / "recits" / "histoire.md").unlink()
+    third = a.refresh()
+    by_source = {d.source: d for d in third.documents}
+    assert by_source["recits/nouveau.md"].status == "added"
+    assert by_source["charte/pacte.md"].status == "updated"
+    assert by_source["recits/histoire.md"].status == "removed"
+    assert by_source["recits/histoire.md"].chunks_removed >= 1
+    assert by_source["boite-a-outils/evaluer.md"].status == "unchanged"
+    assert by_source["boite-a-outils/evaluer.md"].chunks_added == 0
+    assert third.chunks_embedded == (
+        by_source["recits/nouveau.md"].chunks_added + by_source["charte/pacte.md"].chunks_added
+    )
+    sources = {c.metadata["source"] for c in a.store.all_chunks()}
+    assert sources == {"recits/nouveau.md", "charte/pacte.md", "boite-a-outils/evaluer.md"}
+    assert a.store.count() == sum(
+        d.chunks for d in a.store.documents().values() if d.status != "failed"
+    )
+
+
+def test_dry_run_changes_nothing(
+    tmp_path: Path, small_corpus: Path, hash_embeddings: Embeddings
+) -> None:
+    a = assistant_for(tmp_path, small_corpus, hash_embeddings)
+    report = a.refresh(dry_run=True)
+    assert report.dry_run and report.count("added") == 3
+    assert a.store.count() == 0
+
+
+def test_index_survives_reopening(
+    tmp_path: Path, small_corpus: Path, hash_embeddings: Embeddings
+) -> None:
+    assistant_for(tmp_path, small_corpus, hash_embeddings).refresh()
+    reopened = assistant_for(tmp_path, small_corpus, hash_embeddings)
+    hits = reopened.search("quatre valeurs du Pacte civique", k=2)
+    assert hits[0].source == "charte/pacte.md"
+    assert not reopened.is_stale()
+    (small_corpus / "charte" / "pacte.md").write_text(
+        "# Pacte\n\nTexte changé.\n", encoding="utf-8"
+    )
+    assert reopened.is_stale()
+
+
+def test_bad_files_are_reported_and_skipped(
+    tmp_path: Path, small_corpus: Path, hash_embeddings: Embeddings
+) -> None:
+    good = make_pdf(small_corpus / "boite-a-outils" / "guide.pdf", PAGES)
+    (small_corpus / "recits" / "vide.pdf").write_bytes(b"")
+    (small_corpus / "recits" / "tronque.pdf").write_bytes(good.read_bytes()[:400])
+    a = assistant_for(tmp_path, small_corpus, hash_embeddings)
+    report = a.refresh()
+    failed = {d.source: d.reason for d in report.documents if d.status == "failed"}
+    assert set(failed) == {"recits/vide.pdf", "recits/tronque.pdf"}
+    assert all(reason for reason in failed.values())
+    assert report.count("added") == 4
+
+    # A document that becomes unreadable keeps its previous chunks and is reported.
+    before = len(a.store.chunk_ids_for("boite-a-outils/guide.pdf"))
+    good.write_bytes(good.read_bytes()[:300])
+    second = a.refresh()
+    guide = next(d for d in second.documents if d.source == "boite-a-outils/guide.pdf")
+    assert guide.status == "failed" and guide.chunks_kept == before > 0
+    assert len(a.store.chunk_ids_for("boite-a-outils/guide.pdf")) == before
+    assert a.search("Fonds ODD 17 ingénierie", k=1)[0].source == "boite-a-outils/guide.pdf"
+
+
+def test_each_embedder_has_its_own_collection(
+    tmp_path: Path, small_corpus: Path, hash_embeddings: Embeddings
+) -> None:
+    a = assistant_for(tmp_path, small_corpus, hash_embeddings)
+    a.refresh()
+    other = Settings(
+        corpus_dir=small_corpus, index_dir=tmp_path / "index", embedder="use-multilingual"
+    )
+    b = Assistant(other, embedder=hash_embeddings)
+    assert b.store.collection_name != a.store.collection_name
+    assert b.store.count() == 0
+    with pytest.raises(IndexNotReadyError):
+        b.search("Pacte civique")
+    assert a.store.count() > 0
+
+
+def test_kind_filter_and_query_validation(
+    tmp_path: Path, small_corpus: Path, hash_embeddings: Embeddings
+) -> None:
+    a = assistant_for(tmp_path, small_corpus, hash_embeddings)
+    a.refresh()
+    hits = a.search("Pacte civique valeurs", k=5, kinds=["recit"])
+    assert hits and all(h.kind == "recit" for h in hits)
+    with pytest.raises(QueryError):
+        a.search("   ")
+    with pytest.raises(QueryError):
+        a.search("x" * 1001)
+    with pytest.raises(QueryError):
+        a.search("pacte", k=0)
+    with pytest.raises(QueryError):
+        a.search("pacte", kinds=["inconnu"])
+
+
+def test_langchain_retriever(
+    tmp_path: Path, small_corpus: Path, hash_embeddings: Embeddings
+) -> None:
+    a = assistant_for(tmp_path, small_corpus, hash_embeddings)
+    a.refresh()
+    docs = a.as_retriever(k=2).invoke("Le RAMEAU créé en 2006")
+    assert len(docs) == 2
+    assert docs[0].metadata["source"] == "recits/histoire.md"
+    assert docs[0].metadata["chunk_id"] == docs[0].id
