@@ -24,7 +24,7 @@ from assistant.errors import DocumentError, IndexLockedError
 from assistant.loaders import LoadedDocument, discover, load_document
 from assistant.settings import Settings
 from assistant.store import DocumentRecord, IndexStore
-from assistant.types import DocumentReport, RefreshReport
+from assistant.types import DocumentReport, RefreshReport, Status
 
 log = logging.getLogger(__name__)
 
