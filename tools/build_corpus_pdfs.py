@@ -4,7 +4,8 @@ Every ``corpus/_src/<folder>/<slug>.md`` becomes ``corpus/<folder>/<slug>.pdf``.
 dialect (front matter, headings, paragraphs, lists, pipe tables, ``>`` notes, footnotes,
 ``<!-- pagebreak -->``) is described in ``corpus/README.md``. Output is deterministic: the
 creation date comes from the front matter and the producer is fixed, so re-running the build
-gives byte-identical files and ``tests/test_corpus.py`` can check that PDFs are up to date.
+gives byte-identical files; the PDF keywords carry a hash of the source (``source_stamp``) so
+``tests/test_corpus.py`` can check that every PDF is up to date.
 
 Usage: ``python tools/build_corpus_pdfs.py [--only SLUG] [--src DIR] [--out DIR]``
 """
@@ -12,6 +13,7 @@ Usage: ``python tools/build_corpus_pdfs.py [--only SLUG] [--src DIR] [--out DIR]
 from __future__ import annotations
 
 import argparse
+import hashlib
 import html
 import io
 import re
@@ -34,6 +36,7 @@ FONT_FILES = {
 }
 FONT = "DejaVu"
 PRODUCER = "Alliance build_corpus_pdfs"
+BUILD_VERSION = 1  # bump when the rendering changes, so tests flag every PDF as stale
 FOOTER = "Alliance — exemple | page {page} / {nb}"
 LAYOUTS = ("report", "two-columns", "plain")
 DEFAULT_DATE = datetime(2020, 1, 1, tzinfo=UTC)
@@ -620,6 +623,15 @@ def creation_date(value: str) -> datetime:
     return datetime(year, month, day, 12, 0, 0, tzinfo=UTC)
 
 
+def source_stamp(text: str) -> str:
+    """PDF /Keywords value tying a PDF to its source text and to this builder's version.
+
+    Tests compare it with the source instead of re-rendering bytes, which would depend on the
+    exact fpdf2 and DejaVu versions installed."""
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return f"alliance-build:{BUILD_VERSION} source-sha256:{digest}"
+
+
 def render_pdf(text: str, slug: str) -> bytes:
     """Render one Markdown source (the dialect above) to PDF bytes, deterministically."""
     check_fonts()
@@ -636,6 +648,7 @@ def render_pdf(text: str, slug: str) -> bytes:
         pdf.set_author(plain_text(meta["author"]))
     if meta.get("subtitle"):
         pdf.set_subject(plain_text(meta["subtitle"]))
+    pdf.set_keywords(source_stamp(text))
     pdf.set_lang("fr-FR")
     pdf.set_creator(PRODUCER)
     pdf.set_producer(PRODUCER)
