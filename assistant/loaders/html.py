@@ -1,0 +1,84 @@
+"""HTML page to its main text with trafilatura (no navigation, cookie banner or footer).
+
+``read_html(data, source)`` returns ``(title, text)``. We decode the bytes ourselves: trafilatura's
+guess reads undeclared Latin-1 French as Central European and drops cp1252-only characters
+such as "œ" even when the page declares ISO-8859-1.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import re
+
+import trafilatura
+
+from assistant.cleaning import clean_text, letter_count, strip_markdown
+from assistant.errors import DocumentError
+
+logger = logging.getLogger(__name__)
+
+MIN_MAIN_LETTERS = 40  # less than this is a shell (JavaScript app, redirect, error page)
+
+_META_CHARSET = re.compile(
+    rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE
+)
+_XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]+encoding\s*=\s*["']([A-Za-z0-9_.:-]+)""")
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+# As browsers do (WHATWG): these labels mean windows-1252.
+_AS_CP1252 = {"latin1", "latin-1", "iso-8859-1", "iso8859-1", "iso_8859-1", "us-ascii", "ascii"}
+
+
+def decode_html(data: bytes) -> str:
+    """Bytes to text: BOM, then declared charset, then UTF-8, then windows-1252."""
+    for bom, encoding in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
+                          (codecs.BOM_UTF16_BE, "utf-16-be")):  # fmt: skip
+        if data.startswith(bom):
+            return data[len(bom) :].decode(encoding, errors="replace")
+    head = data[:4096]
+    declared = _META_CHARSET.search(head) or _XML_ENCODING.search(head)
+    if declared:
+        label = declared.group(1).decode("ascii", errors="ignore").lower()
+        label = "cp1252" if label in _AS_CP1252 else label
+        try:
+            codecs.lookup(label)
+        except LookupError:
+            logger.debug("unknown charset %r, guessing", label)
+        else:
+            if label.replace("-", "").replace("_", "") != "utf8":
+                return data.decode(label, errors="replace")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def read_html(data: bytes, source: str) -> tuple[str | None, str]:
+    """Main text of a page (headings, paragraphs, lists, tables; paragraphs split by blank
+    lines) and its title. Raises ``DocumentError`` when there is no main text."""
+    html = decode_html(data)
+    extracted = trafilatura.extract(
+        html,
+        output_format="markdown",
+        include_formatting=True,
+        include_tables=True,
+        include_comments=False,
+        include_images=False,
+        include_links=False,
+        favor_precision=True,
+        deduplicate=False,
+    )
+    text = clean_text(strip_markdown(extracted or ""))
+    if letter_count(text) < MIN_MAIN_LETTERS:
+        raise DocumentError(source, "pas de texte principal (page vide ou générée en JavaScript)")
+    return _title(html), text
+
+
+def _title(html: str) -> str | None:
+    metadata = trafilatura.extract_metadata(html)
+    title = metadata.title if metadata is not None else None
+    if not title:
+        match = _TITLE.search(html)
+        title = match.group(1) if match else None
+    title = " ".join(clean_text(title).split()) if title else ""
+    return title or None
