@@ -14,6 +14,7 @@ from pathlib import Path
 from fpdf import FPDF
 from PIL import Image, ImageDraw
 from pypdf import PdfReader, PdfWriter
+from pypdf.generic import NameObject, StreamObject
 
 DEJAVU = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
@@ -114,6 +115,29 @@ def write_garbage_pdf(path: Path, seed: int = 17) -> Path:
     return _write(path, text_pdf_bytes(pages))
 
 
+def write_shifted_pdf(path: Path) -> Path:
+    """Real French shifted by one letter ("Mft bmmjbodft"), as with an offset glyph map:
+    word-shaped tokens, but almost no common words."""
+
+    def shift(text: str) -> str:
+        return "".join(chr((ord(c) - 97 + 1) % 26 + 97) if "a" <= c <= "z" else c for c in text)
+
+    return _write(path, text_pdf_bytes([shift(page) for page in REPORT_PAGES * 2]))
+
+
+def write_damaged_page_pdf(path: Path, page: int = 2) -> Path:
+    """The 4 report pages, page ``page`` (1-based) with a content stream that fails to inflate."""
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(text_pdf_bytes(REPORT_PAGES))))
+    contents = writer.pages[page - 1]["/Contents"].get_object()
+    assert isinstance(contents, StreamObject)
+    contents.set_data(b"")  # drop the cached decoded data, then plant undecodable bytes
+    contents._data = b"x\x9c damaged \x00\x01 not zlib"
+    contents[NameObject("/Filter")] = NameObject("/FlateDecode")
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return _write(path, buffer.getvalue())
+
+
 def write_mixed_pdf(path: Path) -> Path:
     """Two text pages around a picture-only page (page 2): loads with a warning."""
     text = text_pdf_bytes([REPORT_PAGES[0], REPORT_PAGES[2]])
@@ -198,9 +222,24 @@ def write_latin1_html(path: Path, *, declare: bool = True) -> Path:
     return _write(path, LATIN1_HTML.format(meta=meta).encode("cp1252"))
 
 
-def write_boilerplate_html(path: Path) -> Path:
-    """An article with a heading, list and table, wrapped in nav, cookie banner and footer."""
-    return _write(path, BOILERPLATE_HTML.encode("utf-8"))
+def write_boilerplate_html(path: Path, *, semantic: bool = True) -> Path:
+    """An article with a heading, list and table, wrapped in nav, cookie banner and footer;
+    with ``semantic=False`` all of them are plain <div>s (no header/nav/main/footer tags)."""
+    html = BOILERPLATE_HTML
+    if not semantic:
+        for old, new in (
+            ("<header>", "<div class='top'>"),
+            ("</header>", "</div>"),
+            ('<nav class="menu">', "<div class='menu'>"),
+            ("</nav>", "</div>"),
+            ("<main><article>", "<div class='content'>"),
+            ("</article></main>", "</div>"),
+            ('<footer class="site-footer">', "<div class='bas'>"),
+            ("</footer>", "</div>"),
+            ('id="cookie-banner" class="cookie-consent"', "class='bandeau'"),
+        ):
+            html = html.replace(old, new)
+    return _write(path, html.encode("utf-8"))
 
 
 def write_front_matter_md(path: Path) -> Path:

@@ -10,6 +10,7 @@ import pytest
 from fixtures_docs import (
     REPORT_HEADER,
     write_boilerplate_html,
+    write_damaged_page_pdf,
     write_empty_file,
     write_encrypted_pdf,
     write_front_matter_md,
@@ -19,6 +20,7 @@ from fixtures_docs import (
     write_latin1_html,
     write_mixed_pdf,
     write_report_pdf,
+    write_shifted_pdf,
     write_sized_file,
     write_truncated_pdf,
 )
@@ -186,6 +188,17 @@ def test_garbage_text_pdf_is_flagged(tmp_path: Path) -> None:
     assert _reason(path, tmp_path).startswith("texte illisible (police mal encodée)")
 
 
+def test_pdf_with_one_damaged_page_keeps_the_others(tmp_path: Path) -> None:
+    doc = load_document(write_damaged_page_pdf(tmp_path / "damaged.pdf"), tmp_path)
+    assert [p.metadata["page"] for p in doc.pages] == [1, 3, 4]
+    assert doc.warnings == ["1 page sans texte"]
+
+
+def test_shifted_glyph_map_pdf_is_flagged(tmp_path: Path) -> None:
+    path = write_shifted_pdf(tmp_path / "shifted.pdf")
+    assert _reason(path, tmp_path).startswith("texte illisible (police mal encodée)")
+
+
 def test_pdf_page_without_text_is_skipped_with_a_warning(tmp_path: Path) -> None:
     doc = load_document(write_mixed_pdf(tmp_path / "mixed.pdf"), tmp_path)
     assert doc.page_count == 3
@@ -238,8 +251,12 @@ def test_latin1_html_reads_accents(tmp_path: Path, declare: bool) -> None:
     _check_metadata(doc, pdf=False)
 
 
-def test_html_keeps_the_article_and_drops_nav_cookies_footer(tmp_path: Path) -> None:
-    doc = load_document(write_boilerplate_html(tmp_path / "outils" / "guide.html"), tmp_path)
+@pytest.mark.parametrize("semantic", [True, False])
+def test_html_keeps_the_article_and_drops_nav_cookies_footer(
+    tmp_path: Path, semantic: bool
+) -> None:
+    path = write_boilerplate_html(tmp_path / "outils" / "guide.html", semantic=semantic)
+    doc = load_document(path, tmp_path)
     text = doc.pages[0].page_content
     for boilerplate in ("Accueil", "publications", "cookies", "Accepter", "Mentions", "Suivez"):
         assert boilerplate not in text

@@ -41,7 +41,7 @@ _PARSE_ERRORS: tuple[type[BaseException], ...] = (
 PARAGRAPH_GAP = 1.4  # a line step this many times the usual one starts a paragraph
 MIN_PAGE_LETTERS = 8  # below this a page counts as "sans texte" (scan, picture, blank)
 MIN_WORD_SHARE = 0.5  # below this share of word-like tokens the text is noise
-MIN_STOPWORD_SHARE = 0.02  # real prose has far more function words than this
+MIN_STOPWORD_SHARE = 0.04  # French/English prose has ~0.3; shifted glyph maps ~0.01
 _STOPWORDS = frozenset(
     {
         "le", "la", "les", "de", "des", "du", "un", "une", "et", "à", "au", "aux", "en", "pour",
@@ -78,7 +78,15 @@ def read_pdf(data: bytes, source: str, passwords: Sequence[str] = ()) -> PdfPage
         reader = PdfReader(io.BytesIO(data))
         _decrypt(reader, source, passwords)
         page_count = len(reader.pages)
-        raw_pages = [_page_text(page) for page in reader.pages]
+        raw_pages: list[str] = []
+        unreadable: list[int] = []
+        for number, page in enumerate(reader.pages, start=1):
+            try:
+                raw_pages.append(_page_text(page))
+            except _PARSE_ERRORS as exc:  # one damaged page: skip it, keep the others
+                logger.warning("%s: page %d unreadable: %r", source, number, exc)
+                raw_pages.append("")
+                unreadable.append(number)
         meta_title = _metadata_title(reader)
     except DocumentError:
         raise
@@ -88,6 +96,8 @@ def read_pdf(data: bytes, source: str, passwords: Sequence[str] = ()) -> PdfPage
         raise DocumentError(source, f"PDF tronqué ou corrompu — {exc!r}") from exc
     if page_count == 0:
         raise DocumentError(source, "PDF sans page")
+    if len(unreadable) == page_count:
+        raise DocumentError(source, "PDF tronqué ou corrompu — no page could be read")
 
     cleaned = clean_pdf_pages(raw_pages)
     numbered = [
@@ -100,7 +110,10 @@ def read_pdf(data: bytes, source: str, passwords: Sequence[str] = ()) -> PdfPage
     _check_not_garbage(source, "\n".join(text for _, text in numbered))
 
     warnings: list[str] = []
-    empty = page_count - len(numbered)
+    if unreadable:
+        s = "s" if len(unreadable) > 1 else ""
+        warnings.append(f"page{s} illisible{s} : {', '.join(map(str, unreadable))}")
+    empty = page_count - len(numbered) - len(unreadable)
     if empty:
         warnings.append(f"{empty} page{'s' if empty > 1 else ''} sans texte")
     first_line = _first_line(cleaned[0]) if cleaned else None
