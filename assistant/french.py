@@ -19,8 +19,14 @@ import snowballstemmer
 # Bump when tokenize() changes output: persisted lexical indexes record it and must be rebuilt.
 TOKENIZER_VERSION = "fr-1"
 
-_APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "`": "'", "´": "'", "′": "'"})
-_LIGATURES = str.maketrans({"œ": "oe", "Œ": "oe", "æ": "ae", "Æ": "ae", "ß": "ss"})
+_SPECIALS = str.maketrans(
+    {
+        **dict.fromkeys("’‘ʼ`´′", "'"),
+        **{"œ": "oe", "Œ": "oe", "æ": "ae", "Æ": "ae", "ß": "ss"},
+    }
+)
+_SPECIAL_CHARS = re.compile("[’‘ʼ`´′œŒæÆß]")
+_COMBINING = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 
 # Elided words: "l'alliance", "qu'est-ce", "jusqu'au". The lookbehind keeps "aujourd'hui" whole.
 _ELISION = re.compile(
@@ -78,10 +84,11 @@ _DROP: frozenset[str] = FRENCH_STOPWORDS | _ENGLISH_STOPWORDS
 
 def fold(text: str) -> str:
     """Lowercase, fold accents and ligatures (é->e, œ->oe) and unify apostrophes to '."""
-    text = text.translate(_APOSTROPHES).translate(_LIGATURES)
-    decomposed = unicodedata.normalize("NFKD", text)
-    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return stripped.lower()
+    if _SPECIAL_CHARS.search(text):
+        text = text.translate(_SPECIALS)
+    if text.isascii():
+        return text.lower()
+    return _COMBINING.sub("", unicodedata.normalize("NFKD", text)).lower()
 
 
 def split_elisions(text: str) -> str:
@@ -113,7 +120,11 @@ def _stem(word: str) -> str:
 def _expand(text: str) -> list[str]:
     """Words plus helpful variants: "odd17" -> odd17, odd, 17; "co-construction" -> ..."""
     folded = split_elisions(fold(text))
-    joined = {m.group(0): m.group(0).replace("-", "") for m in _HYPHENATED.finditer(folded)}
+    joined = (
+        {m.group(0): m.group(0).replace("-", "") for m in _HYPHENATED.finditer(folded)}
+        if "-" in folded
+        else {}
+    )
     out: list[str] = []
     for match in _WORD.finditer(folded):
         word = match.group(0)
