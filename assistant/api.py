@@ -1,0 +1,260 @@
+"""The REST API (``/api``): health, search, ask, documents, feedback. A thin translator over
+``Assistant``: validated JSON in, JSON out, errors as ``{"error": "..."}`` with a 4xx/5xx status
+and never a stack trace.
+
+    app = FastAPI()
+    app.include_router(api_router(assistant, feedback), prefix="/api")
+    install_error_handlers(app)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from assistant import __version__
+from assistant.core import Assistant
+from assistant.errors import (
+    AllianceError,
+    IndexLockedError,
+    IndexNotReadyError,
+    QueryError,
+)
+from assistant.feedback import FeedbackStore
+from assistant.types import Hit
+
+log = logging.getLogger(__name__)
+
+# Generous transport bounds; the Assistant applies the real rules (1..1000 chars, k 1..50) with
+# its own French messages.
+_MAX_FIELD_CHARS = 20_000
+_MAX_HISTORY = 20
+
+
+# -- index state shared by the server, the API and the UI ---------------------------------------
+@dataclass
+class IndexState:
+    """Whether the index is being built (by the server at start-up) and how far along."""
+
+    building: bool = False
+    done: int = 0
+    total: int = 0
+    error: str = ""
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def start(self) -> None:
+        with self._lock:
+            self.building, self.done, self.total, self.error = True, 0, 0, ""
+
+    def progress(self, done: int, total: int, source: str = "") -> None:
+        with self._lock:
+            self.done, self.total = done, total
+
+    def finish(self, error: str = "") -> None:
+        with self._lock:
+            self.building, self.error = False, error
+
+    def check(self) -> None:
+        """Raise IndexNotReadyError while a build runs, so queries get a clear 503."""
+        if self.building:
+            raise IndexNotReadyError(
+                f"l'index est en cours de construction ({self.done}/{self.total} documents) ; "
+                "réessayez dans un instant"
+            )
+
+
+# -- request models ---------------------------------------------------------------------------
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SearchRequest(_Strict):
+    query: str = Field(max_length=_MAX_FIELD_CHARS, description="1 à 1000 caractères")
+    k: int | None = Field(default=None, description="nombre de passages, 1..50 (défaut 5)")
+    kinds: list[str] | None = Field(default=None, description="recit, charte, boite-a-outils...")
+
+
+class Turn(_Strict):
+    role: Literal["user", "assistant"]
+    content: str = Field(max_length=_MAX_FIELD_CHARS)
+
+
+class AskRequest(_Strict):
+    question: str = Field(max_length=_MAX_FIELD_CHARS, description="1 à 1000 caractères")
+    history: list[Turn] | None = Field(default=None, max_length=_MAX_HISTORY)
+    kinds: list[str] | None = None
+
+
+class FeedbackRequest(_Strict):
+    question: str = Field(max_length=_MAX_FIELD_CHARS)
+    answer: str = Field(max_length=_MAX_FIELD_CHARS)
+    citations: list[dict[str, Any]] = Field(default_factory=list, max_length=50)
+    useful: bool
+    comment: str = Field(default="", max_length=_MAX_FIELD_CHARS)
+
+
+# -- response shaping -------------------------------------------------------------------------
+def source_url(source: str, page: int | None = None) -> str:
+    """Where a client opens a cited document: the web page itself, or ``/sources/<path>``
+    (``#page=N`` opens a PDF at that page)."""
+    if source.startswith(("http://", "https://")):
+        return source
+    url = "/sources/" + quote(source, safe="/")
+    if page and source.lower().endswith(".pdf"):
+        url += f"#page={page}"
+    return url
+
+
+def hit_payload(hit: Hit) -> dict[str, Any]:
+    return {**hit.to_dict(), "url": source_url(hit.source, hit.page)}
+
+
+def _iso(ts: float | None) -> str | None:
+    if not ts:
+        return None
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).isoformat(timespec="seconds")
+
+
+# -- router -----------------------------------------------------------------------------------
+def api_router(
+    assistant: Assistant,
+    feedback: FeedbackStore | None = None,
+    state: IndexState | None = None,
+) -> APIRouter:
+    """The ``/api`` routes over one Assistant (include it with ``prefix="/api"``)."""
+    state = state or IndexState()
+    router = APIRouter(tags=["api"])
+
+    @router.get("/health", summary="État du service et de l'index")
+    def health() -> dict[str, Any]:
+        if state.building:
+            return {
+                "status": "building",
+                "documents": state.done,
+                "chunks": 0,
+                "embedder": assistant.settings.embedder,
+                "version": __version__,
+                "progress": {"done": state.done, "total": state.total},
+            }
+        stats = assistant.stats()
+        return {
+            "status": "ok" if stats["chunks"] else "empty",
+            "documents": stats["documents"],
+            "chunks": stats["chunks"],
+            "embedder": stats["embedder"],
+            "version": __version__,
+        }
+
+    @router.post("/search", summary="Les passages les plus pertinents pour une requête")
+    def search(req: SearchRequest) -> dict[str, Any]:
+        state.check()
+        hits = assistant.search(req.query, k=req.k, kinds=req.kinds)
+        return {"hits": [hit_payload(h) for h in hits]}
+
+    @router.post("/ask", summary="Une réponse citée (les relances utilisent l'historique)")
+    def ask(req: AskRequest) -> dict[str, Any]:
+        state.check()
+        history = [t.model_dump() for t in req.history or []]
+        answer = assistant.ask(req.question, history=history, kinds=req.kinds)
+        return {
+            "answer": answer.text,
+            "citations": [hit_payload(h) for h in answer.citations],
+            "grounded": answer.grounded,
+            "query": answer.query,
+        }
+
+    @router.get("/documents", summary="Les documents indexés")
+    def documents() -> dict[str, Any]:
+        state.check()
+        rows = []
+        for d in assistant.documents():
+            rows.append(
+                {
+                    "source": d["source"],
+                    "title": d["title"],
+                    "kind": d["kind"],
+                    "pages": d["pages"],
+                    "chunks": d["chunks"],
+                    "status": d["status"],
+                    "reason": d["reason"],
+                    "indexed_at": _iso(d["indexed_at"]),
+                    "url": source_url(d["source"]),
+                }
+            )
+        last = max((d["indexed_at"] or 0 for d in assistant.documents()), default=0)
+        return {"documents": rows, "last_refresh": _iso(last)}
+
+    if feedback is not None:
+        store = feedback
+
+        @router.post("/feedback", summary="Enregistrer un avis sur une réponse", status_code=201)
+        def add_feedback(req: FeedbackRequest) -> dict[str, Any]:
+            fid = store.add(req.question, req.answer, req.citations, req.useful, req.comment)
+            return {"id": fid}
+
+    @router.api_route(
+        "/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False
+    )
+    def not_found(rest: str) -> None:
+        """Unknown /api paths answer JSON here, not the page mounted at ``/``."""
+        raise HTTPException(status_code=404)
+
+    return router
+
+
+# -- errors -----------------------------------------------------------------------------------
+def status_for(exc: AllianceError) -> int:
+    if isinstance(exc, QueryError):
+        return 422
+    if isinstance(exc, IndexNotReadyError | IndexLockedError):
+        return 503
+    return 400
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts: list[str] = []
+    for err in exc.errors()[:5]:
+        if err.get("type") == "json_invalid":
+            return "JSON invalide : le corps de la requête n'a pas pu être lu"
+        loc = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
+        parts.append(f"{loc or 'corps'} : {err.get('msg', 'invalide')}")
+    return "requête invalide — " + " ; ".join(parts)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error becomes ``{"error": "..."}``: 422 for bad input, 503 while the index is not
+    ready, 500 (logged, without trace) for bugs."""
+
+    async def on_alliance(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, AllianceError)
+        return JSONResponse({"error": str(exc)}, status_code=status_for(exc))
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return JSONResponse({"error": _validation_message(exc)}, status_code=422)
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        detail = exc.detail if isinstance(exc.detail, str) else "erreur"
+        if exc.status_code == 404:
+            detail = "introuvable"
+        return JSONResponse({"error": detail}, status_code=exc.status_code, headers=exc.headers)
+
+    async def on_bug(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return JSONResponse({"error": "erreur interne du serveur"}, status_code=500)
+
+    app.add_exception_handler(AllianceError, on_alliance)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_bug)
