@@ -41,6 +41,11 @@ class Settings:
     # Answering: below this evidence score the assistant declines.
     abstain_threshold: float = 0.86
     max_answer_sentences: int = 4
+    # Optional LLM answers (see assistant/llm.py): an OpenAI-compatible server, off when unset.
+    llm_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: str | None = dataclasses.field(default=None, repr=False)  # never logged
+    llm_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "corpus_dir", Path(self.corpus_dir))
