@@ -27,9 +27,11 @@ FRENCH_SEPARATORS: list[str] = [
 ]
 
 
-def chunk_id(source: str, page: int | None, text: str) -> str:
-    """A stable id: the same text at the same place always gets the same id."""
-    digest = hashlib.sha256(f"{source}\x1f{page or 0}\x1f{text}".encode()).hexdigest()
+def chunk_id(source: str, page: int | None, text: str, title: str = "") -> str:
+    """A stable id: the same text at the same place (and under the same title, which is part of
+    what gets embedded) always gets the same id."""
+    key = f"{source}\x1f{page or 0}\x1f{title}\x1f{text}"
+    digest = hashlib.sha256(key.encode()).hexdigest()
     return digest[:32]
 
 
@@ -56,7 +58,9 @@ def split_pages(
         pieces = _merge_tiny(pieces, min_chars)
         for piece in pieces:
             meta = dict(page.metadata)
-            cid = chunk_id(str(meta.get("source", "")), meta.get("page"), piece)
+            cid = chunk_id(
+                str(meta.get("source", "")), meta.get("page"), piece, str(meta.get("title", ""))
+            )
             if cid in seen:  # the same text twice on a page adds nothing
                 continue
             seen.add(cid)

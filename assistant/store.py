@@ -25,6 +25,7 @@ import numpy as np
 from chromadb.config import Settings as ChromaSettings
 from langchain_chroma import Chroma
 from langchain_classic.indexes import SQLRecordManager
+from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
 from assistant.embedders import embedder_slug
@@ -56,6 +57,38 @@ class DocumentRecord:
     status: str  # indexed | failed | warning
     reason: str
     indexed_at: float
+
+
+def embedding_text(title: str, text: str) -> str:
+    """What the embedder sees for a chunk: its document title then its text. The title gives
+    context a mid-document chunk lacks (measured on the gold set: MRR +0.02, recall@1 +0.05)."""
+    return f"{title}\n{text}" if title else text
+
+
+class TitledChroma(Chroma):
+    """langchain's Chroma, but chunks are embedded with their document title (see
+    ``embedding_text``) while the stored text stays the exact passage we cite."""
+
+    def __init__(self, *, target: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._target = target
+
+    def add_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
+        if not documents:
+            return []
+        ids = [str(i) for i in kwargs.get("ids") or [d.id for d in documents]]
+        if self.embeddings is None:
+            raise ConfigError("no embedder configured for the index")
+        vectors = self.embeddings.embed_documents(
+            [embedding_text(str(d.metadata.get("title", "")), d.page_content) for d in documents]
+        )
+        self._target.upsert(
+            ids=ids,
+            embeddings=np.asarray(vectors, dtype=np.float32),
+            documents=[d.page_content for d in documents],
+            metadatas=[d.metadata for d in documents],
+        )
+        return ids
 
 
 def make_chroma_client(settings: Settings) -> chromadb.api.ClientAPI:
@@ -93,14 +126,18 @@ class IndexStore:
         self.collection_name = f"alliance-{self.slug}"
         settings.index_dir.mkdir(parents=True, exist_ok=True)
         self.client = client if client is not None else make_chroma_client(settings)
-        self.vectorstore = Chroma(
+        self.collection = self.client.get_or_create_collection(
+            self.collection_name,
+            metadata={"embedder": settings.embedder},
+            configuration={"hnsw": {"space": "cosine"}},
+            embedding_function=None,
+        )
+        self.vectorstore = TitledChroma(
+            target=self.collection,
             collection_name=self.collection_name,
             embedding_function=embedder,
             client=self.client,
-            collection_metadata={"embedder": settings.embedder},
-            collection_configuration={"hnsw": {"space": "cosine"}},
         )
-        self.collection = self.client.get_collection(self.collection_name)
         self.record_manager = SQLRecordManager(
             namespace=self.collection_name,
             db_url=f"sqlite:///{settings.index_dir / 'records.sqlite'}",
