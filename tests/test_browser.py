@@ -1,0 +1,279 @@
+"""The real server in Debian's chromium (Playwright): ask, read the cited passage, open the PDF,
+hostile documents run nothing, every request stays on the server's origin. Screenshots of the
+main states go to artifacts/screenshots/ (kept by CI)."""
+
+from __future__ import annotations
+
+import http.client
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from langchain_core.embeddings import Embeddings
+from playwright.sync_api import Browser, Dialog, Page, sync_playwright
+from web_support import (
+    PDF_QUESTION,
+    PDF_SOURCE,
+    XSS_QUESTION,
+    make_web_corpus,
+    running_server,
+)
+
+from assistant import Assistant, Settings
+from assistant.api import IndexState
+from assistant.feedback import FeedbackStore
+from ui.server import create_app
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*"),
+]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
+WAIT_MS = 30_000
+
+if not CHROMIUM.exists():
+    pytest.skip("Debian's chromium is not installed (/usr/bin/chromium)", allow_module_level=True)
+
+
+@dataclass
+class Site:
+    base: str
+    settings: Settings
+    requests: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, e5: Embeddings) -> Iterator[Site]:
+    root = tmp_path_factory.mktemp("web")
+    (root / "secret.txt").write_text("TOPSECRET", encoding="utf-8")
+    settings = Settings(corpus_dir=make_web_corpus(root / "corpus"), index_dir=root / "index")
+    assistant = Assistant(settings, embedder=e5)
+    assert not assistant.refresh().failed
+    with running_server(create_app(settings, assistant)) as base:
+        yield Site(base, settings)
+
+
+def open_page(browser: Browser, site: Site, **context: Any) -> Page:
+    ctx = browser.new_context(**context)
+    page = ctx.new_page()
+    page.on("request", lambda r: site.requests.append(r.url))
+
+    def on_dialog(dialog: Dialog) -> None:
+        site.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    page.add_init_script("window.xssFired = null;")
+    page.goto(site.base + "/")
+    page.wait_for_selector("#question textarea", timeout=WAIT_MS)
+    return page
+
+
+def ask(page: Page, question: str) -> None:
+    page.fill("#question textarea", question)
+    page.click("#send")
+    page.wait_for_selector("#citations input[type=radio]", timeout=WAIT_MS)
+
+
+def last_answer(page: Page) -> str:
+    bots = page.locator("#chat .message.bot")
+    return str(bots.last.inner_text())
+
+
+def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def assert_same_origin(site: Site) -> None:
+    origin = urlsplit(site.base)
+    foreign = [
+        u
+        for u in site.requests
+        if not u.startswith(("data:", "blob:"))
+        and (urlsplit(u).scheme, urlsplit(u).netloc) != (origin.scheme, origin.netloc)
+    ]
+    assert site.requests and not foreign, foreign
+
+
+def test_ask_cite_open_passage_and_pdf(browser: Browser, site: Site) -> None:
+    page = open_page(browser, site)
+    shot(page, "01-accueil")
+    assert "Exemples de questions" in page.inner_text("body")
+    ask(page, PDF_QUESTION)
+    answer = last_answer(page)
+    assert "[1]" in answer and "Sources" in answer and "p. 2" in answer
+    assert "Fonds ODD 17" in answer
+    shot(page, "02-reponse-citee")
+
+    page.locator("#citations label").first.click()
+    mark = page.wait_for_selector("#passage mark", timeout=WAIT_MS)
+    assert mark is not None and "temps de coordination" in mark.inner_text()
+    link = page.locator("#passage a.passage-link")
+    href = link.get_attribute("href")
+    assert href == f"/sources/{PDF_SOURCE}#page=2"
+    shot(page, "03-passage-surligne")
+
+    assert href is not None
+    resp = page.request.get(site.base + href.split("#")[0])
+    assert resp.status == 200 and resp.headers["content-type"] == "application/pdf"
+    assert resp.body().startswith(b"%PDF")
+    assert_same_origin(site)
+    page.context.close()
+
+
+def test_follow_up_feedback_and_new_conversation(browser: Browser, site: Site) -> None:
+    page = open_page(browser, site)
+    ask(page, "Qu'est-ce que le Pacte civique ?")
+    first = last_answer(page)
+    page.fill("#question textarea", "Sur quelles valeurs repose-t-il ?")
+    page.click("#send")
+    page.wait_for_function(
+        "document.querySelectorAll('#chat .message.bot').length >= 2", timeout=WAIT_MS
+    )
+    page.wait_for_function(
+        "[...document.querySelectorAll('#chat .message.bot')].pop().innerText.includes('Sources')",
+        timeout=WAIT_MS,
+    )
+    follow_up = last_answer(page)
+    assert "Pacte civique" in first and "Pacte civique" in follow_up
+    assert re.search(r"créativité|sobriété|valeurs", follow_up)
+
+    page.fill("#comment textarea", "Réponse claire, merci")
+    page.click("#useful")
+    page.wait_for_selector("#feedback-status:has-text('Merci')", timeout=WAIT_MS)
+    row = FeedbackStore(site.settings.index_dir / "feedback.sqlite").recent(1)[0]
+    assert row.question == "Sur quelles valeurs repose-t-il ?" and row.useful
+    assert row.comment == "Réponse claire, merci" and row.citations
+    shot(page, "04-relance-et-avis")
+
+    page.click("#reset")
+    page.wait_for_function(
+        "document.querySelectorAll('#chat .message').length === 0", timeout=WAIT_MS
+    )
+    assert_same_origin(site)
+    page.context.close()
+
+
+def test_nothing_found_is_said_plainly(browser: Browser, site: Site) -> None:
+    page = open_page(browser, site)
+    page.fill(
+        "#question textarea", "Quelle est la recette du gâteau au chocolat de ma grand-mère ?"
+    )
+    page.click("#send")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#chat .message.bot')].some("
+        "m => m.innerText.includes(\"Je n'ai pas trouvé\") || m.innerText.includes('Aucun'))",
+        timeout=WAIT_MS,
+    )
+    shot(page, "05-rien-trouve")
+    page.context.close()
+
+
+def test_hostile_documents_run_nothing(browser: Browser, site: Site) -> None:
+    page = open_page(browser, site)
+    ask(page, XSS_QUESTION)
+    answer = last_answer(page)
+    assert "<script>" in answer or "onerror" in answer  # shown as text
+    labels = page.locator("#citations label")
+    for i in range(labels.count()):
+        labels.nth(i).click()
+        page.wait_for_selector("#passage .passage-card", timeout=WAIT_MS)
+        page.wait_for_timeout(300)
+    passage = page.inner_text("#passage")
+    assert "<script>" in passage or "onerror" in passage or "javascript:" in passage
+    shot(page, "06-document-hostile")
+    # nothing from the documents became live markup
+    assert page.evaluate("window.xssFired") is None
+    assert not site.dialogs
+    for selector in ("#chat script", "#passage script", "#chat img[onerror]", "#passage img"):
+        assert page.locator(selector).count() == 0, selector
+    assert page.locator("a[href^='javascript:' i]").count() == 0
+    # the hostile files themselves are served inert
+    for source in ("boite-a-outils/mecenat-competences.txt", "boite-a-outils/mecenat-titre.md"):
+        page.goto(f"{site.base}/sources/{source}")
+        page.wait_for_timeout(300)
+        assert page.evaluate("window.xssFired") is None
+    assert not site.dialogs
+    assert_same_origin(site)
+    page.context.close()
+
+
+def test_phone_sized_screen(browser: Browser, site: Site) -> None:
+    page = open_page(browser, site, viewport={"width": 390, "height": 844}, is_mobile=True)
+    ask(page, PDF_QUESTION)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 400, f"horizontal scrolling on a phone ({width}px)"
+    assert page.locator("#send").is_visible()
+    shot(page, "07-telephone")
+    page.context.close()
+
+
+def test_raw_traversal_requests_get_404(site: Site) -> None:
+    """Paths a browser or httpx would normalise, sent as is."""
+    netloc = urlsplit(site.base).netloc
+    for path in (
+        "/sources/../secret.txt",
+        "/sources/charte/../../secret.txt",
+        "/sources/%2e%2e/secret.txt",
+        "/sources/%252e%252e%252fsecret.txt",
+        "/sources/charte/../charte/pacte.md",
+    ):
+        conn = http.client.HTTPConnection(netloc, timeout=10)
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        body = resp.read()
+        conn.close()
+        assert resp.status == 404 and b"TOPSECRET" not in body, path
+
+
+def test_empty_then_building_index_notices(
+    browser: Browser, tmp_path: Path, e5: Embeddings
+) -> None:
+    settings = Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index")
+    state = IndexState()
+    app = create_app(settings, Assistant(settings, embedder=e5), state=state)
+    with running_server(app) as base:
+        site = Site(base, settings)
+        page = open_page(browser, site)
+        page.wait_for_selector("#notice:has-text('index est vide')", timeout=WAIT_MS)
+        shot(page, "08-index-vide")
+        state.start()
+        state.progress(3, 10)
+        page.reload()
+        page.wait_for_selector("#notice:has-text('en cours de construction')", timeout=WAIT_MS)
+        page.fill("#question textarea", "Comment faire alliance ?")
+        page.click("#send")
+        page.wait_for_selector("#chat .message.bot:has-text('construction')", timeout=WAIT_MS)
+        shot(page, "09-index-en-construction")
+        state.finish()
+        # the page polls while building and drops the notice once the build is over
+        page.wait_for_selector("#notice:has-text('index est vide')", timeout=WAIT_MS)
+        assert_same_origin(site)
+        page.context.close()

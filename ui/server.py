@@ -1,0 +1,158 @@
+"""One FastAPI app for everything: the REST API under ``/api`` (OpenAPI page at ``/docs``), the
+cited documents under ``/sources/`` and the Gradio page at ``/``.
+
+    app = create_app(Settings())            # e.g. for uvicorn or a TestClient
+    serve(Settings(), host="127.0.0.1", port=7860)   # builds the index if needed, then runs
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import sys
+import threading
+
+import gradio as gr
+import uvicorn
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import FileResponse
+
+from assistant import __version__
+from assistant.api import IndexState, api_router, install_error_handlers
+from assistant.core import Assistant
+from assistant.errors import AllianceError
+from assistant.feedback import FeedbackStore
+from assistant.settings import Settings
+from assistant.sources import resolve_source
+from ui.app import CSS, build_ui
+
+log = logging.getLogger(__name__)
+
+SYSTEM_FONTS = ("system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica", "Arial")
+MONO_FONTS = ("ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace")
+
+# Documents come from outside: a served HTML page must run nothing and load nothing.
+_SANDBOX_CSP = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
+_TEXT_TYPES = {".md": "text/plain", ".markdown": "text/plain", ".txt": "text/plain"}
+
+
+def theme() -> gr.themes.Base:
+    """The default look with system fonts only: the page loads nothing from another origin."""
+    return gr.themes.Default(font=list(SYSTEM_FONTS), font_mono=list(MONO_FONTS))
+
+
+def feedback_store(settings: Settings) -> FeedbackStore:
+    return FeedbackStore(settings.index_dir / "feedback.sqlite")
+
+
+def _media_type(name: str) -> str:
+    suffix = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    if suffix == ".pdf":
+        return "application/pdf"
+    if suffix in _TEXT_TYPES:
+        return _TEXT_TYPES[suffix] + "; charset=utf-8"
+    guessed = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return guessed + ("; charset=utf-8" if guessed.startswith("text/") else "")
+
+
+def create_app(
+    settings: Settings,
+    assistant: Assistant | None = None,
+    *,
+    state: IndexState | None = None,
+    feedback: FeedbackStore | None = None,
+) -> FastAPI:
+    """The whole web app over one Assistant (built from ``settings`` if not given)."""
+    assistant = assistant or Assistant(settings)
+    state = state or IndexState()
+    feedback = feedback or feedback_store(settings)
+    app = FastAPI(
+        title="Alliance API",
+        version=__version__,
+        description="Recherche et réponses citées sur le corpus « faire alliance ».",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    app.include_router(api_router(assistant, feedback, state), prefix="/api")
+
+    @app.get("/sources/{path:path}", include_in_schema=False)
+    def source(path: str) -> FileResponse:
+        indexed = {
+            source
+            for source, record in assistant.store.documents().items()
+            if record.status != "failed"
+        }
+        real = resolve_source(settings.corpus_dir, indexed, path)
+        if real is None:
+            raise HTTPException(status_code=404)
+        media_type = _media_type(real.name)
+        headers = {"X-Content-Type-Options": "nosniff"}
+        if media_type != "application/pdf":
+            headers["Content-Security-Policy"] = _SANDBOX_CSP
+        return FileResponse(
+            real, media_type=media_type, headers=headers, content_disposition_type="inline"
+        )
+
+    blocks = build_ui(assistant, feedback, state)
+    blocks.queue(default_concurrency_limit=4)
+    return gr.mount_gradio_app(
+        app,
+        blocks,
+        path="/",
+        theme=theme(),
+        css=CSS,
+        ssr_mode=False,
+        footer_links=[],
+        show_error=False,
+        pwa=False,
+        mcp_server=False,
+    )
+
+
+def _terminal_progress(done: int, total: int, source: str) -> None:
+    """Progress of the start-up build, on the terminal that ran ``alliance serve``."""
+    width = 30
+    filled = int(width * done / total) if total else width
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {source[:50]:<50}")
+    if done == total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def build_index(assistant: Assistant, state: IndexState) -> None:
+    """Refresh the index, keeping ``state`` (shown in the UI and /api/health) up to date."""
+    state.start()
+
+    def progress(done: int, total: int, source: str) -> None:
+        state.progress(done, total, source)
+        _terminal_progress(done, total, source)
+
+    try:
+        report = assistant.refresh(progress=progress)
+    except AllianceError as exc:
+        log.error("index build failed: %s", exc)
+        sys.stderr.write(f"alliance: la construction de l'index a échoué : {exc}\n")
+        state.finish(error=str(exc))
+        return
+    sys.stderr.write(
+        f"alliance: index prêt — {report.count('added')} ajoutés, {report.count('updated')} mis à "
+        f"jour, {len(report.failed)} en échec, en {report.seconds:.1f} s\n"
+    )
+    state.finish()
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> None:
+    """Run the app with uvicorn. If the index is missing or stale it is built first, in the
+    background: the page opens at once and says the index is being built until it is ready."""
+    assistant = Assistant(settings)
+    state = IndexState()
+    app = create_app(settings, assistant, state=state)
+    if assistant.is_stale():
+        sys.stderr.write("alliance: l'index est absent ou périmé, construction en cours…\n")
+        state.start()  # before the server answers, so no query races the build
+        threading.Thread(
+            target=build_index, args=(assistant, state), name="index-build", daemon=True
+        ).start()
+    sys.stderr.write(f"alliance: interface sur http://{host}:{port}/  (API : /docs)\n")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
