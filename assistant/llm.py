@@ -365,6 +365,20 @@ class LLMAnswerer:
         )
 
 
+def stream_answer(
+    answerer: Answerer,
+    question: str,
+    retrieval: Retrieval,
+    history: Sequence[Mapping[str, str]] | None = None,
+) -> Iterator[str | Answer]:
+    """Stream from any answerer: an ``LLMAnswerer`` yields deltas then its ``Answer``; any other
+    (the extractive one) yields its single ``Answer``. The last item is always the ``Answer``."""
+    if isinstance(answerer, LLMAnswerer):
+        yield from answerer.stream(question, retrieval, history)
+    else:
+        yield answerer.answer(question, retrieval)
+
+
 # -- wiring ---------------------------------------------------------------------------------
 def make_chat_model(settings: Settings, max_tokens: int = 600) -> BaseChatModel:
     """A ``ChatOpenAI`` on ``settings.llm_url`` (imported lazily: the `llm` extra is optional)."""

@@ -34,6 +34,7 @@ from assistant.llm import (
     build_messages,
     check_citations,
     make_answerer,
+    stream_answer,
     trim_history,
 )
 from assistant.retrieval import Retrieval, Scored
@@ -296,6 +297,19 @@ def test_assistant_ask_uses_the_llm_answerer(tmp_path: Any, small_corpus: Any) -
     ans = a.ask("Quelles sont les valeurs du Pacte civique ?")
     assert ans.text == raw and ans.grounded
     assert ans.citations[0].source == "charte/pacte.md"
+
+
+def test_stream_answer_works_for_any_answerer(
+    hash_embeddings: Embeddings, extractive: ExtractiveAnswerer
+) -> None:
+    retrieval = make_retrieval(hash_embeddings)
+    (only,) = stream_answer(extractive, QUESTION, retrieval)
+    assert only == extractive.answer(QUESTION, retrieval)
+    parts = list(
+        stream_answer(LLMAnswerer(fake("Lancé en 2011 [1]."), extractive), QUESTION, retrieval)
+    )
+    assert "".join(p for p in parts if isinstance(p, str)) == "Lancé en 2011 [1]."
+    assert isinstance(parts[-1], Answer) and parts[-1].text == "Lancé en 2011 [1]."
 
 
 # -- settings and factory ---------------------------------------------------------------------
