@@ -277,3 +277,17 @@ def test_empty_then_building_index_notices(
         page.wait_for_selector("#notice:has-text('index est vide')", timeout=WAIT_MS)
         assert_same_origin(site)
         page.context.close()
+
+
+def test_openapi_docs_load_from_the_server_only(browser: Browser, site: Site) -> None:
+    pytest.importorskip("fastapi_offline")
+    local = Site(site.base, site.settings)
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    page.on("request", lambda r: local.requests.append(r.url))
+    page.goto(site.base + "/docs")
+    page.wait_for_selector("[data-path='/api/search']", timeout=WAIT_MS)
+    assert page.locator("[data-path='/api/ask']").count() >= 1
+    shot(page, "10-api-docs")
+    assert_same_origin(local)
+    ctx.close()

@@ -11,11 +11,14 @@ import logging
 import mimetypes
 import sys
 import threading
+from pathlib import Path
 
 import gradio as gr
 import uvicorn
 from fastapi import FastAPI, HTTPException
-from fastapi.responses import FileResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from assistant import __version__
 from assistant.api import IndexState, api_router, install_error_handlers
@@ -33,6 +36,7 @@ MONO_FONTS = ("ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"
 
 # Documents come from outside: a served HTML page must run nothing and load nothing.
 _SANDBOX_CSP = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
+DOCS_STATIC = "/docs-static"
 _TEXT_TYPES = {".md": "text/plain", ".markdown": "text/plain", ".txt": "text/plain"}
 
 
@@ -55,6 +59,32 @@ def _media_type(name: str) -> str:
     return guessed + ("; charset=utf-8" if guessed.startswith("text/") else "")
 
 
+def _offline_docs_assets() -> Path | None:
+    """Swagger UI files shipped by the ``fastapi-offline`` package, if installed: /docs then
+    works without internet (FastAPI's default page loads Swagger UI from a CDN)."""
+    try:
+        import fastapi_offline
+    except ImportError:
+        log.info("fastapi-offline not installed: /docs loads Swagger UI from its CDN")
+        return None
+    static = Path(fastapi_offline.__file__).parent / "static"
+    return static if (static / "swagger-ui-bundle.js").is_file() else None
+
+
+def _add_offline_docs(app: FastAPI, assets: Path) -> None:
+    app.mount(DOCS_STATIC, StaticFiles(directory=assets), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="Alliance API — documentation",
+            swagger_js_url=f"{DOCS_STATIC}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_STATIC}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_STATIC}/favicon.png",
+        )
+
+
 def create_app(
     settings: Settings,
     assistant: Assistant | None = None,
@@ -66,14 +96,17 @@ def create_app(
     assistant = assistant or Assistant(settings)
     state = state or IndexState()
     feedback = feedback or feedback_store(settings)
+    docs_assets = _offline_docs_assets()
     app = FastAPI(
         title="Alliance API",
         version=__version__,
         description="Recherche et réponses citées sur le corpus « faire alliance ».",
-        docs_url="/docs",
+        docs_url=None if docs_assets else "/docs",
         redoc_url=None,
     )
     install_error_handlers(app)
+    if docs_assets:
+        _add_offline_docs(app, docs_assets)
     app.include_router(api_router(assistant, feedback, state), prefix="/api")
 
     @app.get("/sources/{path:path}", include_in_schema=False)
