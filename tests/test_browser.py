@@ -8,6 +8,7 @@ import http.client
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -77,6 +78,18 @@ def site(tmp_path_factory: pytest.TempPathFactory, e5: Embeddings) -> Iterator[S
     assert not assistant.refresh().failed
     with running_server(create_app(settings, assistant)) as base:
         yield Site(base, settings)
+
+
+# Records every distinct text of the latest answer bubble while it streams in.
+STEP_RECORDER = """
+window.answerSteps = [];
+new MutationObserver(() => {
+  const bots = document.querySelectorAll('#chat .message.bot');
+  if (!bots.length) return;
+  const text = bots[bots.length - 1].innerText;
+  if (window.answerSteps[window.answerSteps.length - 1] !== text) window.answerSteps.push(text);
+}).observe(document.body, {subtree: true, childList: true, characterData: true});
+"""
 
 
 def open_page(browser: Browser, site: Site, **context: Any) -> Page:
@@ -198,8 +211,13 @@ def test_nothing_found_is_said_plainly(browser: Browser, site: Site) -> None:
 
 def test_hostile_documents_run_nothing(browser: Browser, site: Site) -> None:
     page = open_page(browser, site)
+    page.evaluate(STEP_RECORDER)
     ask(page, XSS_QUESTION)
     answer = last_answer(page)
+    # streamed: the answer grew sentence by sentence, each partial text ending with its marker
+    steps = page.evaluate("window.answerSteps")
+    partial = [t for t in steps if re.search(r"\[\d+\]$", t.strip()) and "Sources" not in t]
+    assert len(partial) >= 2 and all(a in b for a, b in pairwise(partial))
     assert "<script>" in answer or "onerror" in answer  # shown as text
     labels = page.locator("#citations label")
     for i in range(labels.count()):
