@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.embeddings import Embeddings
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
-from assistant.answering import Answerer, ExtractiveAnswerer, evidence_score
+from assistant.answering import Answerer, ExtractiveAnswerer
 from assistant.errors import ConfigError
 from assistant.retrieval import Retrieval, Scored
 from assistant.settings import Settings
@@ -272,13 +272,13 @@ def default_fallback_errors() -> tuple[type[Exception], ...]:
 
 
 class LLMAnswerer:
-    """Answers with a chat model from the top passages, checked and cited; falls back to
-    ``fallback`` (an ``ExtractiveAnswerer``) for abstention, failures and uncited output."""
+    """Answers with a chat model from the top passages, checked and cited. ``fallback`` (the
+    extractive answerer) decides abstention and answers when the model fails or cites nothing."""
 
     def __init__(
         self,
         chat: BaseChatModel,
-        fallback: ExtractiveAnswerer,
+        fallback: Answerer,
         *,
         passages: int = 5,
         history_tokens: int = 800,
@@ -319,10 +319,13 @@ class LLMAnswerer:
         history: Sequence[Mapping[str, str]] | None = None,
     ) -> Iterator[str | Answer]:
         """Text deltas as the model writes them (an unchecked draft), then exactly one final
-        ``Answer``, checked, which replaces the draft. A decline yields only the ``Answer``."""
-        evidence = evidence_score(question, retrieval.results[: self.fallback.passages])
-        if evidence < self.fallback.threshold:
-            yield self.fallback.decline(retrieval, evidence)
+        ``Answer``, checked, which replaces the draft. A decline yields only the ``Answer``.
+
+        The fallback answers first: its abstention decides whether the model is called at all,
+        and its answer is ready if the model fails or cites nothing."""
+        extractive = self.fallback.answer(question, retrieval)
+        if not extractive.grounded:
+            yield extractive
             return
         passages = retrieval.results[: self.passages]
         messages = build_messages(question, passages, history or (), self.history_tokens)
@@ -338,7 +341,7 @@ class LLMAnswerer:
                     raise TimeoutError(f"no complete answer within {self.timeout:g} s")
         except self.fallback_on as exc:
             log.warning("LLM answer failed (%s: %s); extractive fallback", type(exc).__name__, exc)
-            yield self._fallback(question, retrieval, NOTICE_UNAVAILABLE)
+            yield with_notice(extractive, NOTICE_UNAVAILABLE)
             return
         raw = "".join(parts)
         checked = check_citations(raw, len(passages))
@@ -346,7 +349,7 @@ class LLMAnswerer:
             log.info("dropped %d uncited sentence(s) from the LLM answer", len(checked.dropped))
         if not checked.sources:
             log.info("LLM answer had no valid citation; extractive fallback: %r", raw[:300])
-            yield self._fallback(question, retrieval, NOTICE_UNCITED)
+            yield with_notice(extractive, NOTICE_UNCITED)
             return
         yield Answer(
             text=checked.text,
@@ -355,14 +358,15 @@ class LLMAnswerer:
             query=retrieval.query,
         )
 
-    def _fallback(self, question: str, retrieval: Retrieval, notice: str) -> Answer:
-        base = self.fallback.answer(question, retrieval)
-        return Answer(
-            text=f"{notice}\n\n{base.text}",
-            citations=base.citations,
-            grounded=base.grounded,
-            query=base.query,
-        )
+
+def with_notice(answer: Answer, notice: str) -> Answer:
+    """``answer`` with ``notice`` as its first paragraph (why the LLM answer was not used)."""
+    return Answer(
+        text=f"{notice}\n\n{answer.text}",
+        citations=answer.citations,
+        grounded=answer.grounded,
+        query=answer.query,
+    )
 
 
 def stream_answer(

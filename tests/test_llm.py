@@ -4,6 +4,7 @@ chat models (plumbing) and a stub OpenAI-compatible HTTP server on 127.0.0.1 (th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import threading
@@ -372,6 +373,11 @@ def _handler(stub: Stub) -> type[BaseHTTPRequestHandler]:
                 self.end_headers()
                 self.wfile.write(payload)
                 return
+            # in mode "slow" the client has timed out and left: nothing to answer
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self._stream()
+
+        def _stream(self) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.end_headers()
