@@ -163,8 +163,15 @@ def test_ask_cite_open_passage_and_pdf(browser: Browser, site: Site) -> None:
 
 def test_follow_up_feedback_and_new_conversation(browser: Browser, site: Site) -> None:
     page = open_page(browser, site)
+    page.evaluate(STEP_RECORDER)
     ask(page, "Qu'est-ce que le Pacte civique ?")
     first = last_answer(page)
+    # streamed: the answer grew sentence by sentence, each partial text ending with its marker
+    markers = len(re.findall(r"\[\d+\]", first.split("Sources")[0]))
+    steps = page.evaluate("window.answerSteps")
+    partial = [t for t in steps if re.search(r"\[\d+\]$", t.strip()) and "Sources" not in t]
+    assert len(partial) == markers - 1 >= 1, steps  # then the full answer with its sources
+    assert all(a in b for a, b in pairwise(partial))
     page.fill("#question textarea", "Sur quelles valeurs repose-t-il ?")
     page.click("#send")
     page.wait_for_function(
@@ -211,21 +218,17 @@ def test_nothing_found_is_said_plainly(browser: Browser, site: Site) -> None:
 
 def test_hostile_documents_run_nothing(browser: Browser, site: Site) -> None:
     page = open_page(browser, site)
-    page.evaluate(STEP_RECORDER)
     ask(page, XSS_QUESTION)
     answer = last_answer(page)
-    # streamed: the answer grew sentence by sentence, each partial text ending with its marker
-    steps = page.evaluate("window.answerSteps")
-    partial = [t for t in steps if re.search(r"\[\d+\]$", t.strip()) and "Sources" not in t]
-    assert len(partial) >= 2 and all(a in b for a, b in pairwise(partial))
     assert "<script>" in answer or "onerror" in answer  # shown as text
     labels = page.locator("#citations label")
+    passages = []
     for i in range(labels.count()):
         labels.nth(i).click()
-        page.wait_for_selector("#passage .passage-card", timeout=WAIT_MS)
-        page.wait_for_timeout(300)
-    passage = page.inner_text("#passage")
-    assert "<script>" in passage or "onerror" in passage or "javascript:" in passage
+        page.wait_for_selector(f"#passage .passage-meta:has-text('[{i + 1}]')", timeout=WAIT_MS)
+        passages.append(page.inner_text("#passage"))
+    shown = "\n".join(passages)
+    assert "<script>" in shown and "onerror" in shown and "javascript:" in shown
     shot(page, "06-document-hostile")
     # nothing from the documents became live markup
     assert page.evaluate("window.xssFired") is None
