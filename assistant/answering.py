@@ -14,6 +14,16 @@ from typing import Protocol
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from assistant.abstention import (
+    Verdict,
+    counted_noun,
+    counts,
+    expected_kind,
+    judge,
+    missing_entities,
+    satisfies,
+    unknown_share,
+)
 from assistant.french import content_words
 from assistant.retrieval import Retrieval, Scored
 from assistant.types import Answer, Hit
@@ -96,6 +106,17 @@ def evidence_score(question: str, results: Sequence[Scored]) -> float:
     return dense + 0.25 * overlap
 
 
+def gives_value(question: str, text: str, kind: str | None, noun: str | None) -> bool:
+    """Whether a sentence gives the kind of value the question asks for, about its subject:
+    the value is there (an amount, a count of the noun...) and the sentence shares a content
+    word with the question, so a figure about another subject does not count."""
+    if kind is None:
+        return True
+    if not satisfies(kind, text) or (noun is not None and not counts(noun, text)):
+        return False
+    return noun is not None or lexical_overlap(question, text) > 0
+
+
 def format_citation(n: int, hit: Hit) -> str:
     """``[n] Titre — p. 4 (recit)`` for a sources list."""
     page = f", p. {hit.page}" if hit.page else ""
@@ -124,27 +145,61 @@ class ExtractiveAnswerer:
         embedder: Embeddings,
         threshold: float,
         max_sentences: int = 4,
+        threshold_en: float | None = None,
         passages: int = 5,
         cache_size: int = 20000,
     ) -> None:
         self.embedder = embedder
         self.threshold = threshold
+        # English questions match French passages less closely: a lower similarity floor.
+        self.threshold_en = threshold - 0.03 if threshold_en is None else threshold_en
         self.max_sentences = max_sentences
         self.passages = passages
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
 
     def answer(self, question: str, retrieval: Retrieval) -> Answer:
+        return self.answer_with_verdict(question, retrieval)[0]
+
+    def answer_with_verdict(self, question: str, retrieval: Retrieval) -> tuple[Answer, Verdict]:
+        """The answer and why it was given or declined (see ``assistant.abstention``)."""
         results = retrieval.results[: self.passages]
-        evidence = evidence_score(question, results)
-        if evidence < self.threshold:
-            return self.decline(retrieval, evidence)
+        if not results:
+            verdict = Verdict(False, "aucun passage")
+            return self.decline(retrieval, verdict), verdict
+        similarity = max(r.dense for r in results[:3])
+        df = retrieval.document_frequency
+        share, unknown = unknown_share(question, df) if df is not None else (0.0, [])
+        kind = expected_kind(question)
+        noun = counted_noun(question)
         units = self._units(results)
-        if not units:
-            return self.decline(retrieval, evidence)
-        scores = self._score(question, retrieval.query_vector, units, results)
-        chosen = self._choose(units, scores)
-        return self._build(retrieval, units, chosen)
+        chosen: list[int] = []
+        if units:
+            scores = self._score(question, retrieval.query_vector, units, results)
+            if kind is not None:  # prefer sentences that hold the kind of value asked for
+                scores = scores + 0.08 * np.array([satisfies(kind, u.text) for u in units])
+            if noun is not None:  # the sentence that gives the count must be quoted
+                scores = scores + 0.15 * np.array([counts(noun, u.text) for u in units])
+            chosen = self._choose(units, scores)
+            chosen = self._ensure_value(question, units, scores, chosen, kind, noun)
+        value_found = kind is None or any(
+            gives_value(question, units[i].text, kind, noun) for i in chosen
+        )
+        evidence = [f"{r.chunk.metadata.get('title', '')} {r.chunk.text}" for r in results[:3]]
+        verdict = judge(
+            question,
+            similarity,
+            self.threshold,
+            self.threshold_en,
+            unknown,
+            share,
+            kind,
+            value_found,
+            missing_entities(question, evidence),
+        )
+        if not chosen or not verdict.answer:
+            return self.decline(retrieval, verdict), verdict
+        return self._build(retrieval, units, chosen), verdict
 
     # -- steps ---------------------------------------------------------------------------
     def _units(self, results: Sequence[Scored]) -> list[Unit]:
@@ -203,6 +258,35 @@ class ExtractiveAnswerer:
                 chosen.append(i)
         return sorted(chosen, key=lambda i: (units[i].hit_index, units[i].position))
 
+    def _ensure_value(
+        self,
+        question: str,
+        units: list[Unit],
+        scores: np.ndarray,
+        chosen: list[int],
+        kind: str | None,
+        noun: str | None,
+    ) -> list[int]:
+        """When the question asks for a value (« combien de projets ») and no chosen sentence
+        gives it, quote the best-scoring sentence that does, in place of the weakest one."""
+        if kind is None:
+            return chosen
+
+        def ok(i: int) -> bool:
+            return gives_value(question, units[i].text, kind, noun)
+
+        if any(ok(i) for i in chosen):
+            return chosen
+        candidates = [i for i in range(len(units)) if ok(i)]
+        if not candidates:
+            return chosen
+        best = max(candidates, key=lambda i: float(scores[i]))
+        kept = sorted(chosen, key=lambda i: float(scores[i]), reverse=True)
+        if len(kept) >= self.max_sentences:
+            kept = kept[: self.max_sentences - 1]
+        kept.append(best)
+        return sorted(kept, key=lambda i: (units[i].hit_index, units[i].position))
+
     def _build(self, retrieval: Retrieval, units: list[Unit], chosen: list[int]) -> Answer:
         numbers: dict[int, int] = {}
         citations: list[Hit] = []
@@ -217,9 +301,9 @@ class ExtractiveAnswerer:
             text=compose(pairs), citations=citations, grounded=True, query=retrieval.query
         )
 
-    def decline(self, retrieval: Retrieval, evidence: float = 0.0) -> Answer:
+    def decline(self, retrieval: Retrieval, verdict: Verdict | None = None) -> Answer:
         """No reliable answer: say so and suggest the nearest documents (one hit per document)."""
-        log.debug("declining (evidence %.3f < %.3f)", evidence, self.threshold)
+        log.debug("declining: %s", verdict.reason if verdict else "")
         suggestions: list[Hit] = []
         seen: set[str] = set()
         for r in retrieval.results:

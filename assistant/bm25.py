@@ -61,6 +61,16 @@ class BM25Index:
     def __len__(self) -> int:
         return len(self._ids)
 
+    def document_frequency(self, token: str) -> int:
+        """In how many chunks a (tokenized, stemmed) term occurs; 0 if never."""
+        if self._model is None:
+            return 0
+        tid = self._model.vocab_dict.get(token)
+        if tid is None:
+            return 0
+        indptr = self._model.scores["indptr"]
+        return int(indptr[tid + 1] - indptr[tid])
+
     def search(
         self, query: str, k: int, allowed: Callable[[str], bool] | None = None
     ) -> list[tuple[str, float]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +58,8 @@ class Retrieval:
     query: str
     query_vector: list[float]
     results: list[Scored] = field(default_factory=list)
+    # In how many chunks of the whole corpus a stemmed term occurs (for abstention rules).
+    document_frequency: Callable[[str], int] | None = None
 
     @property
     def hits(self) -> list[Hit]:
@@ -136,7 +138,12 @@ class HybridSearcher:
             )
         drop = set(near_duplicates([r.chunk.text for r in results]))
         results = [r for i, r in enumerate(results) if i not in drop]
-        return Retrieval(query=q, query_vector=list(vector), results=results[:k])
+        return Retrieval(
+            query=q,
+            query_vector=list(vector),
+            results=results[:k],
+            document_frequency=self.lexical.bm25.document_frequency,
+        )
 
 
 class AllianceRetriever(BaseRetriever):

@@ -39,7 +39,7 @@ class Settings:
     rrf_k: int = 10
     candidates: int = 30
     # Answering: below this evidence score the assistant declines.
-    abstain_threshold: float = 0.86
+    abstain_threshold: float = 0.83
     max_answer_sentences: int = 4
     # Optional LLM answers (see assistant/llm.py): an OpenAI-compatible server, off when unset.
     llm_url: str | None = None

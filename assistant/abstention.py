@@ -1,0 +1,280 @@
+"""When to decline: pure rules that judge whether retrieved evidence can answer a question.
+
+Similarity alone cannot tell « Quel est le numéro de téléphone du RAMEAU ? » (on topic, absent
+from the corpus) from a real question: both retrieve close passages. So besides a similarity
+floor (lower for English questions, which match French passages less closely), the assistant
+declines when the question hinges on something the evidence lacks:
+
+- most of its terms occur nowhere in the corpus (``unknown_share``: « tarte tatin »);
+- the kind of answer asked for (``expected_kind``: an amount, a phone number, a percentage, a
+  number) is absent from the sentences it would quote;
+- a proper name or acronym of the question (``named_entities``) is absent from the evidence.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from assistant.french import fold, tokenize
+
+_EN_WORDS = frozenset(
+    [
+        "the",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "how",
+        "when",
+        "where",
+        "why",
+        "is",
+        "are",
+        "was",
+        "were",
+        "does",
+        "did",
+        "do",
+        "of",
+        "for",
+        "to",
+        "in",
+        "and",
+        "or",
+        "with",
+        "can",
+        "should",
+        "would",
+        "could",
+        "there",
+        "their",
+        "this",
+        "that",
+        "these",
+        "those",
+        "my",
+        "our",
+        "your",
+        "an",
+        "a",
+        "many",
+        "much",
+        "about",
+    ]
+)
+_FR_WORDS = frozenset(
+    [
+        "le",
+        "la",
+        "les",
+        "des",
+        "du",
+        "de",
+        "un",
+        "une",
+        "et",
+        "ou",
+        "est",
+        "sont",
+        "quel",
+        "quelle",
+        "quels",
+        "quelles",
+        "comment",
+        "combien",
+        "qui",
+        "quoi",
+        "pourquoi",
+        "quand",
+        "ou",
+        "dans",
+        "pour",
+        "avec",
+        "sur",
+        "au",
+        "aux",
+        "ce",
+        "cette",
+        "ces",
+        "mon",
+        "ma",
+        "mes",
+        "son",
+        "sa",
+        "ses",
+        "c",
+        "est",
+        "qu",
+        "elle",
+        "il",
+        "ils",
+        "elles",
+        "on",
+    ]
+)
+
+_NUMBER_WORDS = (
+    r"deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|quinze|vingt|trente|"
+    r"quarante|cinquante|cent|cents|mille|million|millions|milliard|milliards|dizaine|"
+    r"douzaine|vingtaine|trentaine|quarantaine|cinquantaine|centaine|moitie|tiers|quart"
+)
+_HAS_NUMBER = re.compile(rf"\d|\b(?:{_NUMBER_WORDS})\b")
+_HAS_AMOUNT = re.compile(r"€|\beuros?\b|\bm€|\bk€|\bmillions? d'euros|\bdollars?\b|\$")
+_HAS_PERCENT = re.compile(r"%|\bpour ?cent\b|\bpourcentage\b|\bpercent\b")
+_HAS_PHONE = re.compile(r"(?:\+33|\b0)[1-9](?:[ .-]?\d{2}){4}\b")
+
+# Question patterns, on folded text (no accents, lowercase).
+_ASKS_PHONE = re.compile(r"\b(?:telephone|phone|numero de tel)\b")
+_ASKS_AMOUNT = re.compile(
+    r"\b(?:montant|budget|combien d'argent|salaire|prix|cout|coute|coutent|tarif|subvention|"
+    r"combien .*(?:verse|paye|donne|finance|coute|rapporte)|how much (?:money|did|does)|"
+    r"cost|salary)\b"
+)
+_ASKS_PERCENT = re.compile(
+    r"\b(?:pourcentage|taux|quelle part|quelle proportion|share of|percent)\b"
+)
+_ASKS_NUMBER = re.compile(r"\b(?:combien|nombre de|how many|how much)\b")
+
+Kind = str  # "phone" | "amount" | "percent" | "number"
+
+
+def is_english(question: str) -> bool:
+    """A light language guess for questions: more English than French function words."""
+    words = re.findall(r"[a-z]+", fold(question))
+    en = sum(w in _EN_WORDS for w in words)
+    fr = sum(w in _FR_WORDS for w in words)
+    return en >= 2 and en > fr
+
+
+def expected_kind(question: str) -> Kind | None:
+    """What kind of value the question asks for, if it asks for a value at all."""
+    q = fold(question)
+    if _ASKS_PHONE.search(q):
+        return "phone"
+    if _ASKS_AMOUNT.search(q):
+        return "amount"
+    if _ASKS_PERCENT.search(q):
+        return "percent"
+    if _ASKS_NUMBER.search(q):
+        return "number"
+    return None
+
+
+_LIST_MARK = re.compile(r"(?m)^\s*(?:\d{1,2}[.)]|[-•–*])\s+")
+_COUNT_OF = re.compile(r"\b(?:combien d(?:e |')|nombre d(?:e |')|how many )([a-z]+)")
+
+
+_NOT_COUNTED = frozenset({"temps", "fois", "argent", "euros", "jours", "annees", "ans", "mois"})
+
+
+def counted_noun(question: str) -> str | None:
+    """The noun a French « combien de X » question counts (folded), if any; None for English
+    questions (their noun is not in the French text) and for nouns of time or money."""
+    if is_english(question):
+        return None
+    m = _COUNT_OF.search(fold(question).replace("’", "'"))
+    if not m or m.group(1) in _NOT_COUNTED:
+        return None
+    return m.group(1)
+
+
+def counts(noun: str, text: str) -> bool:
+    """Whether ``text`` gives a number of ``noun`` (« une trentaine de projets », « 6 articles »):
+    a number followed within three words by a word sharing the noun's first five letters."""
+    t = _LIST_MARK.sub("", fold(text))
+    stem = noun[:5]
+    pattern = rf"(?:\d[\d  .,]*|\b(?:{_NUMBER_WORDS})\b)(?:\W+\w+){{0,3}}?\W+{re.escape(stem)}"
+    return bool(re.search(pattern, t))
+
+
+def satisfies(kind: Kind | None, text: str) -> bool:
+    """Whether ``text`` holds a value of the expected kind (a percentage also answers
+    "combien", any number answers "combien"; an amount needs a currency)."""
+    if kind is None:
+        return True
+    t = fold(text)
+    if kind == "phone":
+        return bool(_HAS_PHONE.search(t))
+    if kind == "amount":
+        return bool(_HAS_AMOUNT.search(t))
+    if kind == "percent":
+        return bool(_HAS_PERCENT.search(t))
+    return bool(_HAS_NUMBER.search(_LIST_MARK.sub("", t)))
+
+
+def unknown_share(
+    question: str, document_frequency: Callable[[str], int]
+) -> tuple[float, list[str]]:
+    """Share of a French question's content terms that occur in no chunk of the corpus, and
+    those terms. One unknown word says little (« asso », « bouquin », a rare verb form); most of
+    the question unknown (« recette de la tarte tatin ») says it is outside the corpus. English
+    questions are not judged this way: their words are not in a French corpus anyway."""
+    if is_english(question):
+        return 0.0, []
+    terms = tokenize(question)
+    if not terms:
+        return 0.0, []
+    unknown = [t for t in terms if document_frequency(t) == 0]
+    return len(unknown) / len(terms), unknown
+
+
+_ENTITY = re.compile(r"\b(?:[A-Z]{2,}[A-Za-z0-9]*|[A-ZÀ-Ý][a-zà-ÿ]+(?:[-'][A-ZÀ-Ý][a-zà-ÿ]+)*)\b")
+
+
+def named_entities(question: str) -> list[str]:
+    """Acronyms and capitalised names that are not the question's first word
+    (« RNMA », « Belgique », « Mbappé »), folded. In English questions only acronyms count:
+    capitalised English words (« French ») would not appear in a French corpus anyway."""
+    english = is_english(question)
+    start = len(question) - len(question.lstrip(" «\"'(¿"))
+    out: list[str] = []
+    for m in _ENTITY.finditer(question):
+        token = m.group(0)
+        if len(token) < 3 or m.start() == start:  # the first word is capitalised anyway
+            continue
+        if english and not token.isupper():
+            continue
+        out.append(fold(token))
+    return out
+
+
+def missing_entities(question: str, evidence: Iterable[str]) -> list[str]:
+    text = " ".join(fold(e) for e in evidence)
+    return [e for e in named_entities(question) if e not in text]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Why the assistant answers or declines (kept for logs and tuning)."""
+
+    answer: bool
+    reason: str
+
+
+def judge(
+    question: str,
+    similarity: float,
+    threshold_fr: float,
+    threshold_en: float,
+    unknown: Sequence[str],
+    unknown_fraction: float,
+    kind: Kind | None,
+    kind_found: bool,
+    missing: Sequence[str],
+    max_unknown_share: float = 0.4,
+) -> Verdict:
+    """Combine the signals above into one decision, most decisive first."""
+    english = is_english(question)
+    floor = threshold_en if english else threshold_fr
+    if similarity < floor:
+        return Verdict(False, f"similarité {similarity:.3f} < {floor:.3f}")
+    if len(unknown) >= 2 and unknown_fraction >= max_unknown_share:
+        return Verdict(False, f"hors du corpus : {', '.join(unknown)}")
+    if kind is not None and not kind_found:
+        return Verdict(False, f"aucune valeur de type {kind} dans les passages")
+    if missing:
+        return Verdict(False, f"absents des passages : {', '.join(missing)}")
+    return Verdict(True, "ok")

@@ -1,0 +1,126 @@
+"""The pure rules that decide when the assistant declines (no model needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.abstention import (
+    counted_noun,
+    counts,
+    expected_kind,
+    is_english,
+    judge,
+    missing_entities,
+    named_entities,
+    satisfies,
+    unknown_share,
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "english"),
+    [
+        ("How many projects did the ODD 17 fund support?", True),
+        ("What is the best way to train for a marathon?", True),
+        ("Quelles sont les étapes pour monter un partenariat ?", False),
+        ("c koi un catalyseur territorial", False),
+        ("Le fonds ODD 17, c'est quoi ?", False),
+    ],
+)
+def test_is_english(question: str, english: bool) -> None:
+    assert is_english(question) is english
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("Quel est le numéro de téléphone du RAMEAU ?", "phone"),
+        ("Combien coûte le livre en version papier ?", "amount"),
+        ("Quel est le budget annuel de la fondation ?", "amount"),
+        ("Le fonds était doté de combien d'argent ?", "amount"),
+        ("Quel pourcentage des maires ne savent pas piloter ?", "percent"),
+        ("Combien d'articles compte la proposition de loi ?", "number"),
+        ("How many goals are in the 2030 Agenda?", "number"),
+        ("Qu'est-ce qu'un catalyseur territorial ?", None),
+    ],
+)
+def test_expected_kind(question: str, kind: str | None) -> None:
+    assert expected_kind(question) == kind
+
+
+def test_satisfies_each_kind() -> None:
+    assert satisfies("phone", "Appelez le 01 23 45 67 89.")
+    assert not satisfies("phone", "Le RAMEAU est installé à Vincennes.")
+    assert satisfies("amount", "Le fonds était doté de 1,5 M€ sur trois ans.")
+    assert not satisfies("amount", "Le fonds a soutenu une trentaine de projets.")
+    assert satisfies("percent", "Pour 82 % des maires, c'est une priorité.")
+    assert satisfies("number", "Le texte compte six articles.")
+    assert not satisfies("number", "1. Faire un diagnostic partagé du territoire")  # list mark
+    assert satisfies(None, "anything")
+
+
+def test_counted_noun_and_counts() -> None:
+    assert counted_noun("Combien de salariés compte l'équipe ?") == "salaries"
+    assert counted_noun("Elle fait combien d'articles ?") == "articles"
+    assert counted_noun("En combien de temps a-t-elle été écrite ?") is None
+    assert counted_noun("How many projects were funded?") is None
+    assert counts("projets", "Le fonds a soutenu une trentaine de projets en 2021.")
+    assert counts("articles", "La proposition compte 6 articles répartis en trois titres.")
+    assert not counts("salaries", "Le RAMEAU a été créé en 2006 par des entrepreneurs.")
+
+
+def test_unknown_share_ignores_english_and_counts_french() -> None:
+    vocabulary = {"recet": 0, "tart": 0, "tatin": 0, "allianc": 12, "territoir": 30}
+
+    def df(term: str) -> int:
+        return vocabulary.get(term, 1)
+
+    share, unknown = unknown_share("Quelle est la recette de la tarte tatin ?", df)
+    assert set(unknown) >= {"tart", "tatin"} and share >= 0.5
+    share, unknown = unknown_share("Les alliances du territoire", df)
+    assert (share, unknown) == (0.0, [])
+    assert unknown_share("Who won the tarte tatin cup?", df) == (0.0, [])
+
+
+def test_named_entities_and_missing() -> None:
+    assert named_entities("Quel montant le Fonds ODD 17 a-t-il versé au RNMA ?") == [
+        "fonds",
+        "odd",
+        "rnma",
+    ]
+    assert named_entities("Faut-il prévoir une reconduction tacite ?") == []
+    assert named_entities("What share of French people agree?") == []  # English: acronyms only
+    assert missing_entities("Combien de buts Mbappé a-t-il marqués ?", ["Le RAMEAU"]) == ["mbappe"]
+    assert missing_entities("Que fait le RAMEAU ?", ["Le RAMEAU, laboratoire"]) == []
+
+
+def test_judge_order_of_reasons() -> None:
+    args = {"threshold_fr": 0.83, "threshold_en": 0.80, "unknown_fraction": 0.0}
+    ok = judge(
+        "Que fait le RAMEAU ?", 0.9, unknown=[], kind=None, kind_found=True, missing=[], **args
+    )
+    assert ok.answer
+    low = judge(
+        "Que fait le RAMEAU ?", 0.8, unknown=[], kind=None, kind_found=True, missing=[], **args
+    )
+    assert not low.answer and "similarité" in low.reason
+    english = judge(
+        "What does Le RAMEAU do?", 0.81, unknown=[], kind=None, kind_found=True, missing=[], **args
+    )
+    assert english.answer
+    args["unknown_fraction"] = 0.6
+    off = judge(
+        "recette tarte tatin",
+        0.9,
+        unknown=["tart", "tatin"],
+        kind=None,
+        kind_found=True,
+        missing=[],
+        **args,
+    )
+    assert not off.answer and "hors du corpus" in off.reason
+    args["unknown_fraction"] = 0.0
+    no_value = judge(
+        "Quel budget ?", 0.9, unknown=[], kind="amount", kind_found=False, missing=[], **args
+    )
+    assert not no_value.answer and "amount" in no_value.reason
