@@ -18,7 +18,7 @@ $(PY):
 # torch first, pinned: a CPU wheel of 2.13.0 is on these machines; anything else pulls CUDA builds.
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,llm]'
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -10,15 +10,17 @@ and never a stack trace.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -31,7 +33,7 @@ from assistant.errors import (
     QueryError,
 )
 from assistant.feedback import FeedbackStore
-from assistant.types import Hit
+from assistant.types import Answer, Hit
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +121,15 @@ def hit_payload(hit: Hit) -> dict[str, Any]:
     return {**hit.to_dict(), "url": source_url(hit.source, hit.page)}
 
 
+def answer_payload(answer: Answer) -> dict[str, Any]:
+    return {
+        "answer": answer.text,
+        "citations": [hit_payload(h) for h in answer.citations],
+        "grounded": answer.grounded,
+        "query": answer.query,
+    }
+
+
 def _iso(ts: float | None) -> str | None:
     if not ts:
         return None
@@ -166,12 +177,29 @@ def api_router(
         state.check()
         history = [t.model_dump() for t in req.history or []]
         answer = assistant.ask(req.question, history=history, kinds=req.kinds)
-        return {
-            "answer": answer.text,
-            "citations": [hit_payload(h) for h in answer.citations],
-            "grounded": answer.grounded,
-            "query": answer.query,
-        }
+        return answer_payload(answer)
+
+    @router.post(
+        "/ask/stream",
+        summary="La même réponse en flux (server-sent events : delta*, puis answer)",
+        response_class=StreamingResponse,
+    )
+    def ask_stream(req: AskRequest) -> StreamingResponse:
+        state.check()
+        history = [t.model_dump() for t in req.history or []]
+        # Retrieval runs here, so invalid queries become a JSON 4xx before the stream opens.
+        parts = assistant.ask_stream(req.question, history=history, kinds=req.kinds)
+
+        def events() -> Iterator[str]:
+            for part in parts:
+                if isinstance(part, Answer):
+                    data = json.dumps(answer_payload(part), ensure_ascii=False)
+                    yield f"event: answer\ndata: {data}\n\n"
+                else:
+                    delta = json.dumps({"text": part}, ensure_ascii=False)
+                    yield f"event: delta\ndata: {delta}\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
 
     @router.get("/documents", summary="Les documents indexés")
     def documents() -> dict[str, Any]:

@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
-        from assistant.server import serve  # imported here: web deps only when serving
+        from ui.server import serve  # the web edge (FastAPI + Gradio), imported only to serve
 
         serve(settings, host=args.host, port=args.port)
         return 0

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 
-from assistant.answering import Answerer, ExtractiveAnswerer
+from assistant.answering import Answerer
 from assistant.embedders import make_embedder
 from assistant.errors import IndexNotReadyError
 from assistant.followup import contextualize
 from assistant.indexer import Progress, file_sha256, refresh
 from assistant.lexical import LexicalIndex
+from assistant.llm import make_answerer, stream_answer
 from assistant.loaders import discover
 from assistant.retrieval import AllianceRetriever, HybridSearcher, Retrieval
 from assistant.settings import Settings
@@ -66,11 +67,8 @@ class Assistant:
     def answerer(self) -> Answerer:
         with self._lock:
             if self._answerer is None:
-                self._answerer = ExtractiveAnswerer(
-                    self.embedder,
-                    threshold=self.settings.abstain_threshold,
-                    max_sentences=self.settings.max_answer_sentences,
-                )
+                # extractive, wrapped by an LLM answerer when settings.llm_url is set
+                self._answerer = make_answerer(self.settings, self.embedder)
             return self._answerer
 
     def _get_searcher(self) -> HybridSearcher:
@@ -112,9 +110,26 @@ class Assistant:
         kinds: Sequence[str] | None = None,
     ) -> Answer:
         """A cited answer; follow-ups are completed from ``history`` before retrieval."""
-        query = contextualize(question, list(history or []))
+        final: Answer | None = None
+        for part in self.ask_stream(question, history, kinds):
+            if isinstance(part, Answer):
+                final = part
+        assert final is not None  # every stream ends with its Answer
+        return final
+
+    def ask_stream(
+        self,
+        question: str,
+        history: Sequence[Mapping[str, str]] | None = None,
+        kinds: Sequence[str] | None = None,
+    ) -> Iterator[str | Answer]:
+        """Text pieces as an LLM writes them (none for extractive answers), then the final,
+        citation-checked ``Answer``. Retrieval runs before the first item, so invalid queries
+        raise here, not mid-stream."""
+        turns = list(history or [])
+        query = contextualize(question, turns)
         retrieval = self.retrieve(query, self.settings.k, kinds)
-        return self.answerer.answer(question, retrieval)
+        return stream_answer(self.answerer, question, retrieval, turns)
 
     def as_retriever(self, k: int = 5, kinds: Sequence[str] | None = None) -> BaseRetriever:
         return AllianceRetriever(

@@ -3,6 +3,7 @@ with the bundled e5 model: answers, validation errors, traversal attempts."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -245,3 +246,21 @@ def test_sources_refuse_traversal_and_unindexed_files(env: Env, path: str) -> No
     resp = env.client.get(path)
     assert resp.status_code == 404, path
     assert SECRET not in resp.text and "root:" not in resp.text
+
+
+def test_ask_stream_sends_server_sent_events(env: Env) -> None:
+    """The streaming variant ends with the same payload as /api/ask, as an `answer` event."""
+    with env.client.stream("POST", "/api/ask/stream", json={"question": PDF_QUESTION}) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        body = "".join(response.iter_text())
+    events = [block for block in body.split("\n\n") if block.strip()]
+    assert events and events[-1].startswith("event: answer\ndata: ")
+    final = json.loads(events[-1].split("data: ", 1)[1])
+    assert set(final) == {"answer", "citations", "grounded", "query"}
+
+
+def test_ask_stream_rejects_bad_input_before_streaming(env: Env) -> None:
+    response = env.client.post("/api/ask/stream", json={"question": "   "})
+    assert response.status_code == 422
+    assert "error" in response.json()
