@@ -20,7 +20,7 @@ from assistant.core import Assistant
 from assistant.errors import AllianceError, IndexNotReadyError
 from assistant.feedback import FeedbackStore
 from assistant.settings import KINDS
-from assistant.types import Hit
+from assistant.types import Answer, Hit
 from ui.render import (
     answer_markdown,
     citation_label,
@@ -139,7 +139,17 @@ def build_ui(assistant: Assistant, feedback: FeedbackStore, state: IndexState) -
         yield chat, turns, "", gr.update(), gr.update(), gr.update(), ""
         try:
             state.check()
-            answer = assistant.ask(question, history=_history(turns), kinds=kinds or None)
+            parts = assistant.ask_stream(question, history=_history(turns), kinds=kinds or None)
+            answer: Answer | None = None
+            draft = ""
+            for part in parts:
+                if isinstance(part, Answer):
+                    answer = part
+                    continue
+                draft += part  # an LLM writing: show its draft (checked when it ends)
+                chat[-1] = {"role": "assistant", "content": md_escape(draft)}
+                yield chat, turns, "", gr.update(), gr.update(), gr.update(), ""
+            assert answer is not None  # every stream ends with its Answer
         except IndexNotReadyError as exc:
             turn = Turn(question, str(exc))
             chat[-1] = {"role": "assistant", "content": md_escape(f"⚠️ {exc}")}
@@ -160,7 +170,7 @@ def build_ui(assistant: Assistant, feedback: FeedbackStore, state: IndexState) -
             return
         text = answer.text if answer.citations or answer.grounded else NOTHING_FOUND
         turn = Turn(question, text, list(answer.citations), answer.grounded)
-        for step in stream_steps(text)[:-1]:
+        for step in [] if draft else stream_steps(text)[:-1]:  # an LLM draft already streamed
             chat[-1] = {"role": "assistant", "content": md_escape(step)}
             yield chat, turns, "", gr.update(), gr.update(), gr.update(), ""
             time.sleep(STREAM_DELAY_S)
