@@ -107,9 +107,7 @@ class Assistant:
             changed = any(d.status != "unchanged" for d in report.documents)
             # Nothing changed: reuse the persisted BM25 side if it matches (a rebuild takes 36 s
             # at 100k chunks); otherwise rebuild it from the collection.
-            lexical = (
-                LexicalIndex.build(self.store) if changed else LexicalIndex.open(self.store)
-            )
+            lexical = LexicalIndex.build(self.store) if changed else LexicalIndex.open(self.store)
             with self._lock:
                 self._searcher = HybridSearcher(self.settings, self.store, self.embedder, lexical)
         return report
