@@ -16,6 +16,7 @@ from langchain_core.retrievers import BaseRetriever
 
 from assistant.errors import QueryError
 from assistant.fusion import near_duplicates, rrf
+from assistant.indexer import chunk_filter
 from assistant.lexical import LexicalIndex
 from assistant.settings import KINDS, Settings
 from assistant.store import IndexStore, StoredChunk
@@ -101,16 +102,20 @@ class HybridSearcher:
         q = validate(query, k, kinds)
         vector = self.embedder.embed_query(q)
         n = max(self.settings.candidates, k * 3)
-        dense = self.store.query(vector, n, kinds)
-        allowed = None
-        if kinds:
-            wanted = set(kinds)
-            chunks = self.lexical.chunks
+        raw_dense = self.store.query(vector, n, kinds)
+        chunks = self._with_dense_chunks([cid for cid, _ in raw_dense])
+        # Only chunks of each document's fully indexed version (see assistant/indexer.py): a
+        # refresh in progress or killed half-way never shows a mix of two versions.
+        current = chunk_filter(self.store)
+        wanted = set(kinds or ())
 
-            def allowed(cid: str) -> bool:
-                c = chunks.get(cid)
-                return c is not None and c.metadata.get("kind") in wanted
+        def allowed(cid: str) -> bool:
+            c = chunks.get(cid)
+            if c is None or (current is not None and not current(c.metadata)):
+                return False
+            return not wanted or c.metadata.get("kind") in wanted
 
+        dense = [(cid, s) for cid, s in raw_dense if allowed(cid)]
         lexical = self.lexical.bm25.search(q, n, allowed=allowed)
         fused = rrf(
             [[cid for cid, _ in dense], [cid for cid, _ in lexical]],
@@ -123,8 +128,8 @@ class HybridSearcher:
         bm25_rank = {cid: i + 1 for i, (cid, _) in enumerate(lexical)}
         results: list[Scored] = []
         for cid, score in fused[:n]:
-            chunk = self.lexical.chunks.get(cid)
-            if chunk is None:  # in Chroma but not yet in the lexical table: skip, never crash
+            chunk = chunks.get(cid)
+            if chunk is None:  # vanished between the two reads: skip, never crash
                 continue
             results.append(
                 Scored(
@@ -144,6 +149,23 @@ class HybridSearcher:
             results=results[:k],
             document_frequency=self.lexical.bm25.document_frequency,
         )
+
+    def _with_dense_chunks(self, ids: Sequence[str]) -> dict[str, StoredChunk]:
+        """The lexical table plus dense hits it does not hold yet (written by a refresh that
+        runs now or since it was built), read from the collection: a document re-indexed
+        during a refresh stays findable before the lexical side is rebuilt."""
+        chunks = self.lexical.chunks
+        missing = [cid for cid in ids if cid not in chunks]
+        if not missing:
+            return chunks
+        got = self.store.collection.get(ids=missing, include=["documents", "metadatas"])
+        docs = got.get("documents") or []
+        metas = got.get("metadatas") or []
+        extra = {
+            cid: StoredChunk(cid, text or "", dict(meta or {}))
+            for cid, text, meta in zip(got["ids"], docs, metas, strict=True)
+        }
+        return {**chunks, **extra} if extra else chunks
 
 
 class AllianceRetriever(BaseRetriever):

@@ -59,6 +59,9 @@ class DocumentReport:
     chunks_kept: int = 0
     pages: int | None = None
     pages_changed: list[int] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)  # other names of the same content
+    duplicate_of: str = ""  # set on an alias: the name its content is indexed under
+    renamed_from: str = ""  # the file's previous name when it was moved or renamed
 
 
 @dataclass
