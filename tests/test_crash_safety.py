@@ -1,0 +1,95 @@
+"""A refresh killed with SIGKILL at any moment leaves an index that opens and answers, never shows
+two versions of a document mixed, and the next refresh finishes with no duplicates or orphans.
+The kill loop runs in ``tests/crash_driver.py`` (a subprocess with a timeout)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import write_corpus
+from langchain_core.embeddings import Embeddings
+
+from assistant import Assistant, Settings
+from assistant.cli import main
+from assistant.errors import IndexLockedError
+from assistant.indexer import refresh_lock
+
+DRIVER = Path(__file__).with_name("crash_driver.py")
+ROUNDS = 10
+
+
+@pytest.fixture(scope="module")
+def crash_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    work = tmp_path_factory.mktemp("crash")
+    done = subprocess.run(
+        [sys.executable, str(DRIVER), str(work), str(ROUNDS), "7"],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_every_kill_leaves_an_index_that_answers_with_whole_versions(
+    crash_run: dict[str, Any],
+) -> None:
+    assert crash_run["initial_ok"]
+    rounds = crash_run["rounds"]
+    assert len(rounds) == ROUNDS
+    assert sum(r["outcome"] == "killed" for r in rounds) >= ROUNDS // 2
+    for r in rounds:
+        check = r["check"]
+        assert check["ok"], r
+        value = check["value"]
+        assert value["partial"] == {}, r  # each document: exactly one whole version visible
+        assert value["hits"] > 0 and value["hits_visible"], r
+
+
+def test_the_next_refresh_finishes_the_job(crash_run: dict[str, Any]) -> None:
+    assert crash_run["final_refresh_ok"]
+    final = crash_run["final"]
+    assert final["ok"], final
+    v = final["value"]
+    assert v["partial"] == {} and v["hits"] > 0
+    assert v["chunks"] == v["visible"]
+    for invariant in (
+        "catalogue_matches_corpus",
+        "count_is_sum",
+        "no_orphans",
+        "records_match",
+        "no_duplicate_text",
+        "pending_cleared",
+    ):
+        assert v[invariant], (invariant, v)
+
+
+def test_a_second_refresh_is_refused_while_search_answers(crash_run: dict[str, Any]) -> None:
+    c = crash_run["concurrency"]["value"]
+    assert c["second_refresh"]["value"].startswith("locked: a refresh is already running")
+    assert c["search_during"]["ok"] and c["search_during"]["value"] > 0
+    assert c["first_exit"] == 0
+
+
+def test_locked_index_refuses_refresh_in_library_and_cli(
+    tmp_path: Path, hash_embeddings: Embeddings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus = write_corpus(tmp_path / "corpus")
+    index = tmp_path / "index"
+    a = Assistant(Settings(corpus_dir=corpus, index_dir=index), embedder=hash_embeddings)
+    a.refresh()
+    with refresh_lock(index):
+        with pytest.raises(IndexLockedError):
+            a.refresh()
+        assert a.search("Pacte civique", k=1)[0].source == "charte/pacte.md"
+        code = main(["--corpus", str(corpus), "--index", str(index), "refresh", "--dry-run"])
+    assert code != 0
+    assert "already running" in capsys.readouterr().err
+    assert a.refresh().count("unchanged") == 3  # the lock is released
