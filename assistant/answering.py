@@ -58,20 +58,34 @@ def split_units(text: str) -> list[tuple[str, bool]]:
     for block in re.split(r"\n\s*\n", text):
         lines = [ln.strip() for ln in block.split("\n") if ln.strip()]
         prose: list[str] = []
+        item: str | None = None  # the list item being read (PDF lines wrap inside items)
         for line in lines:
             if _LIST_ITEM.match(line):
                 if prose:
                     units.extend((s, False) for s in _sentences(" ".join(prose)))
                     prose = []
-                units.append((line, True))
+                if item is not None:
+                    units.append((item, True))
+                item = line
+            elif item is not None and (line[:1].islower() or not _ends_sentence(item)):
+                item = f"{item} {line}"
             elif prose and _is_heading(prose[-1]) and line[:1].isupper():
                 units.extend((s, False) for s in _sentences(" ".join(prose)))
                 prose = [line]
             else:
+                if item is not None:
+                    units.append((item, True))
+                    item = None
                 prose.append(line)
+        if item is not None:
+            units.append((item, True))
         if prose:
             units.extend((s, False) for s in _sentences(" ".join(prose)))
     return units
+
+
+def _ends_sentence(text: str) -> bool:
+    return text.rstrip().endswith((".", "!", "?", "…", ";", "»", ")"))
 
 
 def _is_heading(line: str) -> bool:
@@ -84,8 +98,9 @@ def _sentences(text: str) -> list[str]:
 
 
 def _is_useful(text: str) -> bool:
+    """Long enough to say something, and not a question (a FAQ heading is not an answer)."""
     words = text.split()
-    return len(words) >= 5 and len(text) >= 25
+    return len(words) >= 5 and len(text) >= 25 and not text.rstrip().endswith("?")
 
 
 def lexical_overlap(question: str, text: str) -> float:
@@ -206,7 +221,7 @@ class ExtractiveAnswerer:
         units: list[Unit] = []
         for i, r in enumerate(results):
             for pos, (text, is_item) in enumerate(split_units(r.chunk.text)):
-                if _is_useful(text):
+                if _is_useful(text) or (is_item and len(text.split()) >= 2):
                     units.append(Unit(text, i, pos, is_item))
         return units
 
@@ -246,6 +261,9 @@ class ExtractiveAnswerer:
             ]
             block = _contiguous(same, units, best)
             chosen = block[:8]
+        elif self._list_after(units, best):
+            # « ... en cinq étapes : » followed by the steps: quote the intro and the list
+            chosen = [best, *self._list_after(units, best)[:8]]
         else:
             floor = float(scores[best]) - 0.08
             for i in order:
@@ -286,6 +304,19 @@ class ExtractiveAnswerer:
             kept = kept[: self.max_sentences - 1]
         kept.append(best)
         return sorted(kept, key=lambda i: (units[i].hit_index, units[i].position))
+
+    @staticmethod
+    def _list_after(units: list[Unit], i: int) -> list[int]:
+        """The list items that directly follow unit ``i`` in its passage (none if prose)."""
+        out: list[int] = []
+        position = units[i].position + 1
+        by_place = {(u.hit_index, u.position): j for j, u in enumerate(units)}
+        while (j := by_place.get((units[i].hit_index, position))) is not None:
+            if not units[j].is_list_item:
+                break
+            out.append(j)
+            position += 1
+        return out if len(out) >= 2 else []
 
     def _build(self, retrieval: Retrieval, units: list[Unit], chosen: list[int]) -> Answer:
         numbers: dict[int, int] = {}
