@@ -15,7 +15,7 @@ from assistant.core import Assistant
 from assistant.errors import AllianceError
 from assistant.evaluation import check_floors, load_questions, run_eval, summarize
 from assistant.settings import KINDS, Settings
-from assistant.types import RefreshReport
+from assistant.types import DocumentReport, RefreshReport
 
 EXIT_ERROR = 2
 EXIT_FLOOR = 1
@@ -195,27 +195,47 @@ def render_summary(summary: dict[str, float]) -> str:
 
 
 def render_report(report: RefreshReport) -> str:
-    """A staff-readable table: one line per document that is not unchanged, then totals."""
+    """A staff-readable table: one line per document that changed or needs attention (failed,
+    warning, duplicate, renamed), what changed in updated ones, then totals."""
     lines = [f"{'statut':<10} {'+chunks':>7} {'-chunks':>7}  document"]
     for d in report.documents:
         if d.status == "unchanged" and not d.reason:
             continue
-        detail = f"  ({d.reason})" if d.reason else ""
+        status = _shown_status(d)
+        detail = ""
+        if status != d.status and status != "renamed":
+            detail += f"  ({d.status} ; {d.reason})"
+        elif d.reason:
+            detail += f"  ({d.reason})"
         if d.pages_changed:
             detail += f"  pages modifiées : {_ranges(d.pages_changed)}"
-        lines.append(
-            f"{d.status:<10} {d.chunks_added:>7} {d.chunks_removed:>7}  {d.source}{detail}"
-        )
+        if d.status == "updated":
+            detail += f"  ; {d.chunks_added} passages revectorisés, {d.chunks_kept} repris"
+        if d.aliases:
+            detail += f"  ; aussi sous : {', '.join(d.aliases)}"
+        lines.append(f"{status:<10} {d.chunks_added:>7} {d.chunks_removed:>7}  {d.source}{detail}")
     unchanged = report.count("unchanged")
+    warnings = sum(1 for d in report.documents if _shown_status(d) == "warning")
     verb = "seraient" if report.dry_run else "ont été"
     lines.append(
         f"\n{len(report.documents)} documents : {report.count('added')} ajoutés, "
         f"{report.count('updated')} mis à jour, {unchanged} inchangés, "
-        f"{report.count('removed')} retirés, {report.count('failed')} en échec ; "
+        f"{report.count('removed')} retirés, {report.count('failed')} en échec, "
+        f"{warnings} avec avertissement ; "
         f"{report.chunks_embedded} passages {verb} vectorisés, {report.chunks_removed} retirés "
         f"en {report.seconds:.1f} s ({report.embedder})."
     )
     return "\n".join(lines)
+
+
+def _shown_status(d: DocumentReport) -> str:
+    """The status staff read: "renamed", "warning" for a document indexed with a warning
+    (pages without text, damaged page, duplicate), else the report's own status."""
+    if d.renamed_from:
+        return "renamed"
+    if d.status in ("added", "updated", "unchanged") and d.reason:
+        return "warning"
+    return d.status
 
 
 def _ranges(pages: Sequence[int]) -> str:
