@@ -52,8 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--k", type=int, default=10)
     e.add_argument("--json", action="store_true")
     e.add_argument("--details", type=Path, help="écrire le détail par question (JSONL)")
-    e.add_argument("--min-recall5", type=float, default=None)
-    e.add_argument("--min-mrr", type=float, default=None)
+    e.add_argument("--min-recall5", type=float, default=None, help="plancher (gold strict)")
+    e.add_argument("--min-mrr", type=float, default=None, help="plancher (gold strict)")
     e.add_argument("--min-abstention", type=float, default=None)
     e.add_argument("--min-answered", type=float, default=None)
 
@@ -165,8 +165,9 @@ def _eval(assistant: Assistant, args: argparse.Namespace) -> int:
     floors = {
         name: value
         for name, value in (
-            ("recall@5", args.min_recall5),
-            ("mrr", args.min_mrr),
+            # floors apply to the strict figures: the question's own gold document only
+            ("recall@5_strict", args.min_recall5),
+            ("mrr_strict", args.min_mrr),
             ("abstention_accuracy", args.min_abstention),
             ("answered_rate", args.min_answered),
         )

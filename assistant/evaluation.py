@@ -37,6 +37,9 @@ class Question:
     gold: list[dict[str, Any]]
     facts: list[str]
     history: list[dict[str, str]] = field(default_factory=list)
+    # Other documents that also hold the answer (tools/alt_gold.py); relevant, but not the
+    # document the question was written from.
+    also: list[dict[str, Any]] = field(default_factory=list)
 
 
 def load_questions(path: Path) -> list[Question]:
@@ -59,6 +62,7 @@ def load_questions(path: Path) -> list[Question]:
                     gold=list(d.get("gold") or []),
                     facts=[str(f) for f in d.get("facts") or []],
                     history=list(d.get("history") or []),
+                    also=list(d.get("also") or []),
                 )
             )
         except (ValueError, KeyError, TypeError) as exc:
@@ -75,6 +79,8 @@ class EvalRow:
     ranked_pages: list[str]
     gold_docs: list[str]
     gold_pages: list[str]
+    also_docs: list[str]
+    also_pages: list[str]
     fact_coverage: float
     seconds: float
     answer: str
@@ -98,6 +104,8 @@ def run_eval(assistant: Assistant, questions: Sequence[Question], k: int = 10) -
                 ranked_pages=dedupe_keep_order(f"{h.source}#{h.page}" for h in hits),
                 gold_docs=[str(g["source"]) for g in q.gold],
                 gold_pages=[f"{g['source']}#{g['page']}" for g in q.gold if g.get("page")],
+                also_docs=[str(g["source"]) for g in q.also],
+                also_pages=[f"{g['source']}#{g['page']}" for g in q.also if g.get("page")],
                 fact_coverage=fact_coverage(answer.text, q.facts) if answer.grounded else 0.0,
                 seconds=seconds,
                 answer=answer.text,
@@ -115,12 +123,22 @@ def summarize(rows: Sequence[EvalRow]) -> dict[str, float]:
         "answerable": len(ans),
         "unanswerable": len(una),
     }
+    # Relevant = the question's gold document(s) plus the other documents that also hold the
+    # answer; the strict figures count the gold document(s) only.
     for k in KS:
-        out[f"recall@{k}"] = _mean(recall_at_k(r.ranked_docs, r.gold_docs, k) for r in ans)
-    out["mrr"] = _mean(reciprocal_rank(r.ranked_docs, r.gold_docs) for r in ans)
+        out[f"recall@{k}"] = _mean(
+            recall_at_k(r.ranked_docs, r.gold_docs + r.also_docs, k) for r in ans
+        )
+    out["mrr"] = _mean(reciprocal_rank(r.ranked_docs, r.gold_docs + r.also_docs) for r in ans)
+    out["recall@5_strict"] = _mean(recall_at_k(r.ranked_docs, r.gold_docs, 5) for r in ans)
+    out["mrr_strict"] = _mean(reciprocal_rank(r.ranked_docs, r.gold_docs) for r in ans)
     for k in KS:
-        out[f"page_recall@{k}"] = _mean(recall_at_k(r.ranked_pages, r.gold_pages, k) for r in paged)
-    out["page_mrr"] = _mean(reciprocal_rank(r.ranked_pages, r.gold_pages) for r in paged)
+        out[f"page_recall@{k}"] = _mean(
+            recall_at_k(r.ranked_pages, r.gold_pages + r.also_pages, k) for r in paged
+        )
+    out["page_mrr"] = _mean(
+        reciprocal_rank(r.ranked_pages, r.gold_pages + r.also_pages) for r in paged
+    )
     out["answered_rate"] = _mean(1.0 if r.grounded else 0.0 for r in ans)
     out["fact_coverage"] = _mean(r.fact_coverage for r in ans)
     out["abstention_accuracy"] = _mean(0.0 if r.grounded else 1.0 for r in una)

@@ -34,7 +34,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-KNOWN_KEYS = {"id", "question", "answerable", "gold", "facts", "evidence", "history", "lang"}
+KNOWN_KEYS = {
+    "id", "question", "answerable", "gold", "facts", "evidence", "history", "lang",
+    "also",  # other documents that also answer, filled by tools/alt_gold.py
+}  # fmt: skip
 TEXT_SUFFIXES = {".md", ".markdown", ".txt"}
 HTML_SUFFIXES = {".html", ".htm"}
 APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "`": "'", "“": '"', "”": '"'})
