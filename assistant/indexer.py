@@ -33,9 +33,11 @@ from langchain_core.documents import Document
 from assistant.chunking import split_pages
 from assistant.errors import DocumentError, IndexLockedError
 from assistant.loaders import SUPPORTED_SUFFIXES, LoadedDocument, discover, load_document
+from assistant.manifest import MANIFEST_NAME, Override, load_manifest, version_sha
 from assistant.settings import Settings
 from assistant.store import DocumentRecord, IndexStore
 from assistant.types import DocumentReport, RefreshReport, Status
+from assistant.web_sources import WebCache, fetch_all
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,7 @@ Progress = Callable[[int, int, str], None]
 """progress(done, total, source): called before each document."""
 
 LOG_NAME = "refresh-log.jsonl"
-MANIFEST_NAME = "sources.toml"
+WEB_DIR = "web"  # under index_dir: the last fetched copy of each web page
 ALIAS = "alias"  # catalogue status of a second name for content indexed under another name
 PENDING = "pending"  # catalogue status of a new document while its first version is written
 _LIVE = ("indexed", "warning")  # catalogue statuses whose chunks are searchable
@@ -123,6 +125,9 @@ class _Plan:
     renamed_from: dict[str, str] = field(default_factory=dict)  # new name -> old name
     unsupported: list[str] = field(default_factory=list)
     wrote: bool = False  # set once a chunk was written or deleted
+    overrides: dict[str, Override] = field(default_factory=dict)  # from sources.toml
+    web: list[str] = field(default_factory=list)  # URLs listed in sources.toml
+    notes: dict[str, str] = field(default_factory=dict)  # source -> what staff should know
 
 
 def refresh(
@@ -138,10 +143,10 @@ def refresh(
     with refresh_lock(settings.index_dir):
         pending = settings.index_dir / f"refresh-{store.slug}.pending"
         interrupted = pending.exists()
+        known = store.documents()
+        plan = _plan(settings, known)  # a broken sources.toml stops here, before any change
         if not dry_run:
             pending.touch()
-        known = store.documents()
-        plan = _plan(settings.corpus_dir, known)
         sources = sorted([*plan.shas, *plan.unreadable])
         for i, source in enumerate(sources):
             if progress:
@@ -158,6 +163,8 @@ def refresh(
         gone = set(known) - set(plan.shas) - set(plan.unreadable)
         for source in sorted(gone - set(plan.renamed_from.values())):
             report.documents.append(_remove(store, plan, source, dry_run))
+        if not dry_run:
+            WebCache(settings.index_dir / WEB_DIR).prune(plan.web)
         for name in plan.unsupported:
             suffix = Path(name).suffix.lower() or "sans extension"
             reason = f"type de fichier non pris en charge ({suffix})"
@@ -191,19 +198,42 @@ def refresh(
 
 
 # -- planning ------------------------------------------------------------------------------
-def _plan(corpus: Path, known: dict[str, DocumentRecord]) -> _Plan:
-    """Hash every file, group same content, spot renames and unsupported files."""
+def _plan(settings: Settings, known: dict[str, DocumentRecord]) -> _Plan:
+    """Hash every file, fetch web pages, group same content, spot renames and unsupported
+    files. The sha of a document is its version: its bytes plus staff metadata if any."""
     plan = _Plan()
+    corpus = settings.corpus_dir
     if not corpus.is_dir():
         return plan
+    manifest = load_manifest(corpus)
     for path in discover(corpus):
         source = path.relative_to(corpus).as_posix()
+        meta = manifest.files.get(source, Override())
         try:
-            plan.shas[source] = file_sha256(path)
+            plan.shas[source] = version_sha(file_sha256(path), meta)
             plan.paths[source] = path
+            plan.overrides[source] = meta
         except OSError as exc:
             plan.unreadable[source] = f"fichier illisible — {exc.strerror or exc}"
     plan.unsupported = unsupported_files(corpus)
+    plan.web = [w.url for w in manifest.web]
+    fetched = fetch_all(
+        plan.web, settings.index_dir / WEB_DIR, max_bytes=int(settings.max_file_mb * 2**20)
+    )
+    for web in manifest.web:
+        got = fetched[web.url]
+        if got.reason:
+            plan.notes[web.url] = got.reason
+        if got.path is None:
+            plan.unreadable[web.url] = got.reason
+            continue
+        try:
+            plan.shas[web.url] = version_sha(file_sha256(got.path), web.meta)
+        except OSError as exc:
+            plan.unreadable[web.url] = f"copie locale illisible — {exc.strerror or exc}"
+            continue
+        plan.paths[web.url] = got.path
+        plan.overrides[web.url] = web.meta
     groups: dict[str, list[str]] = {}
     for source, sha in sorted(plan.shas.items()):
         groups.setdefault(sha, []).append(source)
@@ -263,22 +293,27 @@ def _refresh_one(
     sha = plan.shas[source]
     previous = known.get(source)
     aliases = plan.aliases.get(source, [])
+    note = plan.notes.get(source, "")
     if previous is not None and previous.sha256 == sha and is_live(previous):
         return DocumentReport(
             source=source,
             status="unchanged",
             chunks_kept=previous.chunks,
             pages=previous.pages,
-            reason=previous.reason if previous.status == "warning" else "",
+            reason=_join(note, previous.reason if previous.status == "warning" else ""),
             aliases=aliases,
         )
+    meta = plan.overrides.get(source, Override())
     try:
         loaded = load_document(
             plan.paths[source],
             settings.corpus_dir,
             passwords=settings.pdf_passwords,
             max_bytes=int(settings.max_file_mb * 2**20),
+            kind=meta.kind or None,
+            title=meta.title or None,
         )
+        _as_version(loaded, source, sha, meta)
         chunks = split_pages(loaded.pages, settings.chunk_size, settings.chunk_overlap)
         if not chunks:
             raise DocumentError(source, "aucun passage à indexer")
@@ -290,13 +325,28 @@ def _refresh_one(
                 DocumentRecord(source, sha, "", "", None, 0, "failed", exc.reason, time.time())
             )
         kept = previous.chunks if previous is not None and live else 0
-        reason = exc.reason + (" (version précédente conservée)" if kept else "")
+        reason = _join(note, exc.reason + (" (version précédente conservée)" if kept else ""))
         return DocumentReport(
             source=source, status="failed", reason=reason, chunks_kept=kept, aliases=aliases
         )
     doc = _write_version(store, plan, loaded, chunks, previous, source, dry_run)
     doc.aliases = aliases
+    doc.reason = _join(note, doc.reason)
     return doc
+
+
+def _join(*reasons: str) -> str:
+    return "; ".join(r for r in reasons if r)
+
+
+def _as_version(loaded: LoadedDocument, source: str, sha: str, meta: Override) -> None:
+    """Name the loaded document as the index knows it (a web page's copy under its URL) and
+    stamp its version; add the manifest's date."""
+    loaded.source, loaded.sha256 = source, sha
+    for page in loaded.pages:
+        page.metadata["source"], page.metadata["sha256"] = source, sha
+        if meta.date:
+            page.metadata["date"] = meta.date
 
 
 def reuse_key(page: Any, title: Any, text: str) -> str:
