@@ -163,6 +163,7 @@ class ExtractiveAnswerer:
         threshold_en: float | None = None,
         passages: int = 5,
         cache_size: int = 20000,
+        max_embedded: int = 16,
     ) -> None:
         self.embedder = embedder
         self.threshold = threshold
@@ -170,6 +171,7 @@ class ExtractiveAnswerer:
         self.threshold_en = threshold - 0.03 if threshold_en is None else threshold_en
         self.max_sentences = max_sentences
         self.passages = passages
+        self.max_embedded = max_embedded
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
 
@@ -243,10 +245,15 @@ class ExtractiveAnswerer:
     ) -> np.ndarray:
         q = np.asarray(qvec, dtype=np.float32)
         q = q / (float(np.linalg.norm(q)) or 1.0)
-        sims = self._embed([u.text for u in units]) @ q
         lex = np.array([lexical_overlap(question, u.text) for u in units], dtype=np.float32)
         prior = np.array([0.02 * (len(results) - u.hit_index) for u in units], dtype=np.float32)
-        return np.asarray(sims + 0.3 * lex + prior)
+        cheap = 0.3 * lex + prior
+        # Embedding sentences is most of an answer's cost: embed only the most promising ones
+        # by the cheap signals; the others rank below every embedded one.
+        keep = [int(i) for i in np.argsort(-cheap, kind="stable")[: self.max_embedded]]
+        sims = np.full(len(units), -1.0, dtype=np.float32)
+        sims[keep] = self._embed([units[i].text for i in keep]) @ q
+        return np.asarray(sims + cheap)
 
     def _choose(self, units: list[Unit], scores: np.ndarray) -> list[int]:
         order = [int(i) for i in np.argsort(-scores)]
