@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections import ChainMap
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,7 +151,7 @@ class HybridSearcher:
             document_frequency=self.lexical.bm25.document_frequency,
         )
 
-    def _with_dense_chunks(self, ids: Sequence[str]) -> dict[str, StoredChunk]:
+    def _with_dense_chunks(self, ids: Sequence[str]) -> Mapping[str, StoredChunk]:
         """The lexical table plus dense hits it does not hold yet (written by a refresh that
         runs now or since it was built), read from the collection: a document re-indexed
         during a refresh stays findable before the lexical side is rebuilt."""
@@ -165,7 +166,7 @@ class HybridSearcher:
             cid: StoredChunk(cid, text or "", dict(meta or {}))
             for cid, text, meta in zip(got["ids"], docs, metas, strict=True)
         }
-        return {**chunks, **extra} if extra else chunks
+        return ChainMap(extra, chunks) if extra else chunks  # no copy of a 100k-entry table
 
 
 class AllianceRetriever(BaseRetriever):
