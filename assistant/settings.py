@@ -45,6 +45,8 @@ class Settings:
     llm_url: str | None = None
     llm_model: str | None = None
     llm_api_key: str | None = dataclasses.field(default=None, repr=False)  # never logged
+    # Staff console (upload, delete, refresh): off unless set; at least 16 characters.
+    admin_token: str | None = dataclasses.field(default=None, repr=False)  # never logged
     llm_timeout: float = 30.0
 
     def __post_init__(self) -> None:

@@ -18,7 +18,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from assistant.core import Assistant
-from assistant.errors import AllianceError, DocumentError, IndexLockedError
+from assistant.errors import AllianceError, ConfigError, DocumentError, IndexLockedError
 from assistant.feedback import FeedbackStore
 from assistant.indexer import read_log
 from assistant.sources import resolve_source
@@ -43,7 +43,7 @@ def token_ok(given: str | None, expected: str | None) -> bool:
 def check_token_strength(token: str) -> None:
     """Refuse a token too short to be a secret (it guards uploads and deletions)."""
     if len(token) < MIN_TOKEN_CHARS:
-        raise AllianceError(
+        raise ConfigError(
             f"ALLIANCE_ADMIN_TOKEN doit faire au moins {MIN_TOKEN_CHARS} caractères"
         )
 

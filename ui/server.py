@@ -21,13 +21,16 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from assistant import __version__
+from assistant.admin_api import admin_router
 from assistant.api import IndexState, api_router, install_error_handlers
 from assistant.core import Assistant
 from assistant.errors import AllianceError
 from assistant.feedback import FeedbackStore
 from assistant.settings import Settings
 from assistant.sources import resolve_source
+from assistant.staff import StaffConsole, check_token_strength
 from ui.app import CSS, build_ui
+from ui.staff import build_staff_ui
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +110,13 @@ def create_app(
     install_error_handlers(app)
     if docs_assets:
         _add_offline_docs(app, docs_assets)
+    staff: gr.Blocks | None = None
+    if settings.admin_token:  # no token, no console: not over the UI, not over the API
+        check_token_strength(settings.admin_token)
+        console = StaffConsole(assistant, feedback)
+        # before the public router: its catch-all answers 404 for unknown /api paths
+        app.include_router(admin_router(console, settings.admin_token), prefix="/api/admin")
+        staff = build_staff_ui(console, settings.admin_token)
     app.include_router(api_router(assistant, feedback, state), prefix="/api")
 
     @app.get("/sources/{path:path}", include_in_schema=False)
@@ -127,6 +137,18 @@ def create_app(
             real, media_type=media_type, headers=headers, content_disposition_type="inline"
         )
 
+    mount = {
+        "theme": theme(),
+        "css": CSS,
+        "ssr_mode": False,
+        "footer_links": [],
+        "show_error": False,
+        "pwa": False,
+        "mcp_server": False,
+    }
+    if staff is not None:
+        staff.queue(default_concurrency_limit=1)
+        app = gr.mount_gradio_app(app, staff, path="/staff", **mount)
     blocks = build_ui(assistant, feedback, state)
     blocks.queue(default_concurrency_limit=4)
     return gr.mount_gradio_app(
