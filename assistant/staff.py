@@ -43,9 +43,7 @@ def token_ok(given: str | None, expected: str | None) -> bool:
 def check_token_strength(token: str) -> None:
     """Refuse a token too short to be a secret (it guards uploads and deletions)."""
     if len(token) < MIN_TOKEN_CHARS:
-        raise ConfigError(
-            f"ALLIANCE_ADMIN_TOKEN doit faire au moins {MIN_TOKEN_CHARS} caractères"
-        )
+        raise ConfigError(f"ALLIANCE_ADMIN_TOKEN doit faire au moins {MIN_TOKEN_CHARS} caractères")
 
 
 @dataclass
