@@ -35,7 +35,7 @@ class Settings:
     pdf_passwords: tuple[str, ...] = ()
     # Retrieval tuning (see assistant/retrieval.py; tuned on eval/questions.jsonl).
     dense_weight: float = 1.0
-    bm25_weight: float = 0.5
+    bm25_weight: float = 0.6
     rrf_k: int = 10
     candidates: int = 30
     # Answering: below this evidence score the assistant declines.
