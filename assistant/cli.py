@@ -90,7 +90,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     assistant = Assistant(settings)
     if args.command == "refresh":
-        report = assistant.refresh(dry_run=args.dry_run, progress=None if args.json else _bar)
+        report = assistant.refresh(
+            dry_run=args.dry_run, progress=None if args.json else progress_bar
+        )
         if args.json:
             print(json.dumps(report.to_dict(), ensure_ascii=False, indent=1))
         else:
@@ -253,7 +255,9 @@ def _ranges(pages: Sequence[int]) -> str:
     return ", ".join(out)
 
 
-def _bar(done: int, total: int, source: str) -> None:
+def progress_bar(done: int, total: int, source: str) -> None:
+    """A one-line progress bar on stderr (every step on a terminal, start and end in a log).
+    Used by ``alliance refresh`` and by ``alliance serve`` when it builds the index."""
     if not sys.stderr.isatty() and done not in (0, total):
         return
     width = 30

@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from assistant import __version__
 from assistant.admin_api import admin_router
 from assistant.api import IndexState, api_router, install_error_handlers
+from assistant.cli import progress_bar
 from assistant.core import Assistant
 from assistant.errors import AllianceError
 from assistant.feedback import FeedbackStore
@@ -165,23 +166,13 @@ def create_app(
     )
 
 
-def _terminal_progress(done: int, total: int, source: str) -> None:
-    """Progress of the start-up build, on the terminal that ran ``alliance serve``."""
-    width = 30
-    filled = int(width * done / total) if total else width
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {source[:50]:<50}")
-    if done == total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
-
-
 def build_index(assistant: Assistant, state: IndexState) -> None:
     """Refresh the index, keeping ``state`` (shown in the UI and /api/health) up to date."""
     state.start()
 
     def progress(done: int, total: int, source: str) -> None:
         state.progress(done, total, source)
-        _terminal_progress(done, total, source)
+        progress_bar(done, total, source)
 
     try:
         report = assistant.refresh(progress=progress)
