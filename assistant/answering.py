@@ -67,7 +67,9 @@ def split_units(text: str) -> list[tuple[str, bool]]:
                 if item is not None:
                     units.append((item, True))
                 item = line
-            elif item is not None and (line[:1].islower() or not _ends_sentence(item)):
+            elif item is not None and (
+                line[:1].islower() or (len(item) > 70 and not _ends_sentence(item))
+            ):  # a wrapped line of the item (a short unpunctuated "item" is a heading)
                 item = f"{item} {line}"
             elif prose and _is_heading(prose[-1]) and line[:1].isupper():
                 units.extend((s, False) for s in _sentences(" ".join(prose)))
@@ -85,12 +87,23 @@ def split_units(text: str) -> list[tuple[str, bool]]:
 
 
 def _ends_sentence(text: str) -> bool:
-    return text.rstrip().endswith((".", "!", "?", "…", ";", "»", ")"))
+    return text.rstrip().endswith((".", "!", "?", "…", ";", "»", ")", ":"))
+
+
+_JOINERS = frozenset(
+    "le la les l de du des d un une et ou à au aux en par pour sur dans avec que qui sans "
+    "entre selon chez vers son sa ses leur leurs ce cette ces the of and".split()
+)
 
 
 def _is_heading(line: str) -> bool:
-    """A short line without closing punctuation (a title or heading) ends its own unit."""
-    return len(line) < 90 and not line.rstrip().endswith((".", "!", "?", ":", ";", ",", "…", "»"))
+    """A short line without closing punctuation (a title or heading) ends its own unit; a line
+    ending on « le », « de », « selon »... is a wrapped sentence (two-column PDFs), not one."""
+    text = line.rstrip()
+    if len(text) >= 90 or text.endswith((".", "!", "?", ":", ";", ",", "…", "»")):
+        return False
+    last = text.rsplit(maxsplit=1)[-1].lower().rstrip("'’") if text else ""
+    return last not in _JOINERS
 
 
 def _sentences(text: str) -> list[str]:
@@ -98,9 +111,18 @@ def _sentences(text: str) -> list[str]:
 
 
 def _is_useful(text: str) -> bool:
-    """Long enough to say something, and not a question (a FAQ heading is not an answer)."""
+    """A whole sentence that says something: long enough, starting like a sentence (not the
+    tail of one cut by a chunk boundary), ending like one (headings and table rows do not),
+    and not a question (a FAQ heading is not an answer)."""
     words = text.split()
-    return len(words) >= 5 and len(text) >= 25 and not text.rstrip().endswith("?")
+    stripped = text.strip()
+    return (
+        len(words) >= 5
+        and len(stripped) >= 25
+        and (stripped[0].isupper() or stripped[0].isdigit() or stripped[0] in '«"(')
+        and _ends_sentence(stripped)
+        and not stripped.endswith("?")
+    )
 
 
 def lexical_overlap(question: str, text: str) -> float:
@@ -223,7 +245,9 @@ class ExtractiveAnswerer:
         units: list[Unit] = []
         for i, r in enumerate(results):
             for pos, (text, is_item) in enumerate(split_units(r.chunk.text)):
-                if _is_useful(text) or (is_item and len(text.split()) >= 2):
+                if _is_useful(text) or (
+                    is_item and len(text.split()) >= 2 and not text.rstrip().endswith("?")
+                ):
                     units.append(Unit(text, i, pos, is_item))
         return units
 

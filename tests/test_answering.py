@@ -93,3 +93,25 @@ def test_value_question_quotes_the_sentence_that_gives_the_value() -> None:
     question = "Combien de projets le fonds a-t-il soutenus ?"
     answer = answerer.answer(question, _retrieval(question, [text]))
     assert answer.grounded and "trentaine de projets" in answer.text
+
+
+def test_headings_tails_and_questions_are_never_quoted() -> None:
+    text = (
+        "Évaluer un partenariat et son impact\n"
+        "ici, est la fin d'une phrase coupée par le découpage en passages.\n"
+        "Évaluer un partenariat reste une pratique minoritaire selon le\n"
+        "MOOC de l'ESSEC, qui cite les chiffres de l'Observatoire.\n"
+        "6. Recommanderiez-vous ce partenariat à une structure comparable ?"
+    )
+    quotable = [u for u, is_item in split_units(text) if is_item is False]
+    assert quotable[-1] == (
+        "Évaluer un partenariat reste une pratique minoritaire selon le MOOC de l'ESSEC, qui "
+        "cite les chiffres de l'Observatoire."
+    )
+    answerer = ExtractiveAnswerer(HashEmbeddings(), threshold=0.5)
+    question = "Évaluer un partenariat, est-ce une pratique minoritaire ?"
+    answer = answerer.answer(question, _retrieval(question, [text]))
+    assert answer.grounded
+    assert "son impact [1]" not in answer.text  # the heading
+    assert not answer.text.startswith("ici")  # the cut tail
+    assert "Recommanderiez" not in answer.text  # a question
