@@ -90,10 +90,11 @@ def _ends_sentence(text: str) -> bool:
     return text.rstrip().endswith((".", "!", "?", "…", ";", "»", ")", ":"))
 
 
-_JOINERS = frozenset(
-    "le la les l de du des d un une et ou à au aux en par pour sur dans avec que qui sans "
-    "entre selon chez vers son sa ses leur leurs ce cette ces the of and".split()
-)
+_JOINERS = frozenset({
+    "le", "la", "les", "l", "de", "du", "des", "d", "un", "une", "et", "ou", "à", "au", "aux",
+    "en", "par", "pour", "sur", "dans", "avec", "que", "qui", "sans", "entre", "selon", "chez",
+    "vers", "son", "sa", "ses", "leur", "leurs", "ce", "cette", "ces", "the", "of", "and",
+})  # fmt: skip
 
 
 def _is_heading(line: str) -> bool:
