@@ -35,6 +35,7 @@ def test_no_token_no_console(
         )
         page = client.get("/staff/")
         assert "Console de l'équipe" not in page.text
+        assert "Équipe" not in client.get("/config").text  # no staff tab on the main page
 
 
 def test_token_opens_the_console(
@@ -47,6 +48,7 @@ def test_token_opens_the_console(
         ok = client.get("/api/admin/documents", headers={"Authorization": f"Bearer {TOKEN}"})
         assert ok.status_code == 200
         assert client.get("/staff/").status_code == 200
+        assert "Équipe" in client.get("/config").text  # the main page has the staff tab
         assert repr(Settings(admin_token=TOKEN)).count(TOKEN) == 0  # never in logs
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,8 +125,14 @@ def show_passage(turn: Turn, n: int) -> str:
     return passage_html(n, turn.citations[n - 1], quotes)
 
 
-def build_ui(assistant: Assistant, feedback: FeedbackStore, state: IndexState) -> gr.Blocks:
-    """The Blocks app; mount it with ``gr.mount_gradio_app`` (see ``ui.server``)."""
+def build_ui(
+    assistant: Assistant,
+    feedback: FeedbackStore,
+    state: IndexState,
+    staff: Callable[[], object] | None = None,
+) -> gr.Blocks:
+    """The Blocks app; mount it with ``gr.mount_gradio_app`` (see ``ui.server``). ``staff``
+    builds the staff console's components: given, the page gets an « Équipe » tab."""
 
     def respond(
         question: str, kinds: list[str] | None, chat: list[dict[str, Any]], turns: list[Turn]
@@ -213,100 +220,110 @@ def build_ui(assistant: Assistant, feedback: FeedbackStore, state: IndexState) -
         return index_notice(assistant, state), gr.Timer(active=state.building)
 
     with gr.Blocks(title="Alliance — faire alliance", analytics_enabled=False) as blocks:
-        turns_state = gr.State([])
-        selected_state = gr.State(None)
-        gr.Markdown(
-            "# Alliance\n"
-            "Posez vos questions sur les alliances entre associations, entreprises, fondations "
-            "et collectivités. Chaque réponse cite ses sources ; cliquez sur une source pour "
-            "lire le passage."
-        )
-        notice = gr.HTML(elem_id="notice")
-        timer = gr.Timer(2.0, active=False)
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=3, min_width=300):
-                chat = gr.Chatbot(
-                    elem_id="chat",
-                    label="Conversation",
-                    height=460,
-                    render_markdown=True,
-                    sanitize_html=True,
-                    allow_tags=False,
-                    feedback_options=None,
-                    latex_delimiters=[],
-                    buttons=["copy", "copy_all"],
-                    placeholder="Posez une question ou choisissez un exemple ci-dessous.",
+        tabs: Any = gr.Tabs() if staff is not None else nullcontext()
+        with tabs:
+            with gr.Tab("Assistant", id="assistant") if staff is not None else nullcontext():
+                turns_state = gr.State([])
+                selected_state = gr.State(None)
+                gr.Markdown(
+                    "# Alliance\n"
+                    "Posez vos questions sur les alliances entre associations, entreprises, "
+                    "fondations et collectivités. Chaque réponse cite ses sources ; cliquez sur "
+                    "une source pour lire le passage."
                 )
-                with gr.Row():
-                    question = gr.Textbox(
-                        elem_id="question",
-                        show_label=False,
-                        placeholder="Votre question… (ex. : comment évaluer un partenariat ?)",
-                        max_length=1000,
-                        lines=1,
-                        scale=5,
-                        min_width=200,
-                        submit_btn=False,
-                    )
-                    send = gr.Button("Envoyer", variant="primary", elem_id="send", scale=1)
-                with gr.Row():
-                    kinds = gr.Dropdown(
-                        choices=[(kind_label(k), k) for k in KINDS],
-                        multiselect=True,
-                        label="Filtrer par type de document",
-                        elem_id="kinds",
-                        scale=3,
-                    )
-                    reset = gr.Button("Nouvelle conversation", elem_id="reset", scale=1)
-                gr.Examples(
-                    examples=[[q] for q in EXAMPLES],
-                    inputs=[question],
-                    label="Exemples de questions",
-                )
-                with gr.Accordion("Cette réponse vous a-t-elle aidé ?", open=True):
-                    with gr.Row():
-                        useful_btn = gr.Button("Oui, utile", elem_id="useful", size="sm")
-                        useless_btn = gr.Button("Non, pas utile", elem_id="useless", size="sm")
-                    comment = gr.Textbox(
-                        label="Commentaire (facultatif)",
-                        elem_id="comment",
-                        max_length=2000,
-                        lines=2,
-                    )
-                    feedback_status = gr.Markdown(elem_id="feedback-status")
-            with gr.Column(scale=2, min_width=300):
-                gr.Markdown("## Sources")
-                citations = gr.Radio(
-                    choices=[],
-                    label="Sources de la réponse",
-                    elem_id="citations",
-                    visible=False,
-                )
-                passage = gr.HTML(PASSAGE_PLACEHOLDER, elem_id="passage")
+                notice = gr.HTML(elem_id="notice")
+                timer = gr.Timer(2.0, active=False)
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=3, min_width=300):
+                        chat = gr.Chatbot(
+                            elem_id="chat",
+                            label="Conversation",
+                            height=460,
+                            render_markdown=True,
+                            sanitize_html=True,
+                            allow_tags=False,
+                            feedback_options=None,
+                            latex_delimiters=[],
+                            buttons=["copy", "copy_all"],
+                            placeholder="Posez une question ou choisissez un exemple ci-dessous.",
+                        )
+                        with gr.Row():
+                            question = gr.Textbox(
+                                elem_id="question",
+                                show_label=False,
+                                placeholder=(
+                                    "Votre question… (ex. : comment évaluer un partenariat ?)"
+                                ),
+                                max_length=1000,
+                                lines=1,
+                                scale=5,
+                                min_width=200,
+                                submit_btn=False,
+                            )
+                            send = gr.Button("Envoyer", variant="primary", elem_id="send", scale=1)
+                        with gr.Row():
+                            kinds = gr.Dropdown(
+                                choices=[(kind_label(k), k) for k in KINDS],
+                                multiselect=True,
+                                label="Filtrer par type de document",
+                                elem_id="kinds",
+                                scale=3,
+                            )
+                            reset = gr.Button("Nouvelle conversation", elem_id="reset", scale=1)
+                        gr.Examples(
+                            examples=[[q] for q in EXAMPLES],
+                            inputs=[question],
+                            label="Exemples de questions",
+                        )
+                        with gr.Accordion("Cette réponse vous a-t-elle aidé ?", open=True):
+                            with gr.Row():
+                                useful_btn = gr.Button("Oui, utile", elem_id="useful", size="sm")
+                                useless_btn = gr.Button(
+                                    "Non, pas utile", elem_id="useless", size="sm"
+                                )
+                            comment = gr.Textbox(
+                                label="Commentaire (facultatif)",
+                                elem_id="comment",
+                                max_length=2000,
+                                lines=2,
+                            )
+                            feedback_status = gr.Markdown(elem_id="feedback-status")
+                    with gr.Column(scale=2, min_width=300):
+                        gr.Markdown("## Sources")
+                        citations = gr.Radio(
+                            choices=[],
+                            label="Sources de la réponse",
+                            elem_id="citations",
+                            visible=False,
+                        )
+                        passage = gr.HTML(PASSAGE_PLACEHOLDER, elem_id="passage")
 
-        outputs = [chat, turns_state, question, citations, passage, notice, feedback_status]
-        send.click(respond, [question, kinds, chat, turns_state], outputs).then(
-            lambda: None, None, selected_state
-        )
-        question.submit(respond, [question, kinds, chat, turns_state], outputs).then(
-            lambda: None, None, selected_state
-        )
-        citations.change(on_citation, [citations, turns_state, selected_state], passage)
-        chat.select(on_select, [turns_state], [citations, passage, selected_state])
-        useful_btn.click(
-            lambda c, t, s: on_feedback(True, c, t, s),
-            [comment, turns_state, selected_state],
-            [feedback_status, comment],
-        )
-        useless_btn.click(
-            lambda c, t, s: on_feedback(False, c, t, s),
-            [comment, turns_state, selected_state],
-            [feedback_status, comment],
-        )
-        reset_outputs = [chat, turns_state, selected_state, citations, passage]
-        reset_outputs += [feedback_status, comment, question]
-        reset.click(new_conversation, None, reset_outputs)
-        chat.clear(new_conversation, None, reset_outputs)
-        blocks.load(on_load, None, [notice, timer])
-        timer.tick(on_load, None, [notice, timer])
+                outputs = [chat, turns_state, question, citations, passage, notice, feedback_status]
+                send.click(respond, [question, kinds, chat, turns_state], outputs).then(
+                    lambda: None, None, selected_state
+                )
+                question.submit(respond, [question, kinds, chat, turns_state], outputs).then(
+                    lambda: None, None, selected_state
+                )
+                citations.change(on_citation, [citations, turns_state, selected_state], passage)
+                chat.select(on_select, [turns_state], [citations, passage, selected_state])
+                useful_btn.click(
+                    lambda c, t, s: on_feedback(True, c, t, s),
+                    [comment, turns_state, selected_state],
+                    [feedback_status, comment],
+                )
+                useless_btn.click(
+                    lambda c, t, s: on_feedback(False, c, t, s),
+                    [comment, turns_state, selected_state],
+                    [feedback_status, comment],
+                )
+                reset_outputs = [chat, turns_state, selected_state, citations, passage]
+                reset_outputs += [feedback_status, comment, question]
+                reset.click(new_conversation, None, reset_outputs)
+                chat.clear(new_conversation, None, reset_outputs)
+                blocks.load(on_load, None, [notice, timer])
+                timer.tick(on_load, None, [notice, timer])
+            if staff is not None:  # the staff console, only when a token is set
+                with gr.Tab("Équipe", id="equipe"):
+                    staff()
     return blocks

@@ -31,7 +31,7 @@ from assistant.settings import Settings
 from assistant.sources import resolve_source
 from assistant.staff import StaffConsole, check_token_strength
 from ui.app import CSS, build_ui
-from ui.staff import build_staff_ui
+from ui.staff import build_staff_ui, staff_tab
 
 log = logging.getLogger(__name__)
 
@@ -112,12 +112,19 @@ def create_app(
     if docs_assets:
         _add_offline_docs(app, docs_assets)
     staff: gr.Blocks | None = None
+    staff_builder = None
     if settings.admin_token:  # no token, no console: not over the UI, not over the API
         check_token_strength(settings.admin_token)
         console = StaffConsole(assistant, feedback)
         # before the public router: its catch-all answers 404 for unknown /api paths
         app.include_router(admin_router(console, settings.admin_token), prefix="/api/admin")
         staff = build_staff_ui(console, settings.admin_token)
+        token = settings.admin_token
+
+        def staff_tab_builder() -> object:
+            return staff_tab(console, token)
+
+        staff_builder = staff_tab_builder
     app.include_router(api_router(assistant, feedback, state), prefix="/api")
 
     @app.get("/sources/{path:path}", include_in_schema=False)
@@ -150,7 +157,7 @@ def create_app(
     if staff is not None:
         staff.queue(default_concurrency_limit=1)
         app = gr.mount_gradio_app(app, staff, path="/staff", **mount)
-    blocks = build_ui(assistant, feedback, state)
+    blocks = build_ui(assistant, feedback, state, staff_builder)
     blocks.queue(default_concurrency_limit=4)
     return gr.mount_gradio_app(
         app,
