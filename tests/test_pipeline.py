@@ -7,13 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fpdf import FPDF
 from langchain_core.embeddings import Embeddings
+from web_support import make_pdf  # a multi-page PDF with a running header and page numbers
 
 from assistant import Assistant, Settings
 from assistant.errors import IndexNotReadyError, QueryError
-
-FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
 PAGES = [
     "Le diagnostic partagé du territoire est la première étape : on recense les besoins, les "
@@ -23,22 +21,6 @@ PAGES = [
     "La convention de partenariat précise les objectifs, la durée, les apports de chacun, la "
     "gouvernance du projet, la communication et les modalités de sortie.",
 ]
-
-
-def make_pdf(path: Path, pages: list[str]) -> Path:
-    pdf = FPDF()
-    pdf.add_font("DejaVu", fname=FONT)
-    pdf.set_font("DejaVu", size=11)
-    pdf.set_auto_page_break(False)
-    for i, text in enumerate(pages, 1):
-        pdf.add_page()
-        pdf.cell(0, 8, "Guide des alliances — exemple", new_x="LMARGIN", new_y="NEXT")
-        pdf.multi_cell(0, 6, text)
-        pdf.set_y(-20)
-        pdf.cell(0, 8, f"page {i} / {len(pages)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pdf.output(str(path))
-    return path
 
 
 def assistant_for(tmp_path: Path, corpus: Path, embedder: Embeddings, **kw: object) -> Assistant:
