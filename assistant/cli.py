@@ -15,6 +15,7 @@ from assistant.core import Assistant
 from assistant.errors import AllianceError
 from assistant.evaluation import check_floors, load_questions, run_eval, summarize
 from assistant.settings import KINDS, Settings
+from assistant.switch import switch_notice
 from assistant.types import DocumentReport, RefreshReport
 
 EXIT_ERROR = 2
@@ -228,6 +229,7 @@ def render_report(report: RefreshReport) -> str:
         f"{report.chunks_embedded} passages {verb} vectorisés, {report.chunks_removed} retirés "
         f"en {report.seconds:.1f} s ({report.embedder})."
     )
+    lines.extend(switch_notice(report))
     return "\n".join(lines)
 
 

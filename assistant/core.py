@@ -10,23 +10,26 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from chromadb.api import ClientAPI
 from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 
 from assistant.answering import Answerer
 from assistant.embedders import make_embedder
-from assistant.errors import IndexNotReadyError
+from assistant.errors import ConfigError, IndexNotReadyError
 from assistant.followup import contextualize
 from assistant.indexer import Progress, file_sha256, refresh
 from assistant.lexical import LexicalIndex
 from assistant.llm import make_answerer, stream_answer
 from assistant.loaders import discover
+from assistant.manifest import Manifest, Override, load_manifest, version_sha
 from assistant.retrieval import AllianceRetriever, HybridSearcher, Retrieval
 from assistant.settings import Settings
-from assistant.store import IndexStore
+from assistant.store import IndexStore, make_chroma_client
+from assistant.switch import serving_embedder, settle
 from assistant.types import Answer, Hit, RefreshReport
 
 log = logging.getLogger(__name__)
@@ -35,7 +38,12 @@ _STEP_CHECK_S = 2.0
 
 
 class Assistant:
-    """Refresh, search and ask over one corpus and index. Thread-safe for concurrent reads."""
+    """Refresh, search and ask over one corpus and index. Thread-safe for concurrent reads.
+
+    ``settings.embedder`` is the embedder refreshes build with. Queries go to the collection
+    that is *active* (see ``assistant.switch``): the same one, except while a new embedder's
+    collection is being built, when the previous one keeps answering with its own model.
+    """
 
     def __init__(
         self,
@@ -43,37 +51,75 @@ class Assistant:
         *,
         embedder: Embeddings | None = None,
         answerer: Answerer | None = None,
+        embedder_factory: Callable[[str], Embeddings] = make_embedder,
     ) -> None:
         self.settings = settings
-        self._embedder = embedder
-        self._answerer = answerer
-        self._store: IndexStore | None = None
+        self._factory = embedder_factory
+        self._embedders: dict[str, Embeddings] = {}
+        if embedder is not None:
+            self._embedders[settings.embedder] = embedder
+        self._fixed_answerer = answerer
+        self._answerers: dict[str, Answerer] = {}
+        self._client: ClientAPI | None = None
+        self._stores: dict[str, IndexStore] = {}
         self._searcher: HybridSearcher | None = None
         self._lock = threading.RLock()
         self._checked_at = 0.0
 
-    # -- wiring (lazy: building the embedder or opening Chroma happens on first use) --------
+    # -- wiring (lazy: building an embedder or opening Chroma happens on first use) ----------
+    def _embedder_for(self, spec: str) -> Embeddings:
+        with self._lock:
+            if spec not in self._embedders:
+                self._embedders[spec] = self._factory(spec)
+            return self._embedders[spec]
+
+    def _store_for(self, spec: str) -> IndexStore:
+        with self._lock:
+            if spec not in self._stores:
+                if self._client is None:
+                    self._client = make_chroma_client(self.settings)
+                settings = self.settings.replace(embedder=spec)
+                self._stores[spec] = IndexStore(settings, self._embedder_for(spec), self._client)
+            return self._stores[spec]
+
+    def _answerer_for(self, spec: str) -> Answerer:
+        with self._lock:
+            if self._fixed_answerer is not None:
+                return self._fixed_answerer
+            if spec not in self._answerers:
+                # extractive, wrapped by an LLM answerer when settings.llm_url is set; it embeds
+                # sentences with the model that embedded the query
+                settings = self.settings.replace(embedder=spec)
+                self._answerers[spec] = make_answerer(settings, self._embedder_for(spec))
+            return self._answerers[spec]
+
     @property
     def embedder(self) -> Embeddings:
-        with self._lock:
-            if self._embedder is None:
-                self._embedder = make_embedder(self.settings.embedder)
-            return self._embedder
+        """The configured embedder (the one refreshes build with)."""
+        return self._embedder_for(self.settings.embedder)
 
     @property
     def store(self) -> IndexStore:
-        with self._lock:
-            if self._store is None:
-                self._store = IndexStore(self.settings, self.embedder)
-            return self._store
+        """The configured embedder's index: the one refreshes write."""
+        return self._store_for(self.settings.embedder)
 
     @property
     def answerer(self) -> Answerer:
+        return self._answerer_for(self.serving_embedder())
+
+    def serving_embedder(self) -> str:
+        """The embedder whose collection answers queries now (see ``assistant.switch``)."""
         with self._lock:
-            if self._answerer is None:
-                # extractive, wrapped by an LLM answerer when settings.llm_url is set
-                self._answerer = make_answerer(self.settings, self.embedder)
-            return self._answerer
+            if self._client is None:
+                self._client = make_chroma_client(self.settings)
+            client = self._client
+        return serving_embedder(client, self.settings.embedder)
+
+    @property
+    def serving_store(self) -> IndexStore:
+        """The index queries go to: the configured one, or the previous one while the
+        configured embedder's collection is being built."""
+        return self._store_for(self.serving_embedder())
 
     def _get_searcher(self) -> HybridSearcher:
         with self._lock:
@@ -81,41 +127,67 @@ class Assistant:
                 log.info("the collection changed (another process refreshed it): reloading")
                 self._searcher = None
             if self._searcher is None:
-                if self.store.count() == 0:
-                    raise IndexNotReadyError(
-                        "l'index est vide : lancez `alliance refresh` pour le construire"
-                    )
-                lexical = LexicalIndex.open(self.store)
-                self._searcher = HybridSearcher(self.settings, self.store, self.embedder, lexical)
+                self._searcher = self._open_searcher(self.serving_embedder())
             return self._searcher
 
+    def _open_searcher(self, spec: str, lexical: LexicalIndex | None = None) -> HybridSearcher:
+        store = self._store_for(spec)
+        if lexical is None:
+            if store.count() == 0:
+                raise IndexNotReadyError(
+                    "l'index est vide : lancez `alliance refresh` pour le construire"
+                )
+            lexical = LexicalIndex.open(store)
+        settings = self.settings.replace(embedder=spec)
+        return HybridSearcher(settings, store, self._embedder_for(spec), lexical)
+
     def _out_of_step(self) -> bool:
-        """Whether another process (a replica's writer) refreshed the collection since our
-        lexical side was built. Checked at most once per ``_STEP_CHECK_S``: one metadata read."""
+        """Whether another process (a replica's writer) refreshed the collection or switched
+        the answering one since our searcher was built. Checked at most once per
+        ``_STEP_CHECK_S``: two metadata reads."""
         now = time.monotonic()
         if now - self._checked_at < _STEP_CHECK_S:
             return False
         self._checked_at = now
-        assert self._searcher is not None
-        return self.store.fingerprint() != self._searcher.lexical.fingerprint
+        searcher = self._searcher
+        assert searcher is not None
+        if self.serving_embedder() != searcher.settings.embedder:
+            return True
+        return searcher.store.fingerprint() != searcher.lexical.fingerprint
 
     # -- public API --------------------------------------------------------------------------
     def refresh(self, *, dry_run: bool = False, progress: Progress | None = None) -> RefreshReport:
-        """Index what changed in the corpus; see ``assistant.indexer``."""
-        report = refresh(self.settings, self.store, dry_run=dry_run, progress=progress)
-        if not dry_run:
+        """Index what changed in the corpus (see ``assistant.indexer``); when the configured
+        embedder's collection is complete, it becomes the one that answers."""
+        target = self.settings.embedder
+        store = self.store
+
+        def finish(report: RefreshReport) -> None:
             changed = any(d.status != "unchanged" for d in report.documents)
             # Nothing changed: reuse the persisted BM25 side if it matches (a rebuild takes 36 s
             # at 100k chunks); otherwise rebuild it from the collection.
-            lexical = LexicalIndex.build(self.store) if changed else LexicalIndex.open(self.store)
-            with self._lock:
-                self._searcher = HybridSearcher(self.settings, self.store, self.embedder, lexical)
+            lexical = LexicalIndex.build(store) if changed else LexicalIndex.open(store)
+            report.active_embedder, report.switched_from = settle(store.client, target)
+            if report.active_embedder == target:
+                searcher = self._open_searcher(target, lexical)
+                with self._lock:
+                    self._searcher = searcher
+
+        report = refresh(self.settings, store, dry_run=dry_run, progress=progress, finish=finish)
+        if dry_run:
+            report.active_embedder = self.serving_embedder()
         return report
 
     def retrieve(
         self, query: str, k: int | None = None, kinds: Sequence[str] | None = None
     ) -> Retrieval:
         return self._get_searcher().retrieve(query, self.settings.k if k is None else k, kinds)
+
+    def _retrieve_with(self, query: str, kinds: Sequence[str] | None) -> tuple[Retrieval, Answerer]:
+        """A retrieval and the answerer that goes with its query vector's model."""
+        searcher = self._get_searcher()
+        retrieval = searcher.retrieve(query, self.settings.k, kinds)
+        return retrieval, self._answerer_for(searcher.settings.embedder)
 
     def search(
         self, query: str, k: int | None = None, kinds: Sequence[str] | None = None
@@ -148,8 +220,8 @@ class Assistant:
         raise here, not mid-stream."""
         turns = list(history or [])
         query = contextualize(question, turns)
-        retrieval = self.retrieve(query, self.settings.k, kinds)
-        return stream_answer(self.answerer, question, retrieval, turns)
+        retrieval, answerer = self._retrieve_with(query, kinds)
+        return stream_answer(answerer, question, retrieval, turns)
 
     def as_retriever(self, k: int = 5, kinds: Sequence[str] | None = None) -> BaseRetriever:
         return AllianceRetriever(
@@ -158,25 +230,53 @@ class Assistant:
 
     # -- state -----------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
-        docs = self.store.documents()
-        return {
-            "documents": sum(1 for d in docs.values() if d.status != "failed"),
-            "chunks": self.store.count(),
-            "embedder": self.settings.embedder,
-            "collection": self.store.collection_name,
+        """What answers now: documents and chunks of the serving collection, and the
+        configured embedder's collection when it is still being built."""
+        serving = self.serving_embedder()
+        store = self._store_for(serving)
+        docs = store.documents()
+        out: dict[str, Any] = {
+            "documents": sum(1 for d in docs.values() if d.status in ("indexed", "warning")),
+            "chunks": store.count(),
+            "embedder": serving,
+            "collection": store.collection_name,
         }
+        if serving != self.settings.embedder:
+            out["building"] = {
+                "embedder": self.settings.embedder,
+                "chunks": self.store.count(),
+            }
+        return out
 
     def documents(self) -> list[dict[str, Any]]:
-        return [dict(vars(d)) for d in self.store.documents().values()]
+        """The catalogue of the serving collection (what citations come from)."""
+        return [dict(vars(d)) for d in self.serving_store.documents().values()]
+
+    def indexed_sources(self) -> set[str]:
+        """Documents a citation may point to: those of the serving collection, not failed."""
+        return {s for s, d in self.serving_store.documents().items() if d.status != "failed"}
 
     def is_stale(self) -> bool:
-        """True when the index is empty or a corpus file was added, changed or removed."""
-        known = self.store.documents()
-        if self.store.count() == 0:
+        """True when the configured embedder's index is empty or behind the corpus: a file
+        added, changed or removed, a web page listed but never fetched, or a URL no longer
+        listed. (Whether a listed page changed on its site is only known by fetching it: a
+        refresh does that.)"""
+        store = self.store
+        if store.count() == 0:
             return True
+        if self.serving_embedder() != self.settings.embedder:
+            return True
+        known = store.documents()
         corpus = self.settings.corpus_dir
         paths = discover(corpus) if corpus.is_dir() else []
         current = {p.relative_to(corpus).as_posix(): p for p in paths}
-        if set(current) != set(known):
+        try:
+            manifest = load_manifest(corpus) if corpus.is_dir() else Manifest()
+        except ConfigError:
+            return True  # a refresh will say what is wrong with sources.toml
+        if set(current) | {w.url for w in manifest.web} != set(known):
             return True
-        return any(file_sha256(p) != known[s].sha256 for s, p in current.items())
+        return any(
+            version_sha(file_sha256(p), manifest.files.get(s, Override())) != known[s].sha256
+            for s, p in current.items()
+        )

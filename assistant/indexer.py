@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
 """progress(done, total, source): called before each document."""
 
+Finish = Callable[[RefreshReport], None]
+"""finish(report): called once every document was handled, still under the refresh lock (the
+caller builds the BM25 side and switches the answering collection there)."""
+
 LOG_NAME = "refresh-log.jsonl"
 WEB_DIR = "web"  # under index_dir: the last fetched copy of each web page
 ALIAS = "alias"  # catalogue status of a second name for content indexed under another name
@@ -136,6 +140,7 @@ def refresh(
     *,
     dry_run: bool = False,
     progress: Progress | None = None,
+    finish: Finish | None = None,
 ) -> RefreshReport:
     """Bring the index in line with ``settings.corpus_dir``; see the module docstring."""
     started = time.perf_counter()
@@ -183,6 +188,8 @@ def refresh(
                 store.set_fingerprint("")
             pending.unlink(missing_ok=True)
         report.documents.sort(key=lambda d: d.source)
+        if finish is not None and not dry_run:
+            finish(report)
         report.seconds = time.perf_counter() - started
         append_log(settings.index_dir, report)
     log.info(
@@ -587,6 +594,7 @@ def read_log(index_dir: Path, last: int = 20) -> list[dict[str, Any]]:
 
 
 __all__ = [
+    "Finish",
     "Progress",
     "append_log",
     "chunk_filter",

@@ -114,7 +114,8 @@ class StaffConsole:
 
     def delete(self, source: str) -> None:
         """Delete a catalogued corpus file; the next refresh removes it from the index."""
-        catalogue = set(self.assistant.store.documents())
+        # the refreshed catalogue, and the answering one while a new embedder's builds
+        catalogue = set(self.assistant.store.documents()) | self.assistant.indexed_sources()
         path = resolve_source(self.settings.corpus_dir, catalogue, source)
         if path is None:
             raise DocumentError(source, "document inconnu")

@@ -89,6 +89,11 @@ class TitledChroma(Chroma):
         return ids
 
 
+def collection_name(embedder: str) -> str:
+    """The Chroma collection (and record-manager namespace) of one embedder spec."""
+    return f"alliance-{embedder_slug(embedder)}"
+
+
 def make_chroma_client(settings: Settings) -> chromadb.api.ClientAPI:
     """Embedded PersistentClient under ``index_dir/chroma``, or an HttpClient for a server URL."""
     chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
@@ -121,7 +126,7 @@ class IndexStore:
         self.settings = settings
         self.embedder_spec = settings.embedder
         self.slug = embedder_slug(settings.embedder)
-        self.collection_name = f"alliance-{self.slug}"
+        self.collection_name = collection_name(settings.embedder)
         settings.index_dir.mkdir(parents=True, exist_ok=True)
         self.client = client if client is not None else make_chroma_client(settings)
         self.collection = self.client.get_or_create_collection(

