@@ -16,7 +16,6 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -33,6 +32,7 @@ from assistant.errors import (
     QueryError,
 )
 from assistant.feedback import FeedbackStore
+from assistant.sources import archive_url, source_url
 from assistant.types import Answer, Hit
 
 log = logging.getLogger(__name__)
@@ -46,17 +46,21 @@ _MAX_HISTORY = 20
 # -- index state shared by the server, the API and the UI ---------------------------------------
 @dataclass
 class IndexState:
-    """Whether the index is being built (by the server at start-up) and how far along."""
+    """Whether the index is being built or refreshed (by the server at start-up) and how far
+    along. ``blocking`` is False when an index already answers meanwhile (a refresh, or a new
+    embedder's collection built while the previous one serves): queries then go on."""
 
     building: bool = False
+    blocking: bool = True
     done: int = 0
     total: int = 0
     error: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def start(self) -> None:
+    def start(self, blocking: bool = True) -> None:
         with self._lock:
             self.building, self.done, self.total, self.error = True, 0, 0, ""
+            self.blocking = blocking
 
     def progress(self, done: int, total: int, source: str = "") -> None:
         with self._lock:
@@ -67,8 +71,9 @@ class IndexState:
             self.building, self.error = False, error
 
     def check(self) -> None:
-        """Raise IndexNotReadyError while a build runs, so queries get a clear 503."""
-        if self.building:
+        """Raise IndexNotReadyError while a build runs with nothing to answer from, so queries
+        get a clear 503."""
+        if self.building and self.blocking:
             raise IndexNotReadyError(
                 f"l'index est en cours de construction ({self.done}/{self.total} documents) ; "
                 "réessayez dans un instant"
@@ -106,19 +111,12 @@ class FeedbackRequest(_Strict):
 
 
 # -- response shaping -------------------------------------------------------------------------
-def source_url(source: str, page: int | None = None) -> str:
-    """Where a client opens a cited document: the web page itself, or ``/sources/<path>``
-    (``#page=N`` opens a PDF at that page)."""
-    if source.startswith(("http://", "https://")):
-        return source
-    url = "/sources/" + quote(source, safe="/")
-    if page and source.lower().endswith(".pdf"):
-        url += f"#page={page}"
-    return url
-
-
 def hit_payload(hit: Hit) -> dict[str, Any]:
-    return {**hit.to_dict(), "url": source_url(hit.source, hit.page)}
+    return {
+        **hit.to_dict(),
+        "url": source_url(hit.source, hit.page),
+        "archive_url": archive_url(hit.source, hit.page),
+    }
 
 
 def answer_payload(answer: Answer) -> dict[str, Any]:
@@ -148,7 +146,7 @@ def api_router(
 
     @router.get("/health", summary="État du service et de l'index")
     def health() -> dict[str, Any]:
-        if state.building:
+        if state.building and state.blocking:
             return {
                 "status": "building",
                 "documents": state.done,
@@ -158,13 +156,18 @@ def api_router(
                 "progress": {"done": state.done, "total": state.total},
             }
         stats = assistant.stats()
-        return {
+        out: dict[str, Any] = {
             "status": "ok" if stats["chunks"] else "empty",
             "documents": stats["documents"],
             "chunks": stats["chunks"],
             "embedder": stats["embedder"],
             "version": __version__,
         }
+        if "building" in stats:  # a new embedder's collection, answering once complete
+            out["building"] = stats["building"]
+        if state.building:  # a refresh while the index answers
+            out["progress"] = {"done": state.done, "total": state.total}
+        return out
 
     @router.post("/search", summary="Les passages les plus pertinents pour une requête")
     def search(req: SearchRequest) -> dict[str, Any]:
@@ -217,6 +220,7 @@ def api_router(
                     "reason": d["reason"],
                     "indexed_at": _iso(d["indexed_at"]),
                     "url": source_url(d["source"]),
+                    "archive_url": archive_url(d["source"]),
                 }
             )
         last = max((d["indexed_at"] or 0 for d in assistant.documents()), default=0)

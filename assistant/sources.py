@@ -1,4 +1,5 @@
-"""Which file may be served for a requested ``/sources/<path>``: only documents in the index.
+"""Which file may be served for a requested ``/sources/<path>`` (a corpus file) or
+``/archive/<key>`` (the kept copy of a web page): only documents in the index.
 
 The catalogue is the allow-list; on top of it we refuse anything that looks like traversal
 (``..``, absolute paths, backslashes, percent-encoded or double-encoded forms) and files whose
@@ -14,7 +15,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 from pathlib import Path, PurePosixPath
-from urllib.parse import unquote
+from urllib.parse import quote, unquote, urlparse
+
+from assistant.web_sources import WebCache, cache_key
 
 log = logging.getLogger(__name__)
 
@@ -60,3 +63,40 @@ def resolve_source(
         log.warning("refused source %r: resolves outside the corpus (%s)", requested, real)
         return None
     return real
+
+
+def is_web(source: str) -> bool:
+    return source.startswith(("http://", "https://"))
+
+
+def source_url(source: str, page: int | None = None) -> str:
+    """Where a client opens a cited document: the web page itself, or ``/sources/<path>``
+    (``#page=N`` opens a PDF at that page)."""
+    if is_web(source):
+        return source
+    url = "/sources/" + quote(source, safe="/")
+    if page and source.lower().endswith(".pdf"):
+        url += f"#page={page}"
+    return url
+
+
+def archive_url(source: str, page: int | None = None) -> str | None:
+    """For a web page: ``/archive/<key>``, the copy the index was built from (still there when
+    the page has changed or gone offline); None for a corpus file."""
+    if not is_web(source):
+        return None
+    url = f"/archive/{cache_key(source)}"
+    if page and urlparse(source).path.lower().endswith(".pdf"):
+        url += f"#page={page}"
+    return url
+
+
+def resolve_archive(web_dir: Path, indexed_sources: Collection[str], key: str) -> Path | None:
+    """The kept copy of the indexed web page whose ``cache_key`` is ``key``, or None."""
+    if len(key) != 24 or any(c not in "0123456789abcdef" for c in key):
+        return None
+    cache = WebCache(web_dir)
+    for source in indexed_sources:
+        if is_web(source) and cache_key(source) == key:
+            return cache.copy(source)
+    return None

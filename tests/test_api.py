@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import HashEmbeddings, write_corpus
 from fastapi.testclient import TestClient
 from langchain_core.embeddings import Embeddings
 from web_support import PDF_QUESTION, PDF_SOURCE, make_web_corpus
@@ -20,7 +22,7 @@ from assistant.api import IndexState, source_url
 from assistant.feedback import FeedbackStore
 from assistant.retrieval import Retrieval
 from assistant.types import Answer
-from ui.server import create_app
+from ui.server import create_app, start_background_build
 
 pytestmark = pytest.mark.integration
 
@@ -91,7 +93,18 @@ def test_search_returns_hits_with_urls_to_pdf_pages(env: Env) -> None:
     hits = resp.json()["hits"]
     assert resp.status_code == 200 and 1 <= len(hits) <= 3
     top = hits[0]
-    assert set(top) == {"text", "source", "title", "kind", "page", "score", "chunk_id", "url"}
+    assert set(top) == {
+        "text",
+        "source",
+        "title",
+        "kind",
+        "page",
+        "score",
+        "chunk_id",
+        "url",
+        "archive_url",
+    }
+    assert top["archive_url"] is None  # a corpus file: no kept copy of a web page
     assert top["source"] == PDF_SOURCE and top["page"] == 2
     assert top["url"] == f"/sources/{PDF_SOURCE}#page=2"
 
@@ -189,6 +202,46 @@ def test_empty_index_and_building_index_get_503(tmp_path: Path, e5: Embeddings) 
         assert client.get("/api/health").json()["status"] == "building"
         message = assert_clean_error(client.post("/api/ask", json={"question": "alliance ?"}), 503)
         assert "construction" in message and "2/7" in message
+
+
+class GatedEmbeddings(HashEmbeddings):
+    """Embeds passages only while ``gate`` is open: a refresh that we hold mid-way."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        assert self.gate.wait(timeout=30)
+        return super().embed_documents(texts)
+
+
+def test_serve_refreshes_a_stale_index_in_the_background_while_it_answers(
+    tmp_path: Path,
+) -> None:
+    corpus = write_corpus(tmp_path / "corpus")
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
+    embedder = GatedEmbeddings()
+    assistant = Assistant(settings, embedder=embedder)
+    state = IndexState()
+    first = start_background_build(assistant, state)  # nothing answers yet: queries wait
+    assert first is not None and state.blocking
+    first.join(timeout=60)
+    assert not state.building and start_background_build(assistant, state) is None
+
+    (corpus / "recits" / "nouveau.md").write_text("# Nouveau\n\nUn récit ajouté.\n", "utf-8")
+    embedder.gate.clear()  # the refresh will wait to embed the new document
+    with TestClient(create_app(settings, assistant, state=state)) as client:
+        thread = start_background_build(assistant, state)
+        assert thread is not None and state.building and not state.blocking
+        assert client.post("/api/search", json={"query": "Pacte civique"}).json()["hits"]
+        health = client.get("/api/health").json()
+        assert health["status"] == "ok" and "progress" in health
+        embedder.gate.set()
+        thread.join(timeout=60)
+    assert not state.building and not state.error
+    assert "recits/nouveau.md" in assistant.indexed_sources()
 
 
 # -- feedback ------------------------------------------------------------------------------------

@@ -257,3 +257,55 @@ def test_fetch_limits_timeout_and_redirects(tmp_path: Path, site: Site) -> None:
         assert moved.path.suffix == ".html" and moved.path.read_bytes() == GUIDE
         big = fetch_page(client, cache, f"{site.base}/grosse", max_bytes=1000)
         assert big.reason == "page injoignable (page trop volumineuse (5000 o > 1000 o))"
+
+
+def test_a_cited_web_page_links_to_the_site_and_to_the_copy_it_was_indexed_from(
+    tmp_path: Path, site: Site, hash_embeddings: Embeddings
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from ui.render import passage_html
+    from ui.server import create_app
+
+    hostile = GUIDE.replace(b"</body>", b"<script>alert(1)</script></body>")
+    site.routes = {"/guide": Route(hostile, etag='"v1"')}
+    corpus = write_corpus(tmp_path / "corpus")
+    guide = f"{site.base}/guide"
+    (corpus / "sources.toml").write_text(
+        f'[files."recits/histoire.md"]\ntitle = "Histoire"\n\n[[web]]\nurl = "{guide}"\n',
+        encoding="utf-8",
+    )
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
+    a = Assistant(settings, embedder=hash_embeddings)
+    assert a.is_stale()
+    a.refresh()
+    # Overrides and web pages no longer make a fresh index look stale (serve would refresh).
+    assert not a.is_stale()
+
+    with TestClient(create_app(settings, a), raise_server_exceptions=False) as client:
+        hits = client.post("/api/search", json={"query": "Connaissance du terrain", "k": 5})
+        web = next(h for h in hits.json()["hits"] if h["source"] == guide)
+        assert web["url"] == guide
+        assert web["archive_url"] == f"/archive/{cache_key(guide)}"
+        card = passage_html(
+            1, next(h for h in a.search("Connaissance du terrain") if h.source == guide), []
+        )
+        assert f'href="{guide}"' in card and f'href="{web["archive_url"]}"' in card
+
+        site.routes["/guide"] = Route(status=503, body=b"maintenance")
+        a.refresh()  # offline now: the copy stays indexed, and served
+        copy = client.get(web["archive_url"])
+        assert copy.status_code == 200 and b"Connaissance du terrain" in copy.content
+        assert copy.headers["content-security-policy"].startswith("sandbox")
+        assert copy.headers["content-type"].startswith("text/html")
+
+        listed = {d["source"]: d for d in client.get("/api/documents").json()["documents"]}
+        assert listed[guide]["archive_url"] == web["archive_url"]
+        assert listed["recits/histoire.md"]["archive_url"] is None
+        for bad in (cache_key("http://127.0.0.1:9/never"), "../../etc/passwd", "0" * 24, "x"):
+            assert client.get(f"/archive/{bad}").status_code == 404
+
+        (corpus / "sources.toml").write_text("", encoding="utf-8")
+        assert a.is_stale()  # a listed page is gone
+        a.refresh()
+        assert client.get(web["archive_url"]).status_code == 404

@@ -77,7 +77,13 @@ class Turn:
 
 
 def index_notice(assistant: Assistant, state: IndexState) -> str:
-    """The banner: index building, empty, or failed; empty when everything is ready."""
+    """The banner: index building or updating, empty, or failed; empty when all is ready."""
+    if state.building and not state.blocking:
+        return notice_html(
+            f"Mise à jour de l'index en cours ({state.done}/{state.total} documents) : "
+            "les réponses s'appuient sur la version précédente jusqu'à la fin.",
+            "info",
+        )
     if state.building:
         return notice_html(
             f"L'index est en cours de construction ({state.done}/{state.total} documents). "

@@ -11,7 +11,7 @@ import html
 import re
 from collections.abc import Sequence
 
-from assistant.api import source_url
+from assistant.sources import archive_url, source_url
 from assistant.types import Hit
 
 KIND_LABELS: dict[str, str] = {
@@ -119,6 +119,13 @@ def passage_html(n: int, hit: Hit, quotes: Sequence[str]) -> str:
         pos = e
     pieces.append(esc(text[pos:]))
     url = source_url(hit.source, hit.page)
+    archive = archive_url(hit.source, hit.page)
+    kept = (
+        f' · <a class="passage-archive" href="{esc(archive)}" target="_blank" '
+        'rel="noopener noreferrer">copie indexée</a>'
+        if archive
+        else ""
+    )
     where = f" à la page {hit.page}" if hit.page else ""
     page = f", p. {hit.page}" if hit.page else ""
     return (
@@ -127,7 +134,7 @@ def passage_html(n: int, hit: Hit, quotes: Sequence[str]) -> str:
         f" — {esc(kind_label(hit.kind))}{esc(page)}</p>"
         f'<div class="passage-text">{"".join(pieces)}</div>'
         f'<p><a class="passage-link" href="{esc(url)}" target="_blank" rel="noopener noreferrer">'
-        f"Ouvrir le document{esc(where)}</a>"
+        f"Ouvrir {'la page' if archive else 'le document'}{esc(where)}</a>{kept}"
         f' <span class="passage-source">({esc(hit.source)})</span></p>'
         "</div>"
     )

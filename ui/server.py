@@ -27,9 +27,11 @@ from assistant.cli import progress_bar
 from assistant.core import Assistant
 from assistant.errors import AllianceError
 from assistant.feedback import FeedbackStore
+from assistant.indexer import WEB_DIR
 from assistant.settings import Settings
-from assistant.sources import resolve_source
+from assistant.sources import resolve_archive, resolve_source
 from assistant.staff import StaffConsole, check_token_strength
+from assistant.switch import switch_notice
 from ui.app import CSS, build_ui
 from ui.staff import build_staff_ui, staff_tab
 
@@ -61,6 +63,17 @@ def _media_type(name: str) -> str:
         return _TEXT_TYPES[suffix] + "; charset=utf-8"
     guessed = mimetypes.guess_type(name)[0] or "application/octet-stream"
     return guessed + ("; charset=utf-8" if guessed.startswith("text/") else "")
+
+
+def _document_response(real: Path) -> FileResponse:
+    """A cited file, inline; anything but a PDF is sandboxed (it runs and loads nothing)."""
+    media_type = _media_type(real.name)
+    headers = {"X-Content-Type-Options": "nosniff"}
+    if media_type != "application/pdf":
+        headers["Content-Security-Policy"] = _SANDBOX_CSP
+    return FileResponse(
+        real, media_type=media_type, headers=headers, content_disposition_type="inline"
+    )
 
 
 def _offline_docs_assets() -> Path | None:
@@ -129,21 +142,19 @@ def create_app(
 
     @app.get("/sources/{path:path}", include_in_schema=False)
     def source(path: str) -> FileResponse:
-        indexed = {
-            source
-            for source, record in assistant.store.documents().items()
-            if record.status != "failed"
-        }
-        real = resolve_source(settings.corpus_dir, indexed, path)
+        real = resolve_source(settings.corpus_dir, assistant.indexed_sources(), path)
         if real is None:
             raise HTTPException(status_code=404)
-        media_type = _media_type(real.name)
-        headers = {"X-Content-Type-Options": "nosniff"}
-        if media_type != "application/pdf":
-            headers["Content-Security-Policy"] = _SANDBOX_CSP
-        return FileResponse(
-            real, media_type=media_type, headers=headers, content_disposition_type="inline"
-        )
+        return _document_response(real)
+
+    @app.get("/archive/{key}", include_in_schema=False)
+    def archive(key: str) -> FileResponse:
+        """The copy of a web page the index was built from (the page may have changed since,
+        or be offline): served like a corpus document, sandboxed."""
+        real = resolve_archive(settings.index_dir / WEB_DIR, assistant.indexed_sources(), key)
+        if real is None:
+            raise HTTPException(status_code=404)
+        return _document_response(real)
 
     mount = {
         "theme": theme(),
@@ -174,8 +185,8 @@ def create_app(
 
 
 def build_index(assistant: Assistant, state: IndexState) -> None:
-    """Refresh the index, keeping ``state`` (shown in the UI and /api/health) up to date."""
-    state.start()
+    """Refresh the index, keeping ``state`` (shown in the UI and /api/health) up to date;
+    ``state.start`` was called by whoever decided to build."""
 
     def progress(done: int, total: int, source: str) -> None:
         state.progress(done, total, source)
@@ -192,20 +203,40 @@ def build_index(assistant: Assistant, state: IndexState) -> None:
         f"alliance: index prêt — {report.count('added')} ajoutés, {report.count('updated')} mis à "
         f"jour, {len(report.failed)} en échec, en {report.seconds:.1f} s\n"
     )
+    for line in switch_notice(report):
+        sys.stderr.write(f"alliance: {line}\n")
     state.finish()
 
 
+def start_background_build(assistant: Assistant, state: IndexState) -> threading.Thread | None:
+    """If the index is missing or behind the corpus, refresh it in a background thread and
+    return that thread. Queries wait (503, « en construction ») only when nothing answers yet;
+    a stale index, or the previous embedder's collection, answers during the refresh."""
+    if not assistant.is_stale():
+        return None
+    try:
+        answers = int(assistant.stats()["chunks"]) > 0
+    except AllianceError:
+        answers = False
+    sys.stderr.write(
+        "alliance: l'index est périmé, mise à jour en cours (il répond pendant ce temps)…\n"
+        if answers
+        else "alliance: l'index est absent, construction en cours…\n"
+    )
+    state.start(blocking=not answers)  # before the server answers: no query races a build
+    thread = threading.Thread(
+        target=build_index, args=(assistant, state), name="index-build", daemon=True
+    )
+    thread.start()
+    return thread
+
+
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> None:
-    """Run the app with uvicorn. If the index is missing or stale it is built first, in the
-    background: the page opens at once and says the index is being built until it is ready."""
+    """Run the app with uvicorn. If the index is missing or stale it is refreshed in the
+    background: the page opens at once and says so until the refresh is over."""
     assistant = Assistant(settings)
     state = IndexState()
     app = create_app(settings, assistant, state=state)
-    if assistant.is_stale():
-        sys.stderr.write("alliance: l'index est absent ou périmé, construction en cours…\n")
-        state.start()  # before the server answers, so no query races the build
-        threading.Thread(
-            target=build_index, args=(assistant, state), name="index-build", daemon=True
-        ).start()
+    start_background_build(assistant, state)
     sys.stderr.write(f"alliance: interface sur http://{host}:{port}/  (API : /docs)\n")
     uvicorn.run(app, host=host, port=port, log_level="warning")
