@@ -174,13 +174,36 @@ def remove_headers_footers(pages: Sequence[str], edge: int = 3) -> list[str]:
     return cleaned
 
 
+_GLUED_MARK = re.compile(r"(?<=[a-zà-öø-ÿœ]{3})(\d{1,2})(?=[\s.,;:!?)»]|$)")
+_NOTE_LINE = re.compile(r"^(\d{1,2}) +[A-ZÀ-ÖØ-ÞŒ«(]", re.MULTILINE)
+
+
+def strip_footnote_markers(page: str) -> str:
+    """Remove footnote call numbers glued to a word (« alliance1. » -> « alliance. ») when the
+    same page has the note itself further down (a line « 1 Texte de la note… »). A number
+    glued to a word is kept when no such note follows: it may be part of the text."""
+    notes: dict[str, int] = {}
+    for match in _NOTE_LINE.finditer(page):
+        notes.setdefault(match.group(1), match.start())
+
+    def repl(match: re.Match[str]) -> str:
+        note_at = notes.get(match.group(1))
+        return "" if note_at is not None and note_at > match.start() else match.group(1)
+
+    return _GLUED_MARK.sub(repl, page) if notes else page
+
+
 def clean_pdf_pages(pages: Sequence[str]) -> list[str]:
-    """Full PDF pipeline: unicode, whitespace, headers/footers, then hyphen joins using the
-    whole document as evidence. Returns one cleaned string per page (possibly empty)."""
+    """Full PDF pipeline: unicode, whitespace, headers/footers, hyphen joins using the whole
+    document as evidence, then footnote call numbers. One cleaned string per page (maybe
+    empty)."""
     basic = [clean_text(page) for page in pages]
     without_running = remove_headers_footers(basic)
     known = vocabulary("\n".join(without_running))
-    return [normalize_whitespace(join_hyphenated(page, known)) for page in without_running]
+    return [
+        strip_footnote_markers(normalize_whitespace(join_hyphenated(page, known)))
+        for page in without_running
+    ]
 
 
 def is_wordlike(token: str) -> bool:

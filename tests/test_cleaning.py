@@ -149,3 +149,35 @@ def test_strip_markdown_keeps_lines_and_drops_marks() -> None:
         "Titre\n\nDu gras, de l'italique, un lien, logo.\n\n- un\n- deux\n\n"
         "| a | b |\n| 1 | 2 |\n\nsnake_case_name"
     )
+
+
+NOTE = "\n1 Les intitulés sont abrégés."
+
+
+@pytest.mark.parametrize(
+    ("page", "expected"),
+    [
+        # the call number glued to a word, its note at the foot of the page: removed
+        (
+            "Le cadre des titres1. Puis la suite." + NOTE,
+            "Le cadre des titres. Puis la suite." + NOTE,
+        ),
+        (
+            "Trois conditions en alliance1, dit-on." + NOTE,
+            "Trois conditions en alliance, dit-on." + NOTE,
+        ),
+        # no note on the page, an acronym, a year, or the note before the call: kept
+        ("Le mot titres1. sans note.", "Le mot titres1. sans note."),
+        (
+            "ODD17 et Agenda2030 restent.\n17 Une note.",
+            "ODD17 et Agenda2030 restent.\n17 Une note.",
+        ),
+        (NOTE.strip() + "\nLe mot titres1 après.", NOTE.strip() + "\nLe mot titres1 après."),
+    ],
+)
+def test_footnote_call_numbers_are_removed_only_when_their_note_follows(
+    page: str, expected: str
+) -> None:
+    from assistant.cleaning import strip_footnote_markers
+
+    assert strip_footnote_markers(page) == expected

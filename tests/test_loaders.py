@@ -307,3 +307,11 @@ def test_text_file_falls_back_to_cp1252(tmp_path: Path) -> None:
     doc = load_document(path, tmp_path)
     assert doc.pages[0].page_content == "Réunion : l’œuvre commune.\n\n# pas un titre"
     assert doc.title == "Notes reunion"
+
+
+def test_shipped_pdf_footnote_calls_are_not_glued_to_words() -> None:
+    corpus = Path(__file__).parent.parent / "corpus"
+    doc = load_document(corpus / "boite-a-outils" / "financer-ingenierie-alliance.pdf", corpus)
+    first = doc.pages[0].page_content
+    assert "alliance1." not in first and "ingénierie d'alliance.\n" in first
+    assert "\n1 Ces trois conditions" in first  # the note itself stays, as text
