@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 from fixtures_docs import (
     REPORT_HEADER,
+    text_pdf_bytes,
     write_boilerplate_html,
     write_damaged_page_pdf,
     write_empty_file,
@@ -136,6 +137,24 @@ def test_report_pdf_loads_clean_pages(tmp_path: Path) -> None:
     first = doc.pages[0].page_content
     assert first.startswith("Faire alliance en France\n\nLes alliances")  # paragraph kept
     assert "\n- le mécénat de compétences\n- la co-construction" in doc.pages[1].page_content
+
+
+@pytest.mark.parametrize(
+    "first_page",
+    [
+        "Les alliances entre associations et entreprises se multiplient dans les territoires,\n"
+        "portées par des dirigeants convaincus.",
+        "Un partenariat se construit.\nIl dure.",
+        "Le Pacte civique est un engagement\nque chacun prend envers les autres.",
+    ],
+)
+def test_pdf_without_title_whose_first_line_is_a_sentence_is_named_after_its_file(
+    tmp_path: Path, first_page: str
+) -> None:
+    path = tmp_path / "recits" / "recit_terrain-2024.pdf"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(text_pdf_bytes([first_page + "\n\nSuite du texte sur la page.", "Page 2."]))
+    assert load_document(path, tmp_path).title == "Recit terrain 2024"
 
 
 def test_pdf_title_comes_from_metadata_when_meaningful(tmp_path: Path) -> None:

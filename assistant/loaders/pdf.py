@@ -219,12 +219,25 @@ def meaningful_title(title: object) -> str | None:
     return title[:200]
 
 
+_MAX_TITLE_WORDS = 16
+
+
 def _first_line(text: str) -> str | None:
-    for line in text.split("\n"):
-        if letter_count(line) >= 3:
-            line = line.strip()
-            return line if len(line) <= 120 else line[:117].rstrip() + "…"
-    return None
+    """The first line of page 1 when it reads like a title: short, not ending like a sentence
+    part (« . , ; : »), and not wrapped on to the next line (which would start in lower case).
+    Otherwise None, and the loader names the document after its file."""
+    lines = [line.strip() for line in text.split("\n") if letter_count(line) >= 3]
+    if not lines:
+        return None
+    first = lines[0]
+    follows = lines[1] if len(lines) > 1 else ""
+    if (
+        len(first.split()) > _MAX_TITLE_WORDS
+        or first.endswith((".", ",", ";", ":", "-"))
+        or (follows[:1].islower() and not first.endswith(("?", "!")))
+    ):
+        return None
+    return first if len(first) <= 120 else first[:117].rstrip() + "…"
 
 
 def _check_not_garbage(source: str, text: str) -> None:
