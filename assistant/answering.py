@@ -33,7 +33,11 @@ log = logging.getLogger(__name__)
 DECLINE = "Je n'ai pas trouvé de réponse fiable dans le corpus."
 
 _LIST_ITEM = re.compile(r"^\s*(?:\d{1,2}[.)]|[-•–*])\s+")
-_SENTENCE_END = re.compile(r"(?<=[.!?…»])\s+(?=[«\"(A-ZÀ-ÖØ-Ý0-9])")
+# A sentence ends after . ! ? … (maybe closing a quote), or after a bare » when a capital
+# follows (« ... » (Comité 21 ...) goes on: that parenthesis belongs to the sentence).
+_SENTENCE_END = re.compile(
+    r"(?:(?<=[.!?…])|(?<=[.!?…]»))\s+(?=[«\"(A-ZÀ-ÖØ-Ý0-9])|(?<=»)\s+(?=[A-ZÀ-ÖØ-Ý])"
+)
 
 
 class Answerer(Protocol):
@@ -53,37 +57,86 @@ class Unit:
 
 
 def split_units(text: str) -> list[tuple[str, bool]]:
-    """Sentences and list items of a passage, in order, with a flag for list items."""
+    """Sentences and list items of a passage, in order, with a flag for list items. Numbered
+    section titles are left out: they read like list items but answer nothing."""
     units: list[tuple[str, bool]] = []
     for block in re.split(r"\n\s*\n", text):
         lines = [ln.strip() for ln in block.split("\n") if ln.strip()]
+        if _is_section_title(lines):
+            continue
+        raw: list[tuple[str, bool]] = []
         prose: list[str] = []
         item: str | None = None  # the list item being read (PDF lines wrap inside items)
         for line in lines:
             if _LIST_ITEM.match(line):
                 if prose:
-                    units.extend((s, False) for s in _sentences(" ".join(prose)))
+                    raw.extend((s, False) for s in _sentences(" ".join(prose)))
                     prose = []
                 if item is not None:
-                    units.append((item, True))
+                    raw.append((item, True))
                 item = line
             elif item is not None and (
                 line[:1].islower() or (len(item) > 70 and not _ends_sentence(item))
             ):  # a wrapped line of the item (a short unpunctuated "item" is a heading)
                 item = f"{item} {line}"
             elif prose and _is_heading(prose[-1]) and line[:1].isupper():
-                units.extend((s, False) for s in _sentences(" ".join(prose)))
+                # a heading line: never quoted (it answers nothing), unless it may be the
+                # wrapped end of the sentence before
+                if len(prose) > 1 and not _ends_sentence(prose[-2]):
+                    raw.extend((s, False) for s in _sentences(" ".join(prose)))
+                else:
+                    raw.extend((s, False) for s in _sentences(" ".join(prose[:-1])))
                 prose = [line]
             else:
                 if item is not None:
-                    units.append((item, True))
+                    raw.append((item, True))
                     item = None
                 prose.append(line)
         if item is not None:
-            units.append((item, True))
+            raw.append((item, True))
         if prose:
-            units.extend((s, False) for s in _sentences(" ".join(prose)))
+            raw.extend((s, False) for s in _sentences(" ".join(prose)))
+        units.extend(_without_section_titles(raw))
     return units
+
+
+_ITEM_NUMBER = re.compile(r"^(\d{1,2})[.)]\s")
+
+
+def _without_section_titles(raw: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
+    """Drop numbered "items" that are section titles: short, no closing punctuation, and
+    part of no numbered sequence (« 3. La « prime à l'alliance » » above « 3.1 … »). The
+    last step of an unpunctuated list follows the one before, so it stays."""
+    numbers = [
+        int(m.group(1)) if is_item and (m := _ITEM_NUMBER.match(t)) else None for t, is_item in raw
+    ]
+    out: list[tuple[str, bool]] = []
+    for i, (text, is_item) in enumerate(raw):
+        n = numbers[i]
+        if (
+            n is not None
+            and len(text.split()) <= 14
+            and not text.rstrip().endswith((".", ";", "!", "…", ":", ","))
+            and (i == 0 or numbers[i - 1] != n - 1)
+            and (i + 1 == len(raw) or numbers[i + 1] != n + 1)
+        ):
+            continue
+        out.append((text, is_item))
+    return out
+
+
+_NUMBERED = re.compile(r"^\d{1,2}(?:\.\d{1,2})*[.)]?\s+\S")
+
+
+def _is_section_title(lines: Sequence[str]) -> bool:
+    """A numbered section title standing alone in its block (« 3. La « prime à l'alliance » »,
+    maybe wrapped on to a lower-case line): not a list item, never an answer."""
+    if not lines or not _NUMBERED.match(lines[0]):
+        return False
+    if any(not line[:1].islower() for line in lines[1:]):
+        return False
+    text = " ".join(lines)
+    return len(text.split()) <= 14 and not text.endswith((".", ";", "!", "…"))
 
 
 def _ends_sentence(text: str) -> bool:
@@ -101,8 +154,10 @@ def _is_heading(line: str) -> bool:
     """A short line without closing punctuation (a title or heading) ends its own unit; a line
     ending on « le », « de », « selon »... is a wrapped sentence (two-column PDFs), not one."""
     text = line.rstrip()
-    if len(text) >= 90 or text.endswith((".", "!", "?", ":", ";", ",", "…", "»")):
+    if len(text) >= 90 or text.endswith((".", "!", "?", ":", ";", ",", "…")):
         return False
+    if text.endswith(("»", ")", '"')) and re.search(r"[.!?…]\s*[»)\"]$", text):
+        return False  # a sentence closing on a quote or a parenthesis
     last = text.rsplit(maxsplit=1)[-1].lower().rstrip("'’") if text else ""
     return last not in _JOINERS
 
@@ -123,7 +178,17 @@ def _is_useful(text: str) -> bool:
         and (stripped[0].isupper() or stripped[0].isdigit() or stripped[0] in '«"(')
         and _ends_sentence(stripped)
         and not stripped.endswith("?")
+        and not _is_numbered_title(stripped)
     )
+
+
+_SECTION_NUMBER = re.compile(r"^\d{1,2}(?:\.\d{1,2})+\.?\s")
+
+
+def _is_numbered_title(text: str) -> bool:
+    """« 3.5 Janvier 2023 : la première étude d'impact du « faire alliance » »: a numbered
+    section title that closes on a quote or a parenthesis, not on a full stop."""
+    return bool(_SECTION_NUMBER.match(text)) and not re.search(r"[.!…;][»)\"]?$", text)
 
 
 def lexical_overlap(question: str, text: str) -> float:
@@ -392,7 +457,9 @@ def _contiguous(indices: list[int], units: list[Unit], center: int) -> list[int]
 
 
 def _similar(a: str, b: str) -> bool:
-    wa, wb = set(a.lower().split()), set(b.lower().split())
+    """Whether sentence ``a`` adds next to nothing to ``b``: most of its content words (stems,
+    accents folded) are in ``b`` — the same fact told by two documents, or twice in one."""
+    wa, wb = content_words(a), content_words(b)
     if not wa or not wb:
         return False
-    return len(wa & wb) / min(len(wa), len(wb)) > 0.8
+    return len(wa & wb) / len(wa) > 0.8

@@ -115,3 +115,58 @@ def test_headings_tails_and_questions_are_never_quoted() -> None:
     assert "son impact [1]" not in answer.text  # the heading
     assert not answer.text.startswith("ici")  # the cut tail
     assert "Recommanderiez" not in answer.text  # a question
+
+
+def test_numbered_section_titles_and_heading_lines_are_not_units() -> None:
+    text = (
+        "3. La « prime à l'alliance »\n"
+        "3.1 De quoi parle-t-on ?\n"
+        "La « prime à l'alliance » désigne le surcoût d'ingénierie qu'il faut financer.\n\n"
+        "3.5 Janvier 2023 : la première étude d'impact du « faire alliance »\n"
+        "En janvier 2023, Le RAMEAU publie la première étude d'impact.\n\n"
+        "Article 3 bis — Engagements de la Collectivité (facultatif)\n"
+        "La Collectivité s'engage à :\n"
+        "- faciliter la mise en relation avec les acteurs du territoire ;\n\n"
+        "Les étapes :\n1. Fixer le cap\n2. Choisir les partenaires\n3. Signer\n"
+    )
+    units = [u for u, _ in split_units(text)]
+    assert units == [
+        "3.1 De quoi parle-t-on ?",  # a question: split_units keeps it, _is_useful drops it
+        "La « prime à l'alliance » désigne le surcoût d'ingénierie qu'il faut financer.",
+        "En janvier 2023, Le RAMEAU publie la première étude d'impact.",
+        "La Collectivité s'engage à :",
+        "- faciliter la mise en relation avec les acteurs du territoire ;",
+        "Les étapes :",
+        "1. Fixer le cap",  # an unpunctuated list stays: its numbers follow each other
+        "2. Choisir les partenaires",
+        "3. Signer",
+    ]
+    answerer = ExtractiveAnswerer(HashEmbeddings(), threshold=0.5)
+    question = "C'est quoi la prime à l'alliance et l'étude d'impact de janvier 2023 ?"
+    answer = answerer.answer(question, _retrieval(question, [text]))
+    assert answer.grounded and "surcoût d'ingénierie" in answer.text
+    assert "3. La" not in answer.text and "3.5 Janvier" not in answer.text
+
+
+def test_a_quote_followed_by_a_parenthesis_does_not_end_the_sentence() -> None:
+    text = (
+        "Pour démarrer, le guide pratique « ODD & Collectivités » (Comité 21 et 14 partenaires, "
+        "novembre 2019) est un bon point d'entrée. Il a été suivi « Par ailleurs » Une autre."
+    )
+    assert [u for u, _ in split_units(text)] == [
+        "Pour démarrer, le guide pratique « ODD & Collectivités » (Comité 21 et 14 partenaires, "
+        "novembre 2019) est un bon point d'entrée.",
+        "Il a été suivi « Par ailleurs »",
+        "Une autre.",
+    ]
+
+
+def test_the_same_fact_from_two_documents_is_quoted_once() -> None:
+    first = "Le rapport a été remis à Gabriel Attal le 7 mai 2020, en pleine crise sanitaire."
+    second = "Le 7 mai 2020, en pleine crise sanitaire, le rapport est remis à Gabriel Attal."
+    other = "Il dresse un état des lieux et propose 21 mesures pour les alliances."
+    answerer = ExtractiveAnswerer(HashEmbeddings(), threshold=0.5)
+    question = "Qu'est-ce qui a été remis à Gabriel Attal le 7 mai 2020 ?"
+    answer = answerer.answer(question, _retrieval(question, [first + " " + other, second]))
+    assert answer.grounded
+    assert (first in answer.text) != (second in answer.text)
