@@ -173,7 +173,11 @@ class Assistant:
                 with self._lock:
                     self._searcher = searcher
 
-        report = refresh(self.settings, store, dry_run=dry_run, progress=progress, finish=finish)
+        serving = self.serving_embedder()
+        carry = self._store_for(serving) if serving != target else None
+        report = refresh(
+            self.settings, store, dry_run=dry_run, progress=progress, finish=finish, carry=carry
+        )
         if dry_run:
             report.active_embedder = self.serving_embedder()
         return report

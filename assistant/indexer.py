@@ -141,8 +141,13 @@ def refresh(
     dry_run: bool = False,
     progress: Progress | None = None,
     finish: Finish | None = None,
+    carry: IndexStore | None = None,
 ) -> RefreshReport:
-    """Bring the index in line with ``settings.corpus_dir``; see the module docstring."""
+    """Bring the index in line with ``settings.corpus_dir``; see the module docstring.
+
+    ``carry`` is the collection that answers while ``store`` is being built for a new embedder:
+    a document that cannot be read now but is indexed there keeps that version in ``store``
+    too (its stored passages embedded with the new model), so switching never drops it."""
     started = time.perf_counter()
     report = RefreshReport(embedder=settings.embedder, dry_run=dry_run)
     with refresh_lock(settings.index_dir):
@@ -157,10 +162,11 @@ def refresh(
             if progress:
                 progress(i, len(sources), source)
             if source in plan.unreadable:
-                report.documents.append(_unreadable(source, plan.unreadable[source], known))
+                doc = _unreadable(source, plan.unreadable[source], known)
+                report.documents.append(_carried(store, carry, plan, doc, dry_run))
             elif source not in plan.alias_of:
                 doc = _refresh_one(settings, store, plan, source, known, dry_run)
-                report.documents.append(doc)
+                report.documents.append(_carried(store, carry, plan, doc, dry_run))
         by_source = {d.source: d for d in report.documents}
         for alias, primary in sorted(plan.alias_of.items()):
             doc = _alias(store, plan, alias, primary, by_source[primary], known, dry_run)
@@ -487,6 +493,46 @@ def _delete(store: IndexStore, ids: Iterable[str]) -> int:
         store.collection.delete(ids=batch)
         store.record_manager.delete_keys(batch)
     return len(ids)
+
+
+def _carried(
+    store: IndexStore,
+    carry: IndexStore | None,
+    plan: _Plan,
+    doc: DocumentReport,
+    dry_run: bool,
+) -> DocumentReport:
+    """A document that failed with nothing of it in ``store``: copy in the version ``carry``
+    (the collection answering during an embedder switch) has, re-embedded with ``store``'s
+    model from the stored passages; the report says it was kept."""
+    if carry is None or doc.status != "failed" or doc.chunks_kept or doc.duplicate_of:
+        return doc
+    record = carry.documents().get(doc.source)
+    if record is None or not is_live(record):
+        return doc
+    kept = [
+        Document(page_content=e.text, metadata=e.meta, id=e.id)
+        for e in _stored(carry, [doc.source])
+        if e.meta.get("sha256") == record.sha256
+    ]
+    if not kept:
+        return doc
+    if not dry_run:
+        plan.wrote = True
+        store.save_document(
+            DocumentRecord(doc.source, "", "", "", None, 0, PENDING, "", time.time())
+        )
+        for start in range(0, len(kept), _BATCH):
+            store.vectorstore.add_documents(kept[start : start + _BATCH])
+        ids = [str(c.id) for c in kept]
+        store.record_manager.update(ids, group_ids=[doc.source] * len(ids))
+        store.save_document(
+            DocumentRecord(**{**vars(record), "chunks": len(kept), "indexed_at": time.time()})
+        )
+    doc.chunks_added = doc.chunks_kept = len(kept)
+    doc.pages = record.pages
+    doc.reason += f" (version précédente conservée, reprise de l'index {carry.embedder_spec})"
+    return doc
 
 
 def _alias(

