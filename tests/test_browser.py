@@ -312,3 +312,61 @@ def test_openapi_docs_load_from_the_server_only(browser: Browser, site: Site) ->
     shot(page, "10-api-docs")
     assert_same_origin(local)
     ctx.close()
+
+
+def test_a_cited_web_page_opens_on_its_site_or_as_the_indexed_copy(
+    browser: Browser, tmp_path: Path, e5: Embeddings
+) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from fixtures_docs import BOILERPLATE_HTML
+
+    page_html = BOILERPLATE_HTML.replace(
+        "</body>", "<script>window.xssFired = 'archive';</script></body>"
+    ).encode()
+
+    class Page_(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(page_html)))
+            self.end_headers()
+            self.wfile.write(page_html)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    web = ThreadingHTTPServer(("127.0.0.1", 0), Page_)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{web.server_address[1]}/guide-alliances"
+    corpus = tmp_path / "corpus"
+    (corpus / "charte").mkdir(parents=True)
+    (corpus / "charte" / "pacte.md").write_text(
+        "# Le Pacte civique\n\nLe Pacte civique repose sur des valeurs partagées.\n", "utf-8"
+    )
+    (corpus / "sources.toml").write_text(
+        f'[[web]]\nurl = "{url}"\nkind = "boite-a-outils"\n', encoding="utf-8"
+    )
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
+    assistant = Assistant(settings, embedder=e5)
+    assert not assistant.refresh().failed
+    web.shutdown()  # the site goes offline: the indexed copy still opens
+    web.server_close()
+    with running_server(create_app(settings, assistant)) as base:
+        site = Site(base, settings)
+        page = open_page(browser, site)
+        ask(page, "Quelles sont les trois étapes clés d'une démarche de partenariat ?")
+        page.locator("#citations label").first.click()
+        page.wait_for_selector("#passage a.passage-archive", timeout=WAIT_MS)
+        assert page.locator("#passage a.passage-link").get_attribute("href") == url
+        assert "Ouvrir la page" in page.inner_text("#passage")
+        archive = page.locator("#passage a.passage-archive").get_attribute("href")
+        assert archive is not None and archive.startswith("/archive/")
+        shot(page, "11-page-web-citee")
+        page.goto(base + archive)
+        page.wait_for_selector("text=Les trois étapes clés", timeout=WAIT_MS)
+        assert page.evaluate("window.xssFired") is None  # sandboxed: its script never ran
+        shot(page, "12-copie-indexee")
+        assert_same_origin(site)
+        page.context.close()
