@@ -27,9 +27,10 @@ from assistant.llm import make_answerer, stream_answer
 from assistant.loaders import discover
 from assistant.manifest import Manifest, Override, load_manifest, version_sha
 from assistant.retrieval import AllianceRetriever, HybridSearcher, Retrieval
+from assistant.rwlock import ReadWriteLock
 from assistant.settings import Settings
 from assistant.store import IndexStore, make_chroma_client
-from assistant.switch import serving_embedder, settle
+from assistant.switch import chunk_count, serving_embedder, settle
 from assistant.types import Answer, Hit, RefreshReport
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,9 @@ class Assistant:
         self._stores: dict[str, IndexStore] = {}
         self._searcher: HybridSearcher | None = None
         self._lock = threading.RLock()
+        # Searches hold it shared; re-opening Chroma (after another process wrote) exclusive.
+        self._gate = ReadWriteLock()
+        self._refreshing = 0  # refreshes running in this process: no re-open meanwhile
         self._checked_at = 0.0
 
     # -- wiring (lazy: building an embedder or opening Chroma happens on first use) ----------
@@ -109,11 +113,10 @@ class Assistant:
 
     def serving_embedder(self) -> str:
         """The embedder whose collection answers queries now (see ``assistant.switch``)."""
-        with self._lock:
+        with self._lock:  # a re-open closes the client under this lock too
             if self._client is None:
                 self._client = make_chroma_client(self.settings)
-            client = self._client
-        return serving_embedder(client, self.settings.embedder)
+            return serving_embedder(self._client, self.settings.embedder)
 
     @property
     def serving_store(self) -> IndexStore:
@@ -123,12 +126,29 @@ class Assistant:
 
     def _get_searcher(self) -> HybridSearcher:
         with self._lock:
-            if self._searcher is not None and self._out_of_step():
-                log.info("the collection changed (another process refreshed it): reloading")
-                self._searcher = None
             if self._searcher is None:
                 self._searcher = self._open_searcher(self.serving_embedder())
             return self._searcher
+
+    def _follow_other_writers(self) -> None:
+        """Pick up a refresh or an embedder switch made by another process (a CLI refresh
+        next to ``serve``, a replica's writer): drop the searcher so the next query rebuilds
+        it. With the embedded Chroma store, also re-open the client: its vector index readers
+        keep what they loaded and would not see the other process's new vectors."""
+        with self._lock:
+            if self._searcher is None or self._refreshing or not self._out_of_step():
+                return
+        with self._gate.write(), self._lock:
+            if self._refreshing:
+                return
+            log.info("the index changed (another process refreshed it): reloading")
+            self._searcher = None
+            if not self.settings.chroma_url and self._client is not None:
+                close = getattr(self._client, "close", None)  # chromadb >= 1.1
+                if close is not None:
+                    close()
+                self._client = None
+                self._stores.clear()
 
     def _open_searcher(self, spec: str, lexical: LexicalIndex | None = None) -> HybridSearcher:
         store = self._store_for(spec)
@@ -159,6 +179,15 @@ class Assistant:
     def refresh(self, *, dry_run: bool = False, progress: Progress | None = None) -> RefreshReport:
         """Index what changed in the corpus (see ``assistant.indexer``); when the configured
         embedder's collection is complete, it becomes the one that answers."""
+        with self._gate.write(), self._lock:  # no re-open of Chroma until it is over
+            self._refreshing += 1
+        try:
+            return self._refresh(dry_run=dry_run, progress=progress)
+        finally:
+            with self._lock:
+                self._refreshing -= 1
+
+    def _refresh(self, *, dry_run: bool, progress: Progress | None) -> RefreshReport:
         target = self.settings.embedder
         store = self.store
 
@@ -185,12 +214,16 @@ class Assistant:
     def retrieve(
         self, query: str, k: int | None = None, kinds: Sequence[str] | None = None
     ) -> Retrieval:
-        return self._get_searcher().retrieve(query, self.settings.k if k is None else k, kinds)
+        return self._retrieve_with(query, kinds, k)[0]
 
-    def _retrieve_with(self, query: str, kinds: Sequence[str] | None) -> tuple[Retrieval, Answerer]:
+    def _retrieve_with(
+        self, query: str, kinds: Sequence[str] | None, k: int | None = None
+    ) -> tuple[Retrieval, Answerer]:
         """A retrieval and the answerer that goes with its query vector's model."""
-        searcher = self._get_searcher()
-        retrieval = searcher.retrieve(query, self.settings.k, kinds)
+        self._follow_other_writers()
+        with self._gate.read():
+            searcher = self._get_searcher()
+            retrieval = searcher.retrieve(query, self.settings.k if k is None else k, kinds)
         return retrieval, self._answerer_for(searcher.settings.embedder)
 
     def search(
@@ -228,14 +261,17 @@ class Assistant:
         return stream_answer(answerer, question, retrieval, turns)
 
     def as_retriever(self, k: int = 5, kinds: Sequence[str] | None = None) -> BaseRetriever:
-        return AllianceRetriever(
-            searcher=self._get_searcher(), k=k, kinds=list(kinds) if kinds else None
-        )
+        self._get_searcher()  # fails now, not at the first query, on an empty index
+        return AllianceRetriever(searcher=self, k=k, kinds=list(kinds) if kinds else None)
 
     # -- state -----------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
         """What answers now: documents and chunks of the serving collection, and the
         configured embedder's collection when it is still being built."""
+        with self._gate.read():
+            return self._stats()
+
+    def _stats(self) -> dict[str, Any]:
         serving = self.serving_embedder()
         store = self._store_for(serving)
         docs = store.documents()
@@ -246,25 +282,34 @@ class Assistant:
             "collection": store.collection_name,
         }
         if serving != self.settings.embedder:
+            # counted without opening (creating) the collection: a reader that opened it
+            # before another process wrote it would keep an empty view of it (embedded Chroma)
             out["building"] = {
                 "embedder": self.settings.embedder,
-                "chunks": self.store.count(),
+                "chunks": chunk_count(store.client, self.settings.embedder),
             }
         return out
 
     def documents(self) -> list[dict[str, Any]]:
         """The catalogue of the serving collection (what citations come from)."""
-        return [dict(vars(d)) for d in self.serving_store.documents().values()]
+        with self._gate.read():
+            return [dict(vars(d)) for d in self.serving_store.documents().values()]
 
     def indexed_sources(self) -> set[str]:
         """Documents a citation may point to: those of the serving collection, not failed."""
-        return {s for s, d in self.serving_store.documents().items() if d.status != "failed"}
+        with self._gate.read():
+            docs = self.serving_store.documents()
+        return {s for s, d in docs.items() if d.status != "failed"}
 
     def is_stale(self) -> bool:
         """True when the configured embedder's index is empty or behind the corpus: a file
         added, changed or removed, a web page listed but never fetched, or a URL no longer
         listed. (Whether a listed page changed on its site is only known by fetching it: a
         refresh does that.)"""
+        with self._gate.read():
+            return self._is_stale()
+
+    def _is_stale(self) -> bool:
         store = self.store
         if store.count() == 0:
             return True
