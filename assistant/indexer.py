@@ -162,8 +162,18 @@ def refresh(
             if progress:
                 progress(i, len(sources), source)
             if source in plan.unreadable:
-                doc = _unreadable(source, plan.unreadable[source], known)
-                report.documents.append(_carried(store, carry, plan, doc, dry_run))
+                doc = _carried(
+                    store, carry, plan, _unreadable(source, plan.unreadable[source], known), dry_run
+                )
+                if not dry_run and not doc.chunks_kept:
+                    # catalogued as failed (staff see why; serve does not take the index for
+                    # stale at each start); retried at the next refresh
+                    store.save_document(
+                        DocumentRecord(
+                            source, "", "", "", None, 0, "failed", doc.reason, time.time()
+                        )
+                    )
+                report.documents.append(doc)
             elif source not in plan.alias_of:
                 doc = _refresh_one(settings, store, plan, source, known, dry_run)
                 report.documents.append(_carried(store, carry, plan, doc, dry_run))

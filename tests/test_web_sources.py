@@ -173,6 +173,10 @@ def test_manifest_and_web_pages_through_refreshes(
         assert docs[f"{site.base}/{name}"].status == "failed"
         assert docs[f"{site.base}/{name}"].reason == reason
     assert "sources.toml" not in docs  # the manifest is not a document
+    listed = {d["source"]: d for d in a.documents()}
+    assert listed[f"{site.base}/absente"]["status"] == "failed"
+    assert listed[f"{site.base}/absente"]["reason"] == "page injoignable (HTTP 404)"
+    assert not a.is_stale()  # unreachable pages are catalogued: serve need not refresh again
     chunks = a.store.all_chunks()
     histoire = [c.metadata for c in chunks if c.metadata["source"] == "recits/histoire.md"]
     assert {(m["title"], m["kind"], m["date"]) for m in histoire} == {
