@@ -276,6 +276,7 @@ class ExtractiveAnswerer:
                 scores = scores + 0.15 * np.array([counts(noun, u.text) for u in units])
             chosen = self._choose(units, scores)
             chosen = self._ensure_value(question, units, scores, chosen, kind, noun)
+            chosen = _with_antecedents(units, chosen)
         value_found = kind is None or any(
             gives_value(question, units[i].text, kind, noun) for i in chosen
         )
@@ -439,6 +440,32 @@ class ExtractiveAnswerer:
             )
             text += f" Documents les plus proches : {names}."
         return Answer(text=text, citations=suggestions, grounded=False, query=retrieval.query)
+
+
+# A sentence opening on a pronoun (« Elle n'a donc jamais été adoptée ») needs the one before.
+_ANAPHORIC = re.compile(
+    r"^(?:Il|Elle|Ils|Elles|Celui-ci|Celle-ci|Ceux-ci|Celles-ci|Ce dernier|Cette dernière"
+    r"|Cela|Ceci)\b"
+)
+
+
+def _with_antecedents(units: list[Unit], chosen: list[int]) -> list[int]:
+    """Add, before a chosen sentence that opens on a pronoun, the sentence just before it in
+    the same passage (when it is quotable and not chosen yet), so the answer says who « elle »
+    is. Kept in passage order."""
+    out = set(chosen)
+    for i in chosen:
+        unit = units[i]
+        if unit.is_list_item or not _ANAPHORIC.match(unit.text):
+            continue
+        before = [
+            j
+            for j, u in enumerate(units)
+            if u.hit_index == unit.hit_index and u.position == unit.position - 1
+        ]
+        if before and not units[before[0]].is_list_item:
+            out.add(before[0])
+    return sorted(out, key=lambda j: (units[j].hit_index, units[j].position))
 
 
 def _contiguous(indices: list[int], units: list[Unit], center: int) -> list[int]:

@@ -170,3 +170,17 @@ def test_the_same_fact_from_two_documents_is_quoted_once() -> None:
     answer = answerer.answer(question, _retrieval(question, [first + " " + other, second]))
     assert answer.grounded
     assert (first in answer.text) != (second in answer.text)
+
+
+def test_a_sentence_opening_on_a_pronoun_comes_with_the_one_before() -> None:
+    text = (
+        "La proposition de loi n'a pas été débattue en séance au cours de la législature "
+        "2017-2022, faute de place dans l'agenda parlementaire. Elle n'a donc jamais été "
+        "adoptée, et le droit d'alliance d'intérêt général n'existe pas dans le droit positif."
+    )
+    answerer = ExtractiveAnswerer(HashEmbeddings(), threshold=0.5, max_sentences=1)
+    question = "Le droit d'alliance d'intérêt général a-t-il été adopté ?"
+    answer = answerer.answer(question, _retrieval(question, [text]))
+    assert answer.grounded
+    assert answer.text.startswith("La proposition de loi n'a pas été débattue")
+    assert "Elle n'a donc jamais été adoptée" in answer.text
