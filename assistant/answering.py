@@ -68,7 +68,9 @@ def split_units(text: str) -> list[tuple[str, bool]]:
         prose: list[str] = []
         item: str | None = None  # the list item being read (PDF lines wrap inside items)
         for line in lines:
-            if _LIST_ITEM.match(line):
+            if _wraps_on(prose, item, line):  # « …du Fonds ODD » / « 17. Elles montrent… »
+                prose.append(line)
+            elif _LIST_ITEM.match(line):
                 if prose:
                     raw.extend((s, False) for s in _sentences(" ".join(prose)))
                     prose = []
@@ -101,6 +103,21 @@ def split_units(text: str) -> list[tuple[str, bool]]:
 
 
 _ITEM_NUMBER = re.compile(r"^(\d{1,2})[.)]\s")
+
+
+def _wraps_on(prose: list[str], item: str | None, line: str) -> bool:
+    """Whether ``line``, which looks like a numbered item (« 17. Elles montrent… »), is the
+    wrapped end of the unfinished sentence before it (« …soutenus par le Fonds ODD »): a list
+    starts at 1 or follows an item, and a sentence cut mid-way is not an intro."""
+    m = _ITEM_NUMBER.match(line)
+    return (
+        m is not None
+        and item is None
+        and bool(prose)
+        and int(m.group(1)) != 1
+        and not _ends_sentence(prose[-1])
+        and (len(prose) > 1 or len(prose[-1]) >= 60)  # a paragraph, not a lone heading
+    )
 
 
 def _without_section_titles(raw: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
@@ -276,7 +293,7 @@ class ExtractiveAnswerer:
                 scores = scores + 0.15 * np.array([counts(noun, u.text) for u in units])
             chosen = self._choose(units, scores)
             chosen = self._ensure_value(question, units, scores, chosen, kind, noun)
-            chosen = _with_antecedents(units, chosen)
+            chosen = self._with_lists(units, _with_antecedents(units, chosen))
         value_found = kind is None or any(
             gives_value(question, units[i].text, kind, noun) for i in chosen
         )
@@ -391,6 +408,15 @@ class ExtractiveAnswerer:
             kept = kept[: self.max_sentences - 1]
         kept.append(best)
         return sorted(kept, key=lambda i: (units[i].hit_index, units[i].position))
+
+    def _with_lists(self, units: list[Unit], chosen: list[int]) -> list[int]:
+        """A chosen sentence that announces a list (« … : ») is quoted with its items: the
+        intro alone answers nothing."""
+        out = set(chosen)
+        for i in chosen:
+            if not units[i].is_list_item and units[i].text.rstrip().endswith(":"):
+                out.update(self._list_after(units, i)[:8])
+        return sorted(out, key=lambda j: (units[j].hit_index, units[j].position))
 
     @staticmethod
     def _list_after(units: list[Unit], i: int) -> list[int]:

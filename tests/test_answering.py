@@ -184,3 +184,41 @@ def test_a_sentence_opening_on_a_pronoun_comes_with_the_one_before() -> None:
     assert answer.grounded
     assert answer.text.startswith("La proposition de loi n'a pas été débattue")
     assert "Elle n'a donc jamais été adoptée" in answer.text
+
+
+def test_a_number_wrapped_to_the_start_of_a_line_is_not_a_list_item() -> None:
+    text = (
+        "Les sources publiques citent plusieurs démarches accompagnées par le\n"
+        "Fonds ODD\n"
+        "17. Elles montrent que le fonds a surtout soutenu des têtes de réseau :\n"
+        "- le référentiel des maisons des associations, porté par le RNMA ;\n"
+        "- le programme des territoires, porté par le RNET.\n\n"
+        "Liste de contrôle\n2. Chaque Partie a relu la convention.\n3. Les annexes sont jointes."
+    )
+    units = split_units(text)
+    assert units[0] == (
+        "Les sources publiques citent plusieurs démarches accompagnées par le Fonds ODD 17.",
+        False,
+    )
+    assert units[1] == (
+        "Elles montrent que le fonds a surtout soutenu des têtes de réseau :",
+        False,
+    )
+    assert units[-2:] == [
+        ("2. Chaque Partie a relu la convention.", True),  # after a heading: a list
+        ("3. Les annexes sont jointes.", True),
+    ]
+
+
+def test_a_sentence_announcing_a_list_is_quoted_with_its_items() -> None:
+    text = (
+        "Le fonds ODD 17 a soutenu des têtes de réseau dans plusieurs territoires. Ces têtes de "
+        "réseau soutenues par le fonds ODD 17 ont diffusé des outils, en particulier :\n"
+        "- le référentiel des maisons des associations, porté par le RNMA ;\n"
+        "- le programme des territoires, porté par le RNET."
+    )
+    answerer = ExtractiveAnswerer(HashEmbeddings(), threshold=0.5, max_sentences=2)
+    question = "Quelles têtes de réseau le fonds ODD 17 a-t-il soutenues ?"
+    answer = answerer.answer(question, _retrieval(question, [text]))
+    assert answer.grounded and "en particulier : [1]" in answer.text
+    assert "RNMA" in answer.text and "RNET" in answer.text
