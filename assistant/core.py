@@ -325,7 +325,10 @@ class Assistant:
             return True  # a refresh will say what is wrong with sources.toml
         if set(current) | {w.url for w in manifest.web} != set(known):
             return True
-        return any(
-            version_sha(file_sha256(p), manifest.files.get(s, Override())) != known[s].sha256
-            for s, p in current.items()
-        )
+        try:
+            return any(
+                version_sha(file_sha256(p), manifest.files.get(s, Override())) != known[s].sha256
+                for s, p in current.items()
+            )
+        except OSError:  # a file that cannot be read: a refresh reports it
+            return True
