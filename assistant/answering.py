@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -62,8 +62,6 @@ def split_units(text: str) -> list[tuple[str, bool]]:
     units: list[tuple[str, bool]] = []
     for block in re.split(r"\n\s*\n", text):
         lines = [ln.strip() for ln in block.split("\n") if ln.strip()]
-        if _is_section_title(lines):
-            continue
         raw: list[tuple[str, bool]] = []
         prose: list[str] = []
         item: str | None = None  # the list item being read (PDF lines wrap inside items)
@@ -140,20 +138,6 @@ def _without_section_titles(raw: list[tuple[str, bool]]) -> list[tuple[str, bool
             continue
         out.append((text, is_item))
     return out
-
-
-_NUMBERED = re.compile(r"^\d{1,2}(?:\.\d{1,2})*[.)]?\s+\S")
-
-
-def _is_section_title(lines: Sequence[str]) -> bool:
-    """A numbered section title standing alone in its block (« 3. La « prime à l'alliance » »,
-    maybe wrapped on to a lower-case line): not a list item, never an answer."""
-    if not lines or not _NUMBERED.match(lines[0]):
-        return False
-    if any(not line[:1].islower() for line in lines[1:]):
-        return False
-    text = " ".join(lines)
-    return len(text.split()) <= 14 and not text.endswith((".", ";", "!", "…"))
 
 
 def _ends_sentence(text: str) -> bool:
@@ -378,7 +362,7 @@ class ExtractiveAnswerer:
                 if any(_similar(units[i].text, units[j].text) for j in chosen):
                     continue
                 chosen.append(i)
-        return sorted(chosen, key=lambda i: (units[i].hit_index, units[i].position))
+        return _in_passage_order(units, chosen)
 
     def _ensure_value(
         self,
@@ -407,7 +391,7 @@ class ExtractiveAnswerer:
         if len(kept) >= self.max_sentences:
             kept = kept[: self.max_sentences - 1]
         kept.append(best)
-        return sorted(kept, key=lambda i: (units[i].hit_index, units[i].position))
+        return _in_passage_order(units, kept)
 
     def _with_lists(self, units: list[Unit], chosen: list[int]) -> list[int]:
         """A chosen sentence that announces a list (« … : ») is quoted with its items: the
@@ -416,7 +400,7 @@ class ExtractiveAnswerer:
         for i in chosen:
             if not units[i].is_list_item and units[i].text.rstrip().endswith(":"):
                 out.update(self._list_after(units, i)[:8])
-        return sorted(out, key=lambda j: (units[j].hit_index, units[j].position))
+        return _in_passage_order(units, out)
 
     @staticmethod
     def _list_after(units: list[Unit], i: int) -> list[int]:
@@ -491,7 +475,12 @@ def _with_antecedents(units: list[Unit], chosen: list[int]) -> list[int]:
         ]
         if before and not units[before[0]].is_list_item:
             out.add(before[0])
-    return sorted(out, key=lambda j: (units[j].hit_index, units[j].position))
+    return _in_passage_order(units, out)
+
+
+def _in_passage_order(units: list[Unit], indices: Iterable[int]) -> list[int]:
+    """Unit indices sorted as the answer quotes them: by passage, then by place in it."""
+    return sorted(indices, key=lambda j: (units[j].hit_index, units[j].position))
 
 
 def _contiguous(indices: list[int], units: list[Unit], center: int) -> list[int]:

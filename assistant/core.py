@@ -77,13 +77,18 @@ class Assistant:
                 self._embedders[spec] = self._factory(spec)
             return self._embedders[spec]
 
+    def _chroma(self) -> ClientAPI:
+        """The one Chroma client of this Assistant (re-created after a re-open)."""
+        with self._lock:
+            if self._client is None:
+                self._client = make_chroma_client(self.settings)
+            return self._client
+
     def _store_for(self, spec: str) -> IndexStore:
         with self._lock:
             if spec not in self._stores:
-                if self._client is None:
-                    self._client = make_chroma_client(self.settings)
                 settings = self.settings.replace(embedder=spec)
-                self._stores[spec] = IndexStore(settings, self._embedder_for(spec), self._client)
+                self._stores[spec] = IndexStore(settings, self._embedder_for(spec), self._chroma())
             return self._stores[spec]
 
     def _answerer_for(self, spec: str) -> Answerer:
@@ -114,9 +119,7 @@ class Assistant:
     def serving_embedder(self) -> str:
         """The embedder whose collection answers queries now (see ``assistant.switch``)."""
         with self._lock:  # a re-open closes the client under this lock too
-            if self._client is None:
-                self._client = make_chroma_client(self.settings)
-            return serving_embedder(self._client, self.settings.embedder)
+            return serving_embedder(self._chroma(), self.settings.embedder)
 
     @property
     def serving_store(self) -> IndexStore:

@@ -168,11 +168,7 @@ def refresh(
                 if not dry_run and not doc.chunks_kept:
                     # catalogued as failed (staff see why; serve does not take the index for
                     # stale at each start); retried at the next refresh
-                    store.save_document(
-                        DocumentRecord(
-                            source, "", "", "", None, 0, "failed", doc.reason, time.time()
-                        )
-                    )
+                    _save_status(store, source, "failed", doc.reason)
                 report.documents.append(doc)
             elif source not in plan.alias_of:
                 doc = _refresh_one(settings, store, plan, source, known, dry_run)
@@ -344,9 +340,7 @@ def _refresh_one(
         log.warning("skipping %s: %s", source, exc.reason)
         live = previous is not None and is_live(previous)
         if not dry_run and not live:
-            store.save_document(
-                DocumentRecord(source, sha, "", "", None, 0, "failed", exc.reason, time.time())
-            )
+            _save_status(store, source, "failed", exc.reason, sha)
         kept = previous.chunks if previous is not None and live else 0
         reason = _join(note, exc.reason + (" (version précédente conservée)" if kept else ""))
         return DocumentReport(
@@ -443,13 +437,9 @@ def _write_version(
     if not dry_run:
         plan.wrote = True
         if previous is None:  # catalogued at once, so its chunks stay hidden until the switch
-            store.save_document(
-                DocumentRecord(source, "", "", "", None, 0, PENDING, "", time.time())
-            )
+            _save_status(store, source, PENDING)
         _copy_vectors(store, copy, [pool[_key(c.metadata, c.page_content)] for c in copy])
-        for start in range(0, len(embed), _BATCH):
-            store.vectorstore.add_documents(embed[start : start + _BATCH])
-        store.record_manager.update([str(c.id) for c in chunks], group_ids=[source] * len(chunks))
+        _embed_and_record(store, source, embed, chunks)
         store.save_document(  # the switch: from here search shows the new version
             DocumentRecord(
                 source,
@@ -478,6 +468,24 @@ def _write_version(
         pages_changed=sorted(int(p) for p in pages if p is not None) if status == "updated" else [],
         renamed_from=renamed_from or "",
     )
+
+
+def _save_status(
+    store: IndexStore, source: str, status: str, reason: str = "", sha: str = ""
+) -> None:
+    """Catalogue ``source`` with no searchable chunk: failed (with why) or pending (a new
+    document while its first version is written, so its chunks stay hidden until then)."""
+    store.save_document(DocumentRecord(source, sha, "", "", None, 0, status, reason, time.time()))
+
+
+def _embed_and_record(
+    store: IndexStore, source: str, embed: list[Document], chunks: list[Document]
+) -> None:
+    """Embed and store ``embed`` in batches, then record ``chunks`` (the whole version) as
+    ``source``'s in the record manager."""
+    for start in range(0, len(embed), _BATCH):
+        store.vectorstore.add_documents(embed[start : start + _BATCH])
+    store.record_manager.update([str(c.id) for c in chunks], group_ids=[source] * len(chunks))
 
 
 def _copy_vectors(store: IndexStore, chunks: list[Document], from_ids: list[str]) -> None:
@@ -529,13 +537,8 @@ def _carried(
         return doc
     if not dry_run:
         plan.wrote = True
-        store.save_document(
-            DocumentRecord(doc.source, "", "", "", None, 0, PENDING, "", time.time())
-        )
-        for start in range(0, len(kept), _BATCH):
-            store.vectorstore.add_documents(kept[start : start + _BATCH])
-        ids = [str(c.id) for c in kept]
-        store.record_manager.update(ids, group_ids=[doc.source] * len(ids))
+        _save_status(store, doc.source, PENDING)
+        _embed_and_record(store, doc.source, kept, kept)
         store.save_document(
             DocumentRecord(**{**vars(record), "chunks": len(kept), "indexed_at": time.time()})
         )
@@ -559,9 +562,7 @@ def _alias(
     if primary_doc.status == "failed":
         reason = f"même contenu que {primary}, en échec : {primary_doc.reason}"
         if not dry_run and not (alias in known and is_live(known[alias])):
-            store.save_document(
-                DocumentRecord(alias, sha, "", "", None, 0, "failed", reason, time.time())
-            )
+            _save_status(store, alias, "failed", reason, sha)
         return DocumentReport(source=alias, status="failed", reason=reason, duplicate_of=primary)
     reason = f"doublon de {primary} : même contenu, indexé une seule fois"
     previous = known.get(alias)

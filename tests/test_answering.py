@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from conftest import HashEmbeddings
 
 from assistant.answering import DECLINE, ExtractiveAnswerer, compose, format_citation, split_units
 from assistant.retrieval import Retrieval, Scored
 from assistant.store import StoredChunk
-from assistant.types import Hit
+from assistant.types import Answer, Hit
 
 STEPS = """La démarche en cinq étapes
 
@@ -63,10 +65,15 @@ def _retrieval(question: str, texts: list[str], dense: float = 0.95) -> Retrieva
     return Retrieval(question, emb.embed_query(question), results, lambda term: 1)
 
 
+def _answer(question: str, texts: list[str], threshold: float = 0.5, **kwargs: Any) -> Answer:
+    """The extractive answer (hashing embeddings) to ``question`` over passages ``texts``."""
+    answerer = ExtractiveAnswerer(HashEmbeddings(), threshold=threshold, **kwargs)
+    return answerer.answer(question, _retrieval(question, texts))
+
+
 def test_steps_question_quotes_the_intro_and_the_whole_list() -> None:
-    answerer = ExtractiveAnswerer(HashEmbeddings(), threshold=0.5)
     question = "Quelles sont les cinq étapes du processus pour les partenariats ?"
-    answer = answerer.answer(question, _retrieval(question, [STEPS]))
+    answer = _answer(question, [STEPS])
     assert answer.grounded
     lines = answer.text.split("\n")
     assert lines[0].startswith("Le guide décrit un processus en cinq étapes")
@@ -89,9 +96,8 @@ def test_value_question_quotes_the_sentence_that_gives_the_value() -> None:
         "Le fonds soutient les projets d'alliance dans les territoires depuis 2020.\n\n"
         "Il a accompagné une trentaine de projets de coopération territoriale."
     )
-    answerer = ExtractiveAnswerer(HashEmbeddings(), threshold=0.5, max_sentences=1)
     question = "Combien de projets le fonds a-t-il soutenus ?"
-    answer = answerer.answer(question, _retrieval(question, [text]))
+    answer = _answer(question, [text], max_sentences=1)
     assert answer.grounded and "trentaine de projets" in answer.text
 
 
@@ -108,9 +114,8 @@ def test_headings_tails_and_questions_are_never_quoted() -> None:
         "Évaluer un partenariat reste une pratique minoritaire selon le MOOC de l'ESSEC, qui "
         "cite les chiffres de l'Observatoire."
     )
-    answerer = ExtractiveAnswerer(HashEmbeddings(), threshold=0.5)
     question = "Évaluer un partenariat, est-ce une pratique minoritaire ?"
-    answer = answerer.answer(question, _retrieval(question, [text]))
+    answer = _answer(question, [text])
     assert answer.grounded
     assert "son impact [1]" not in answer.text  # the heading
     assert not answer.text.startswith("ici")  # the cut tail
@@ -141,9 +146,8 @@ def test_numbered_section_titles_and_heading_lines_are_not_units() -> None:
         "2. Choisir les partenaires",
         "3. Signer",
     ]
-    answerer = ExtractiveAnswerer(HashEmbeddings(), threshold=0.5)
     question = "C'est quoi la prime à l'alliance et l'étude d'impact de janvier 2023 ?"
-    answer = answerer.answer(question, _retrieval(question, [text]))
+    answer = _answer(question, [text])
     assert answer.grounded and "surcoût d'ingénierie" in answer.text
     assert "3. La" not in answer.text and "3.5 Janvier" not in answer.text
 
@@ -165,9 +169,8 @@ def test_the_same_fact_from_two_documents_is_quoted_once() -> None:
     first = "Le rapport a été remis à Gabriel Attal le 7 mai 2020, en pleine crise sanitaire."
     second = "Le 7 mai 2020, en pleine crise sanitaire, le rapport est remis à Gabriel Attal."
     other = "Il dresse un état des lieux et propose 21 mesures pour les alliances."
-    answerer = ExtractiveAnswerer(HashEmbeddings(), threshold=0.5)
     question = "Qu'est-ce qui a été remis à Gabriel Attal le 7 mai 2020 ?"
-    answer = answerer.answer(question, _retrieval(question, [first + " " + other, second]))
+    answer = _answer(question, [first + " " + other, second])
     assert answer.grounded
     assert (first in answer.text) != (second in answer.text)
 
@@ -178,9 +181,8 @@ def test_a_sentence_opening_on_a_pronoun_comes_with_the_one_before() -> None:
         "2017-2022, faute de place dans l'agenda parlementaire. Elle n'a donc jamais été "
         "adoptée, et le droit d'alliance d'intérêt général n'existe pas dans le droit positif."
     )
-    answerer = ExtractiveAnswerer(HashEmbeddings(), threshold=0.5, max_sentences=1)
     question = "Le droit d'alliance d'intérêt général a-t-il été adopté ?"
-    answer = answerer.answer(question, _retrieval(question, [text]))
+    answer = _answer(question, [text], max_sentences=1)
     assert answer.grounded
     assert answer.text.startswith("La proposition de loi n'a pas été débattue")
     assert "Elle n'a donc jamais été adoptée" in answer.text
@@ -217,8 +219,7 @@ def test_a_sentence_announcing_a_list_is_quoted_with_its_items() -> None:
         "- le référentiel des maisons des associations, porté par le RNMA ;\n"
         "- le programme des territoires, porté par le RNET."
     )
-    answerer = ExtractiveAnswerer(HashEmbeddings(), threshold=0.5, max_sentences=2)
     question = "Quelles têtes de réseau le fonds ODD 17 a-t-il soutenues ?"
-    answer = answerer.answer(question, _retrieval(question, [text]))
+    answer = _answer(question, [text], max_sentences=2)
     assert answer.grounded and "en particulier : [1]" in answer.text
     assert "RNMA" in answer.text and "RNET" in answer.text
