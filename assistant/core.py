@@ -29,7 +29,7 @@ from assistant.manifest import Manifest, Override, load_manifest, version_sha
 from assistant.retrieval import AllianceRetriever, HybridSearcher, Retrieval
 from assistant.rwlock import ReadWriteLock
 from assistant.settings import Settings
-from assistant.store import IndexStore, make_chroma_client
+from assistant.store import IndexStore, close_chroma_client, make_chroma_client
 from assistant.switch import chunk_count, serving_embedder, settle
 from assistant.types import Answer, Hit, RefreshReport
 
@@ -65,9 +65,9 @@ class Assistant:
         self._stores: dict[str, IndexStore] = {}
         self._searcher: HybridSearcher | None = None
         self._lock = threading.RLock()
-        # Searches hold it shared; re-opening Chroma (after another process wrote) exclusive.
+        # Searches and refreshes hold it shared, close() exclusive.
         self._gate = ReadWriteLock()
-        self._refreshing = 0  # refreshes running in this process: no re-open meanwhile
+        self._refreshing = 0  # refreshes running in this process: not out of step meanwhile
         self._checked_at = 0.0
 
     # -- wiring (lazy: building an embedder or opening Chroma happens on first use) ----------
@@ -78,7 +78,7 @@ class Assistant:
             return self._embedders[spec]
 
     def _chroma(self) -> ClientAPI:
-        """The one Chroma client of this Assistant (re-created after a re-open)."""
+        """The one Chroma client of this Assistant (re-created after ``close``)."""
         with self._lock:
             if self._client is None:
                 self._client = make_chroma_client(self.settings)
@@ -88,7 +88,8 @@ class Assistant:
         with self._lock:
             if spec not in self._stores:
                 settings = self.settings.replace(embedder=spec)
-                self._stores[spec] = IndexStore(settings, self._embedder_for(spec), self._chroma())
+                client = self._chroma()  # claims an embedded index before a model loads
+                self._stores[spec] = IndexStore(settings, self._embedder_for(spec), client)
             return self._stores[spec]
 
     def _answerer_for(self, spec: str) -> Answerer:
@@ -134,24 +135,32 @@ class Assistant:
             return self._searcher
 
     def _follow_other_writers(self) -> None:
-        """Pick up a refresh or an embedder switch made by another process (a CLI refresh
-        next to ``serve``, a replica's writer): drop the searcher so the next query rebuilds
-        it. With the embedded Chroma store, also re-open the client: its vector index readers
-        keep what they loaded and would not see the other process's new vectors."""
+        """Pick up a refresh or an embedder switch made by another process on a shared Chroma
+        server (a replica's writer): drop the searcher so the next query rebuilds it. An
+        embedded index has no other writer: this process owns it (``assistant.ownership``)."""
+        if not self.settings.chroma_url:
+            return
         with self._lock:
             if self._searcher is None or self._refreshing or not self._out_of_step():
                 return
-        with self._gate.write(), self._lock:
-            if self._refreshing:
-                return
             log.info("the index changed (another process refreshed it): reloading")
             self._searcher = None
-            if not self.settings.chroma_url and self._client is not None:
-                close = getattr(self._client, "close", None)  # chromadb >= 1.1
-                if close is not None:
-                    close()
-                self._client = None
-                self._stores.clear()
+
+    def close(self) -> None:
+        """Close the Chroma client and give back the claim on an embedded index, once the
+        searches and refresh running now are done. The Assistant re-opens on next use."""
+        with self._gate.write(), self._lock:
+            if self._client is not None:
+                close_chroma_client(self.settings, self._client)
+            self._client = None
+            self._stores.clear()
+            self._searcher = None
+
+    def __enter__(self) -> Assistant:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _open_searcher(self, spec: str, lexical: LexicalIndex | None = None) -> HybridSearcher:
         store = self._store_for(spec)
@@ -182,13 +191,14 @@ class Assistant:
     def refresh(self, *, dry_run: bool = False, progress: Progress | None = None) -> RefreshReport:
         """Index what changed in the corpus (see ``assistant.indexer``); when the configured
         embedder's collection is complete, it becomes the one that answers."""
-        with self._gate.write(), self._lock:  # no re-open of Chroma until it is over
-            self._refreshing += 1
-        try:
-            return self._refresh(dry_run=dry_run, progress=progress)
-        finally:
+        with self._gate.read():  # shared with searches; close() waits for it
             with self._lock:
-                self._refreshing -= 1
+                self._refreshing += 1
+            try:
+                return self._refresh(dry_run=dry_run, progress=progress)
+            finally:
+                with self._lock:
+                    self._refreshing -= 1
 
     def _refresh(self, *, dry_run: bool, progress: Progress | None) -> RefreshReport:
         target = self.settings.embedder

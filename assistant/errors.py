@@ -33,5 +33,9 @@ class IndexLockedError(AllianceError):
     """Another refresh holds the index lock."""
 
 
+class IndexBusyError(IndexLockedError):
+    """Another process has the embedded index open (see ``assistant.ownership``)."""
+
+
 class QueryError(AllianceError):
     """A query is invalid (empty, too long, k out of range, unknown kind)."""

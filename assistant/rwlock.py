@@ -1,5 +1,6 @@
-"""A readers-writer lock: searches run side by side, a reload of the index waits for them and
-holds new ones back until it is done (a waiting writer is not starved by a stream of readers).
+"""A readers-writer lock: searches and refreshes run side by side, closing the index waits for
+them and holds new ones back until it is done (a waiting writer is not starved by a stream of
+readers).
 
 Not re-entrant: a thread holding ``read()`` must not ask for it again.
 """

@@ -26,6 +26,7 @@ from langchain_classic.indexes import SQLRecordManager
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
+from assistant import ownership
 from assistant.embedders import embedder_slug
 from assistant.errors import ConfigError
 from assistant.settings import Settings
@@ -115,7 +116,8 @@ def collection_name(embedder: str) -> str:
 
 
 def make_chroma_client(settings: Settings) -> chromadb.api.ClientAPI:
-    """Embedded PersistentClient under ``index_dir/chroma``, or an HttpClient for a server URL."""
+    """Embedded PersistentClient under ``index_dir/chroma`` (claimed for this process, see
+    ``assistant.ownership``), or an HttpClient for a server URL."""
     chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
     if settings.chroma_url:
         url = urlparse(settings.chroma_url)
@@ -131,7 +133,21 @@ def make_chroma_client(settings: Settings) -> chromadb.api.ClientAPI:
         )
     path = settings.index_dir / "chroma"
     path.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+    ownership.claim(settings.index_dir)  # IndexBusyError before any Chroma file is touched
+    try:
+        return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+    except BaseException:
+        ownership.release(settings.index_dir)
+        raise
+
+
+def close_chroma_client(settings: Settings, client: chromadb.api.ClientAPI) -> None:
+    """Close a client made by ``make_chroma_client`` and give back its claim on the index."""
+    close = getattr(client, "close", None)  # on chromadb's Client, not its ClientAPI protocol
+    if close is not None:
+        close()
+    if not settings.chroma_url:
+        ownership.release(settings.index_dir)
 
 
 class IndexStore:

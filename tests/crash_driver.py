@@ -14,7 +14,9 @@ import os
 import random
 import select
 import signal
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -179,44 +181,66 @@ def check(settings: Settings, final: bool) -> dict[str, Any]:
     return out
 
 
+def probe(settings: Settings, what: str) -> str:
+    """What a second process gets from an index another one has open (run as
+    ``crash_driver.py --probe WORK refresh|search``): refused with a message, never a crash."""
+    a = Assistant(settings, embedder=SlowHashEmbeddings())
+    try:
+        if what == "refresh":
+            a.refresh()
+        else:
+            a.search("partenariat", k=3)
+    except IndexLockedError as exc:  # IndexBusyError too
+        return f"refused: {exc}"
+    return "ran"
+
+
 def concurrency(settings: Settings) -> dict[str, Any]:
-    """While a slow refresh runs: a second refresh is refused and search answers."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read)
-        slow = SlowHashEmbeddings()
+    """While a refresh runs in this process (paused after its first document until the
+    probes are done): searches from other threads answer, and another process asking to
+    refresh or to search is refused with a message (the embedded index has one owner)."""
+    a = Assistant(settings, embedder=SlowHashEmbeddings())
+    started, go_on = threading.Event(), threading.Event()
+    outcome: dict[str, Any] = {}
 
-        class Slower(SlowHashEmbeddings):
-            def embed_documents(self, texts: list[str]) -> list[list[float]]:
-                time.sleep(0.02 * len(texts))
-                return slow.embed_documents(texts)
+    def progress(done: int, total: int, source: str) -> None:
+        if not started.is_set():
+            started.set()
+            go_on.wait(120)
 
-        def progress(done: int, total: int, source: str) -> None:
-            os.write(write, b".")
-
-        Assistant(settings, embedder=Slower()).refresh(progress=progress)
-        os._exit(0)
-    os.close(write)
-    select.select([read], [], [], 10)
-    os.read(read, 16)
-
-    def second_refresh() -> str:
+    def run_refresh() -> None:
         try:
-            Assistant(settings, embedder=SlowHashEmbeddings()).refresh()
-        except IndexLockedError as exc:
-            return f"locked: {exc}"
-        return "ran"
+            outcome["report"] = a.refresh(progress=progress).count("updated")
+        except Exception as exc:  # reported to the parent
+            outcome["error"] = f"{type(exc).__name__}: {exc}"
+        started.set()
 
-    def search() -> int:
-        hits = Assistant(settings, embedder=SlowHashEmbeddings()).search("partenariat", k=3)
-        return len(hits)
-
-    _, second = in_child(second_refresh)
-    _, found = in_child(search)
-    _, status = os.waitpid(pid, 0)
-    os.close(read)
-    return {"second_refresh": second, "search_during": found, "first_exit": status}
+    writer = threading.Thread(target=run_refresh)
+    writer.start()
+    started.wait(60)
+    during = sum(bool(a.search("partenariat", k=3)) for _ in range(20))
+    probes = {}
+    for what in ("refresh", "search"):
+        done = subprocess.run(
+            [sys.executable, __file__, "--probe", str(settings.index_dir.parent), what],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        probes[what] = {"code": done.returncode, "out": done.stdout.strip()[-500:],
+                        "err": done.stderr.strip()[-500:]}  # fmt: skip
+    go_on.set()
+    after = 0
+    for _ in range(500):  # bounded: searches while the refresh goes on
+        after += bool(a.search("partenariat", k=3))
+        if not writer.is_alive():
+            break
+    writer.join(120)
+    return {
+        "searches_during": during,
+        "searches_after": after,
+        "probes": probes,
+        "refresh": outcome,
+        "writer_done": not writer.is_alive(),
+    }
 
 
 def check_serving(settings: Settings) -> dict[str, Any]:
@@ -295,5 +319,8 @@ def main(work: Path, rounds: int, seed: int) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    result = main(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))
-    print(json.dumps(result, default=str))
+    if sys.argv[1] == "--probe":
+        print(probe(settings_for(Path(sys.argv[2])), sys.argv[3]))
+    else:
+        result = main(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))
+        print(json.dumps(result, default=str))

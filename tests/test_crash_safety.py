@@ -71,11 +71,19 @@ def test_the_next_refresh_finishes_the_job(crash_run: dict[str, Any]) -> None:
         assert v[invariant], (invariant, v)
 
 
-def test_a_second_refresh_is_refused_while_search_answers(crash_run: dict[str, Any]) -> None:
-    c = crash_run["concurrency"]["value"]
-    assert c["second_refresh"]["value"].startswith("locked: a refresh is already running")
-    assert c["search_during"]["ok"] and c["search_during"]["value"] > 0
-    assert c["first_exit"] == 0
+def test_while_a_refresh_runs_searches_answer_and_other_processes_are_refused(
+    crash_run: dict[str, Any],
+) -> None:
+    c = crash_run["concurrency"]
+    assert c["ok"], c
+    v = c["value"]
+    assert v["writer_done"] and "error" not in v["refresh"], v
+    assert v["searches_during"] == 20 and v["searches_after"] > 0, v
+    for what in ("refresh", "search"):  # a clear refusal, not a crash nor a corrupted index
+        probe = v["probes"][what]
+        assert probe["code"] == 0, probe
+        assert probe["out"].startswith("refused: l'index"), probe
+        assert "ouvert par un autre processus (pid" in probe["out"], probe
 
 
 def test_a_killed_embedder_switch_keeps_the_old_collection_answering(
