@@ -12,8 +12,9 @@ from pathlib import Path
 
 from assistant.answering import format_citation
 from assistant.core import Assistant
-from assistant.errors import AllianceError
+from assistant.errors import AllianceError, ConfigError
 from assistant.evaluation import check_floors, load_questions, run_eval, summarize
+from assistant.remote import refresh_on_server
 from assistant.settings import KINDS, Settings
 from assistant.switch import switch_notice
 from assistant.types import DocumentReport, RefreshReport
@@ -36,6 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("refresh", help="indexer ce qui a changé dans le corpus")
     r.add_argument("--dry-run", action="store_true", help="montrer sans rien indexer")
     r.add_argument("--json", action="store_true")
+    r.add_argument(
+        "--server",
+        metavar="URL",
+        help="faire le rafraîchissement par un `alliance serve` qui tient l'index "
+        "(jeton ALLIANCE_ADMIN_TOKEN)",
+    )
 
     s = sub.add_parser("search", help="chercher les passages les plus pertinents")
     s.add_argument("query")
@@ -89,16 +96,19 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         serve(settings, host=args.host, port=args.port)
         return 0
+    if args.command == "refresh" and args.server:
+        if args.dry_run:
+            raise ConfigError("--dry-run runs locally only: drop --server")
+        report = refresh_on_server(
+            args.server, settings.admin_token, progress=None if args.json else progress_bar
+        )
+        return _print_report(report, args.json)
     assistant = Assistant(settings)
     if args.command == "refresh":
         report = assistant.refresh(
             dry_run=args.dry_run, progress=None if args.json else progress_bar
         )
-        if args.json:
-            print(json.dumps(report.to_dict(), ensure_ascii=False, indent=1))
-        else:
-            print(render_report(report))
-        return 0
+        return _print_report(report, args.json)
     if args.command == "search":
         hits = assistant.search(args.query, k=args.k, kinds=args.kinds)
         if args.json:
@@ -116,6 +126,14 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "eval":
         return _eval(assistant, args)
     raise AssertionError(args.command)
+
+
+def _print_report(report: RefreshReport, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=1))
+    else:
+        print(render_report(report))
+    return 0
 
 
 def _print_answer(

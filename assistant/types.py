@@ -103,3 +103,19 @@ class RefreshReport:
             "chunks_embedded": self.chunks_embedded,
             "chunks_removed": self.chunks_removed,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RefreshReport:
+        """The inverse of ``to_dict`` (a report read back from the log or from a server)."""
+        known = set(DocumentReport.__dataclass_fields__)
+        return cls(
+            documents=[
+                DocumentReport(**{k: v for k, v in d.items() if k in known})
+                for d in data.get("documents", [])
+            ],
+            seconds=float(data.get("seconds", 0.0)),
+            embedder=str(data.get("embedder", "")),
+            dry_run=bool(data.get("dry_run")),
+            active_embedder=str(data.get("active_embedder", "")),
+            switched_from=str(data.get("switched_from", "")),
+        )

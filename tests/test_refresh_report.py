@@ -11,7 +11,7 @@ from conftest import write_corpus
 from fixtures_docs import REPORT_PAGES, text_pdf_bytes, write_image_pdf, write_mixed_pdf
 from langchain_core.embeddings import Embeddings
 
-from assistant import Assistant, Settings
+from assistant import Assistant, RefreshReport, Settings
 from assistant.cli import main, render_report
 from assistant.indexer import LOG_NAME, read_log
 
@@ -35,7 +35,10 @@ def test_table_shows_failures_warnings_renames_duplicates_and_changed_pages(
     (corpus / "recits" / "histoire.md").rename(corpus / "recits" / "histoire-du-rameau.md")
     (corpus / "notes.docx").write_bytes(b"PK\x03\x04")
 
-    lines = render_report(a.refresh()).splitlines()
+    report = a.refresh()
+    lines = render_report(report).splitlines()
+    # what a server sends back (`refresh --server`) renders the same table
+    assert render_report(RefreshReport.from_dict(report.to_dict())) == render_report(report)
     rows = [line.split() for line in lines[1:]]
     row = {r[3]: " ".join(r) for r in rows if len(r) > 3 and r[1].isdigit()}
 

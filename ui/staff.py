@@ -130,13 +130,7 @@ def summarize(report: dict[str, Any]) -> str:
         extra = f" — pages modifiées : {', '.join(map(str, pages))}" if pages else ""
         reason = f" — {d['reason']}" if d.get("reason") else ""
         lines.append(f"- `{d['status']}` {md_code(d['source'])}{reason}{extra}")
-    switch = RefreshReport(
-        embedder=str(report.get("embedder", "")),
-        dry_run=bool(report.get("dry_run")),
-        active_embedder=str(report.get("active_embedder", "")),
-        switched_from=str(report.get("switched_from", "")),
-    )
-    lines += [f"\n**{line}**" for line in switch_notice(switch)]
+    lines += [f"\n**{line}**" for line in switch_notice(RefreshReport.from_dict(report))]
     return "\n".join(lines)
 
 

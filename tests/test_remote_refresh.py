@@ -1,0 +1,81 @@
+"""``alliance refresh --server URL``: while ``alliance serve`` holds the embedded index, a
+refresh from a shell runs on the server (staff API, admin token) and prints the same report.
+A real uvicorn server in a thread; the CLI in a separate process where it matters."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import write_corpus
+from langchain_core.embeddings import Embeddings
+from web_support import running_server
+
+from assistant import Assistant, Settings
+from assistant.cli import main
+from assistant.feedback import FeedbackStore
+from ui.server import create_app
+
+TOKEN = "s3cret-token-for-remote-tests-42"
+
+
+def test_refresh_through_a_running_server(
+    tmp_path: Path,
+    hash_embeddings: Embeddings,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    corpus = write_corpus(tmp_path / "corpus")
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", admin_token=TOKEN)
+    assistant = Assistant(settings, embedder=hash_embeddings)
+    assistant.refresh()
+    (corpus / "recits" / "nouveau.md").write_text(
+        "# Un nouveau récit\n\nUne fondation et une mairie montent un jardin partagé.\n",
+        encoding="utf-8",
+    )
+    app = create_app(settings, assistant, feedback=FeedbackStore(tmp_path / "fb.sqlite"))
+    with running_server(app) as base:
+        cli = [sys.executable, "-m", "assistant.cli", "--corpus", str(corpus),
+               "--index", str(settings.index_dir), "refresh"]  # fmt: skip
+        env = {**os.environ, "ALLIANCE_ADMIN_TOKEN": TOKEN}
+        local = subprocess.run(cli, capture_output=True, text=True, timeout=120, env=env)
+        assert local.returncode == 2 and "refresh --server URL" in local.stderr
+
+        remote = subprocess.run(
+            [*cli, "--server", base, "--json"], capture_output=True, text=True, timeout=120,
+            env=env, check=False,
+        )  # fmt: skip
+        assert remote.returncode == 0, remote.stderr
+        report = json.loads(remote.stdout)
+        statuses = {d["source"]: d["status"] for d in report["documents"]}
+        assert statuses["recits/nouveau.md"] == "added"
+        assert report["chunks_embedded"] >= 1
+        # the server answers from what it just indexed
+        assert assistant.search("jardin partagé mairie", k=1)[0].source == "recits/nouveau.md"
+
+        # a wrong token: a clear refusal, nothing run
+        monkeypatch.setenv("ALLIANCE_ADMIN_TOKEN", "wrong-token-wrong-token-00")
+        assert main(["refresh", "--server", base]) == 2
+        assert "refused the admin token" in capsys.readouterr().err
+        # the table a local refresh prints, now from the server: nothing changed since
+        monkeypatch.setenv("ALLIANCE_ADMIN_TOKEN", TOKEN)
+        assert main(["refresh", "--server", base]) == 0
+        out = capsys.readouterr().out
+        assert "4 documents : 0 ajoutés, 0 mis à jour, 4 inchangés" in out
+
+
+def test_refresh_server_needs_a_token_and_no_dry_run(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ALLIANCE_ADMIN_TOKEN", raising=False)
+    assert main(["refresh", "--server", "http://127.0.0.1:9"]) == 2
+    assert "ALLIANCE_ADMIN_TOKEN" in capsys.readouterr().err
+    monkeypatch.setenv("ALLIANCE_ADMIN_TOKEN", TOKEN)
+    assert main(["refresh", "--dry-run", "--server", "http://127.0.0.1:9"]) == 2
+    assert "--dry-run" in capsys.readouterr().err
+    assert main(["refresh", "--server", "http://127.0.0.1:9"]) == 2  # nothing listens there
+    assert "cannot reach" in capsys.readouterr().err
