@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -57,7 +59,11 @@ class LexicalIndex:
         return lex
 
     def save(self, directory: Path) -> None:
-        tmp = directory.with_name(directory.name + ".tmp")
+        # this writer's own temporary folder: two writers (replicas sharing an index folder
+        # over a Chroma server) never write into each other's
+        mine = f"{os.getpid()}-{threading.get_ident()}"
+        tmp = directory.with_name(f"{directory.name}.tmp-{mine}")
+        _remove_leftovers(directory)
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
@@ -66,7 +72,7 @@ class LexicalIndex:
             for c in self.chunks.values():
                 fh.write(json.dumps([c.id, c.text, c.metadata], ensure_ascii=False) + "\n")
         (tmp / "fingerprint").write_text(self.fingerprint, encoding="utf-8")
-        old = directory.with_name(directory.name + ".old")
+        old = directory.with_name(f"{directory.name}.old-{mine}")
         if old.exists():
             shutil.rmtree(old)
         if directory.exists():
@@ -101,3 +107,21 @@ class LexicalIndex:
         except IndexNotReadyError:
             log.info("no lexical index yet: building it")
         return cls.build(store)
+
+
+def _remove_leftovers(directory: Path) -> None:
+    """Temporary folders of writers that died mid-save (killed refreshes)."""
+    for path in directory.parent.glob(f"{directory.name}.*-*-*"):
+        pid = path.name.rsplit("-", 2)[-2]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
