@@ -103,10 +103,10 @@ def busy_message(index_dir: Path) -> str:
         who = f" (pid {info.get('pid')} : « {info.get('command', '?')} », depuis {since})"
     return (
         f"l'index {index_dir} est ouvert par un autre processus{who}. "
-        "Un index local ne s'ouvre que dans un processus à la fois : si c'est `alliance serve`, "
-        "lancez la mise à jour depuis sa console équipe (ou `alliance refresh --server URL`), "
-        "sinon attendez qu'il se termine. Pour plusieurs processus, utilisez un serveur Chroma "
-        "(chroma_url)."
+        "Un index local ne s'ouvre que dans un processus à la fois. Si c'est `alliance "
+        "serve` : interrogez-le par son API (/api/ask, /api/search) et mettez à jour par sa "
+        "console équipe ou `alliance refresh --server URL` ; sinon, attendez qu'il se termine. "
+        "Pour plusieurs processus sur un index, utilisez un serveur Chroma (chroma_url)."
     )
 
 
