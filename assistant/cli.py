@@ -10,9 +10,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from assistant import ownership
 from assistant.answering import format_citation
 from assistant.core import Assistant
-from assistant.errors import AllianceError, ConfigError
+from assistant.errors import AllianceError, ConfigError, IndexBusyError
 from assistant.evaluation import check_floors, load_questions, run_eval, summarize
 from assistant.remote import refresh_on_server
 from assistant.settings import KINDS, Settings
@@ -105,9 +106,16 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return _print_report(report, args.json)
     assistant = Assistant(settings)
     if args.command == "refresh":
-        report = assistant.refresh(
-            dry_run=args.dry_run, progress=None if args.json else progress_bar
-        )
+        progress = None if args.json else progress_bar
+        try:
+            report = assistant.refresh(dry_run=args.dry_run, progress=progress)
+        except IndexBusyError:
+            # held by an `alliance serve` that said where: let it run the refresh
+            url = ownership.holder_url(settings.index_dir)
+            if not url or args.dry_run or not settings.admin_token:
+                raise
+            print(f"alliance: l'index est tenu par {url} : il fait la mise à jour", file=sys.stderr)
+            report = refresh_on_server(url, settings.admin_token, progress=progress)
         return _print_report(report, args.json)
     if args.command == "search":
         hits = assistant.search(args.query, k=args.k, kinds=args.kinds)

@@ -86,6 +86,17 @@ def release(index_dir: Path) -> None:
         log.debug("released %s", key)
 
 
+def advertise(index_dir: Path, url: str) -> None:
+    """Record, for processes this one refuses, the URL where it serves the index (``alliance
+    serve``): ``alliance refresh`` then runs the refresh there. Only while holding the claim."""
+    key = index_dir.resolve()
+    with _GUARD:
+        held = _CLAIMS.get(key)
+        if held is None or held.pid != os.getpid():
+            return
+        _write_info(key, url=url)
+
+
 def holder(index_dir: Path) -> dict[str, object]:
     """What the holder wrote about itself (pid, command, since), or {} when unknown."""
     try:
@@ -100,7 +111,8 @@ def busy_message(index_dir: Path) -> str:
     who = ""
     if info:
         since = time.strftime("%d/%m %H:%M", time.localtime(float(str(info.get("since", 0)))))
-        who = f" (pid {info.get('pid')} : « {info.get('command', '?')} », depuis {since})"
+        where = f", sur {info['url']}" if info.get("url") else ""
+        who = f" (pid {info.get('pid')} : « {info.get('command', '?')} »{where}, depuis {since})"
     return (
         f"l'index {index_dir} est ouvert par un autre processus{who}. "
         "Un index local ne s'ouvre que dans un processus à la fois. Si c'est `alliance "
@@ -110,9 +122,14 @@ def busy_message(index_dir: Path) -> str:
     )
 
 
-def _write_info(key: Path) -> None:
+def holder_url(index_dir: Path) -> str:
+    """The URL the holder serves the index at, if it said (see ``advertise``)."""
+    return str(holder(index_dir).get("url") or "")
+
+
+def _write_info(key: Path, url: str = "") -> None:
     command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "?"
-    info = {"pid": os.getpid(), "command": command[:200], "since": time.time()}
+    info = {"pid": os.getpid(), "command": command[:200], "since": time.time(), "url": url}
     tmp = key / f"{INFO_NAME}.{os.getpid()}"
     try:
         tmp.write_text(json.dumps(info), encoding="utf-8")

@@ -15,7 +15,7 @@ from conftest import write_corpus
 from langchain_core.embeddings import Embeddings
 from web_support import running_server
 
-from assistant import Assistant, Settings
+from assistant import Assistant, Settings, ownership
 from assistant.cli import main
 from assistant.feedback import FeedbackStore
 from ui.server import create_app
@@ -57,6 +57,27 @@ def test_refresh_through_a_running_server(
         # the server answers from what it just indexed
         assert assistant.search("jardin partagé mairie", k=1)[0].source == "recits/nouveau.md"
 
+        # once the server says where it listens (`alliance serve` does), a plain refresh
+        # runs there; without the token it is refused, and told where the server is
+        ownership.advertise(settings.index_dir, base)
+        (corpus / "recits" / "autre.md").write_text(
+            "# Autre récit\n\nUne entreprise prête ses salariés à une association.\n",
+            encoding="utf-8",
+        )
+        auto = subprocess.run(
+            [*cli, "--json"], capture_output=True, text=True, timeout=120, env=env, check=False
+        )
+        assert auto.returncode == 0, auto.stderr
+        assert f"tenu par {base}" in auto.stderr
+        assert {d["source"]: d["status"] for d in json.loads(auto.stdout)["documents"]}[
+            "recits/autre.md"
+        ] == "added"
+        no_token = {k: v for k, v in env.items() if k != "ALLIANCE_ADMIN_TOKEN"}
+        refused = subprocess.run(
+            cli, capture_output=True, text=True, timeout=120, env=no_token, check=False
+        )
+        assert refused.returncode == 2 and f"sur {base}" in refused.stderr
+
         # a wrong token: a clear refusal, nothing run
         monkeypatch.setenv("ALLIANCE_ADMIN_TOKEN", "wrong-token-wrong-token-00")
         assert main(["refresh", "--server", base]) == 2
@@ -65,7 +86,7 @@ def test_refresh_through_a_running_server(
         monkeypatch.setenv("ALLIANCE_ADMIN_TOKEN", TOKEN)
         assert main(["refresh", "--server", base]) == 0
         out = capsys.readouterr().out
-        assert "4 documents : 0 ajoutés, 0 mis à jour, 4 inchangés" in out
+        assert "5 documents : 0 ajoutés, 0 mis à jour, 5 inchangés" in out
 
 
 def test_refresh_server_needs_a_token_and_no_dry_run(

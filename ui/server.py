@@ -20,7 +20,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from assistant import __version__
+from assistant import __version__, ownership
 from assistant.admin_api import admin_router
 from assistant.api import IndexState, api_router, install_error_handlers
 from assistant.cli import progress_bar
@@ -237,6 +237,8 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> None
     assistant = Assistant(settings)
     state = IndexState()
     app = create_app(settings, assistant, state=state)
-    start_background_build(assistant, state)
+    start_background_build(assistant, state)  # claims an embedded index (or fails: busy)
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    ownership.advertise(settings.index_dir, f"http://{local}:{port}")  # for `alliance refresh`
     sys.stderr.write(f"alliance: interface sur http://{host}:{port}/  (API : /docs)\n")
     uvicorn.run(app, host=host, port=port, log_level="warning")
