@@ -225,7 +225,7 @@ def concurrency(settings: Settings) -> dict[str, Any]:
             [sys.executable, __file__, "--probe", str(settings.index_dir.parent), what],
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
-        probes[what] = {"code": done.returncode, "out": done.stdout.strip()[-500:],
+        probes[what] = {"code": done.returncode, "out": done.stdout.strip()[:2000],
                         "err": done.stderr.strip()[-500:]}  # fmt: skip
     go_on.set()
     after = 0
