@@ -29,7 +29,13 @@ from assistant.manifest import Manifest, Override, load_manifest, version_sha
 from assistant.retrieval import AllianceRetriever, HybridSearcher, Retrieval
 from assistant.rwlock import ReadWriteLock
 from assistant.settings import Settings
-from assistant.store import IndexStore, close_chroma_client, make_chroma_client
+from assistant.store import (
+    DocumentRecord,
+    IndexStore,
+    close_chroma_client,
+    documents_from_chunks,
+    make_chroma_client,
+)
 from assistant.switch import chunk_count, serving_embedder, settle
 from assistant.types import Answer, Hit, RefreshReport
 
@@ -287,7 +293,7 @@ class Assistant:
     def _stats(self) -> dict[str, Any]:
         serving = self.serving_embedder()
         store = self._store_for(serving)
-        docs = store.documents()
+        docs = self._catalogue()
         out: dict[str, Any] = {
             "documents": sum(1 for d in docs.values() if d.status in ("indexed", "warning")),
             "chunks": store.count(),
@@ -306,13 +312,25 @@ class Assistant:
     def documents(self) -> list[dict[str, Any]]:
         """The catalogue of the serving collection (what citations come from)."""
         with self._gate.read():
-            return [dict(vars(d)) for d in self.serving_store.documents().values()]
+            return [dict(vars(d)) for d in self._catalogue().values()]
 
     def indexed_sources(self) -> set[str]:
         """Documents a citation may point to: those of the serving collection, not failed."""
         with self._gate.read():
-            docs = self.serving_store.documents()
+            docs = self._catalogue()
         return {s for s, d in docs.items() if d.status != "failed"}
+
+    def _catalogue(self) -> dict[str, DocumentRecord]:
+        """The serving collection's documents: its local catalogue or, on a replica of a
+        shared Chroma server (the catalogue lives with the writer), what its chunks say."""
+        docs = self.serving_store.documents()
+        if docs or not self.settings.chroma_url:
+            return docs
+        try:
+            searcher = self._get_searcher()
+        except IndexNotReadyError:
+            return {}
+        return documents_from_chunks(searcher.lexical.chunks.values())
 
     def is_stale(self) -> bool:
         """True when the configured embedder's index is empty or behind the corpus: a file

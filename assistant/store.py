@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +56,33 @@ class DocumentRecord:
     status: str  # indexed | failed | warning
     reason: str
     indexed_at: float
+
+
+def documents_from_chunks(chunks: Iterable[StoredChunk]) -> dict[str, DocumentRecord]:
+    """A catalogue read off stored chunks (source, title, kind, highest page, chunk count):
+    what a replica of a shared Chroma server knows, its writer's catalogue living elsewhere."""
+    by: dict[str, DocumentRecord] = {}
+    for c in chunks:
+        meta = c.metadata
+        source = str(meta.get("source", ""))
+        record = by.get(source)
+        if record is None:
+            record = by[source] = DocumentRecord(
+                source=source,
+                sha256=str(meta.get("sha256", "")),
+                title=str(meta.get("title", "")),
+                kind=str(meta.get("kind", "")),
+                pages=None,
+                chunks=0,
+                status="indexed",
+                reason="",
+                indexed_at=0.0,
+            )
+        record.chunks += 1
+        page = meta.get("page")
+        if isinstance(page, int):
+            record.pages = max(record.pages or 0, page)
+    return dict(sorted(by.items()))
 
 
 def embedding_text(title: str, text: str) -> str:
