@@ -98,7 +98,7 @@ def advertise(index_dir: Path, url: str) -> None:
 
 
 def holder(index_dir: Path) -> dict[str, object]:
-    """What the holder wrote about itself (pid, command, since), or {} when unknown."""
+    """What the holder wrote about itself (pid, command, since, url), or {} when unknown."""
     try:
         info = json.loads((index_dir / INFO_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -107,10 +107,14 @@ def holder(index_dir: Path) -> dict[str, object]:
 
 
 def busy_message(index_dir: Path) -> str:
+    """Who holds ``index_dir`` and what to do instead, in the words the CLI and UI show."""
     info = holder(index_dir)
     who = ""
     if info:
-        since = time.strftime("%d/%m %H:%M", time.localtime(float(str(info.get("since", 0)))))
+        try:
+            since = time.strftime("%d/%m %H:%M", time.localtime(float(str(info.get("since")))))
+        except (TypeError, ValueError, OverflowError, OSError):  # a hand-edited file
+            since = "?"
         where = f", sur {info['url']}" if info.get("url") else ""
         who = f" (pid {info.get('pid')} : « {info.get('command', '?')} »{where}, depuis {since})"
     return (

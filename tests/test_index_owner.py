@@ -107,3 +107,12 @@ def test_a_forked_child_does_not_inherit_the_claim(tmp_path: Path) -> None:
         ownership.release(index)
     ownership.claim(index)  # released: this process (or another) may claim it again
     ownership.release(index)
+
+
+def test_the_refusal_survives_a_damaged_owner_file(tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    index.mkdir()
+    (index / ownership.INFO_NAME).write_text('{"pid": 1, "since": "hier"}', encoding="utf-8")
+    assert "pid 1 : « ? », depuis ?" in ownership.busy_message(index)
+    (index / ownership.INFO_NAME).write_text("pas du JSON", encoding="utf-8")
+    assert ownership.busy_message(index).startswith(f"l'index {index} est ouvert par un autre")
