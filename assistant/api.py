@@ -208,7 +208,8 @@ def api_router(
     def documents() -> dict[str, Any]:
         state.check()
         rows = []
-        for d in assistant.documents():
+        docs = assistant.documents()
+        for d in docs:
             rows.append(
                 {
                     "source": d["source"],
@@ -223,7 +224,7 @@ def api_router(
                     "archive_url": archive_url(d["source"]),
                 }
             )
-        last = max((d["indexed_at"] or 0 for d in assistant.documents()), default=0)
+        last = max((d["indexed_at"] or 0 for d in docs), default=0)
         return {"documents": rows, "last_refresh": _iso(last)}
 
     if feedback is not None:

@@ -10,12 +10,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from assistant import ownership
 from assistant.answering import format_citation
 from assistant.core import Assistant
-from assistant.errors import AllianceError, ConfigError, IndexBusyError
+from assistant.errors import AllianceError
 from assistant.evaluation import check_floors, load_questions, run_eval, summarize
-from assistant.remote import refresh_on_server
+from assistant.remote import refresh_here_or_on_server
 from assistant.settings import KINDS, Settings
 from assistant.switch import switch_notice
 from assistant.types import DocumentReport, RefreshReport
@@ -97,25 +96,19 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         serve(settings, host=args.host, port=args.port)
         return 0
-    if args.command == "refresh" and args.server:
-        if args.dry_run:
-            raise ConfigError("--dry-run runs locally only: drop --server")
-        report = refresh_on_server(
-            args.server, settings.admin_token, progress=None if args.json else progress_bar
-        )
-        return _print_report(report, args.json)
-    assistant = Assistant(settings)
+    assistant = Assistant(settings)  # lazy: opens nothing until used
     if args.command == "refresh":
-        progress = None if args.json else progress_bar
-        try:
-            report = assistant.refresh(dry_run=args.dry_run, progress=progress)
-        except IndexBusyError:
-            # held by an `alliance serve` that said where: let it run the refresh
-            url = ownership.holder_url(settings.index_dir)
-            if not url or args.dry_run or not settings.admin_token:
-                raise
-            print(f"alliance: l'index est tenu par {url} : il fait la mise à jour", file=sys.stderr)
-            report = refresh_on_server(url, settings.admin_token, progress=progress)
+        report, ran_on = refresh_here_or_on_server(
+            assistant,
+            server=args.server,
+            dry_run=args.dry_run,
+            progress=None if args.json else progress_bar,
+        )
+        if ran_on and not args.server:
+            print(
+                f"alliance: l'index est tenu par {ran_on} : il a fait la mise à jour",
+                file=sys.stderr,
+            )
         return _print_report(report, args.json)
     if args.command == "search":
         hits = assistant.search(args.query, k=args.k, kinds=args.kinds)

@@ -33,7 +33,6 @@ from assistant.store import (
     DocumentRecord,
     IndexStore,
     close_chroma_client,
-    documents_from_chunks,
     make_chroma_client,
 )
 from assistant.switch import chunk_count, serving_embedder, settle
@@ -301,8 +300,7 @@ class Assistant:
             "collection": store.collection_name,
         }
         if serving != self.settings.embedder:
-            # counted without opening (creating) the collection: a reader that opened it
-            # before another process wrote it would keep an empty view of it (embedded Chroma)
+            # counted without opening it: opening creates it, and stats() must not write
             out["building"] = {
                 "embedder": self.settings.embedder,
                 "chunks": chunk_count(store.client, self.settings.embedder),
@@ -330,7 +328,7 @@ class Assistant:
             searcher = self._get_searcher()
         except IndexNotReadyError:
             return {}
-        return documents_from_chunks(searcher.lexical.chunks.values())
+        return searcher.lexical.documents
 
     def is_stale(self) -> bool:
         """True when the configured embedder's index is empty or behind the corpus: a file

@@ -154,6 +154,7 @@ def refresh(
         pending = settings.index_dir / f"refresh-{store.slug}.pending"
         interrupted = pending.exists()
         known = store.documents()
+        carried = carry.documents() if carry is not None else {}  # read once, not per failure
         plan = _plan(settings, known)  # a broken sources.toml stops here, before any change
         if not dry_run:
             pending.touch()
@@ -162,9 +163,8 @@ def refresh(
             if progress:
                 progress(i, len(sources), source)
             if source in plan.unreadable:
-                doc = _carried(
-                    store, carry, plan, _unreadable(source, plan.unreadable[source], known), dry_run
-                )
+                unreadable = _unreadable(source, plan.unreadable[source], known)
+                doc = _carried(store, carry, carried, plan, unreadable, dry_run)
                 if not dry_run and not doc.chunks_kept:
                     # catalogued as failed (staff see why; serve does not take the index for
                     # stale at each start); retried at the next refresh
@@ -172,7 +172,7 @@ def refresh(
                 report.documents.append(doc)
             elif source not in plan.alias_of:
                 doc = _refresh_one(settings, store, plan, source, known, dry_run)
-                report.documents.append(_carried(store, carry, plan, doc, dry_run))
+                report.documents.append(_carried(store, carry, carried, plan, doc, dry_run))
         by_source = {d.source: d for d in report.documents}
         for alias, primary in sorted(plan.alias_of.items()):
             doc = _alias(store, plan, alias, primary, by_source[primary], known, dry_run)
@@ -516,16 +516,18 @@ def _delete(store: IndexStore, ids: Iterable[str]) -> int:
 def _carried(
     store: IndexStore,
     carry: IndexStore | None,
+    carried: dict[str, DocumentRecord],
     plan: _Plan,
     doc: DocumentReport,
     dry_run: bool,
 ) -> DocumentReport:
     """A document that failed with nothing of it in ``store``: copy in the version ``carry``
     (the collection answering during an embedder switch) has, re-embedded with ``store``'s
-    model from the stored passages; the report says it was kept."""
+    model from the stored passages; the report says it was kept. ``carried`` is ``carry``'s
+    catalogue."""
     if carry is None or doc.status != "failed" or doc.chunks_kept or doc.duplicate_of:
         return doc
-    record = carry.documents().get(doc.source)
+    record = carried.get(doc.source)
     if record is None or not is_live(record):
         return doc
     kept = [

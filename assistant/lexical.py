@@ -7,6 +7,7 @@ A fingerprint (chunk count + hash of ids) tells whether it is in step with the c
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from assistant.bm25 import BM25Index
 from assistant.errors import IndexNotReadyError
-from assistant.store import IndexStore, StoredChunk
+from assistant.store import DocumentRecord, IndexStore, StoredChunk, documents_from_chunks
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,12 @@ class LexicalIndex:
 
     def __len__(self) -> int:
         return len(self.chunks)
+
+    @functools.cached_property
+    def documents(self) -> dict[str, DocumentRecord]:
+        """The documents its chunks belong to (see ``documents_from_chunks``): computed once,
+        the chunk table never changes after loading."""
+        return documents_from_chunks(self.chunks.values())
 
     @classmethod
     def build(cls, store: IndexStore) -> LexicalIndex:
@@ -122,6 +129,6 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # alive, another user's
+        pass
     return True

@@ -10,19 +10,49 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from assistant.errors import AllianceError, ConfigError, IndexLockedError
+from assistant import ownership
+from assistant.errors import AllianceError, ConfigError, IndexBusyError, IndexLockedError
 from assistant.indexer import Progress
 from assistant.types import RefreshReport
+
+if TYPE_CHECKING:
+    from assistant.core import Assistant
 
 log = logging.getLogger(__name__)
 
 
 class RemoteError(AllianceError):
     """The server could not be reached or answered something unexpected."""
+
+
+def refresh_here_or_on_server(
+    assistant: Assistant,
+    *,
+    server: str | None = None,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> tuple[RefreshReport, str]:
+    """Refresh with ``assistant``, or on ``server`` when given, or on the ``alliance serve``
+    holding the embedded index when this process is refused and the holder said where it
+    listens (and the admin token is set). Returns the report and the URL of the server that
+    ran it ("" when it ran here)."""
+    settings = assistant.settings
+    if server:
+        if dry_run:
+            raise ConfigError("--dry-run runs locally only: drop --server")
+        return refresh_on_server(server, settings.admin_token, progress=progress), server
+    try:
+        return assistant.refresh(dry_run=dry_run, progress=progress), ""
+    except IndexBusyError:
+        url = ownership.holder_url(settings.index_dir)
+        if not url or dry_run or not settings.admin_token:
+            raise
+        log.info("the index is held by %s: refreshing there", url)
+        return refresh_on_server(url, settings.admin_token, progress=progress), url
 
 
 def refresh_on_server(
