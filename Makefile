@@ -16,8 +16,10 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 # torch first, pinned: a CPU wheel of 2.13.0 is on these machines; anything else pulls CUDA builds.
-$(STAMP): pyproject.toml | $(PY)
+# llama-cpp-python (LLM tests, ALLIANCE_LLM=local) is built portably, never natively: see the script.
+$(STAMP): pyproject.toml tools/install_llama_portable.sh | $(PY)
 	$(PY) -m pip install --quiet torch==2.13.0
+	bash tools/install_llama_portable.sh $(PY)
 	$(PY) -m pip install --quiet -e '.[dev,llm]'
 	@touch $(STAMP)
 

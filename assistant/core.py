@@ -17,25 +17,25 @@ from chromadb.api import ClientAPI
 from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 
-from assistant.answering import Answerer
-from assistant.embedders import make_embedder
+from assistant.answering.extractive import Answerer
+from assistant.answering.llm import make_answerer, stream_answer
 from assistant.errors import ConfigError, IndexNotReadyError
-from assistant.followup import contextualize
-from assistant.indexer import Progress, file_sha256, refresh
-from assistant.lexical import LexicalIndex
-from assistant.llm import make_answerer, stream_answer
-from assistant.loaders import discover
-from assistant.manifest import Manifest, Override, load_manifest, version_sha
-from assistant.retrieval import AllianceRetriever, HybridSearcher, Retrieval
-from assistant.rwlock import ReadWriteLock
-from assistant.settings import Settings
-from assistant.store import (
+from assistant.indexing.active import chunk_count, serving_embedder, settle
+from assistant.indexing.embedders import make_embedder
+from assistant.indexing.lexical import LexicalIndex
+from assistant.indexing.refresh import Progress, file_sha256, refresh
+from assistant.indexing.rwlock import ReadWriteLock
+from assistant.indexing.store import (
     DocumentRecord,
     IndexStore,
     close_chroma_client,
     make_chroma_client,
 )
-from assistant.switch import chunk_count, serving_embedder, settle
+from assistant.ingest.loaders import discover
+from assistant.ingest.manifest import Manifest, Override, load_manifest, version_sha
+from assistant.retrieval.followup import contextualize
+from assistant.retrieval.hybrid import AllianceRetriever, HybridSearcher, Retrieval
+from assistant.settings import Settings
 from assistant.types import Answer, Hit, RefreshReport
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class Assistant:
     """Refresh, search and ask over one corpus and index. Thread-safe for concurrent reads.
 
     ``settings.embedder`` is the embedder refreshes build with. Queries go to the collection
-    that is *active* (see ``assistant.switch``): the same one, except while a new embedder's
+    that is *active* (see ``indexing.active``): the same one, except while a new embedder's
     collection is being built, when the previous one keeps answering with its own model.
     """
 
@@ -123,7 +123,7 @@ class Assistant:
         return self._answerer_for(self.serving_embedder())
 
     def serving_embedder(self) -> str:
-        """The embedder whose collection answers queries now (see ``assistant.switch``)."""
+        """The embedder whose collection answers queries now (see ``indexing.active``)."""
         with self._lock:  # a re-open closes the client under this lock too
             return serving_embedder(self._chroma(), self.settings.embedder)
 
@@ -142,7 +142,7 @@ class Assistant:
     def _follow_other_writers(self) -> None:
         """Pick up a refresh or an embedder switch made by another process on a shared Chroma
         server (a replica's writer): drop the searcher so the next query rebuilds it. An
-        embedded index has no other writer: this process owns it (``assistant.ownership``)."""
+        embedded index has no other writer: this process owns it (``indexing.owner_lock``)."""
         if not self.settings.chroma_url:
             return
         with self._lock:
@@ -194,7 +194,7 @@ class Assistant:
 
     # -- public API --------------------------------------------------------------------------
     def refresh(self, *, dry_run: bool = False, progress: Progress | None = None) -> RefreshReport:
-        """Index what changed in the corpus (see ``assistant.indexer``); when the configured
+        """Index what changed in the corpus (see ``indexing.refresh``); when the configured
         embedder's collection is complete, it becomes the one that answers."""
         with self._gate.read():  # shared with searches; close() waits for it
             with self._lock:

@@ -34,7 +34,7 @@ class IndexLockedError(AllianceError):
 
 
 class IndexBusyError(IndexLockedError):
-    """Another process has the embedded index open (see ``assistant.ownership``)."""
+    """Another process has the embedded index open (see ``assistant.indexing.owner_lock``)."""
 
 
 class QueryError(AllianceError):

@@ -39,7 +39,7 @@ class Settings:
     rrf_k: int = 10
     candidates: int = 30
     # Answering: below this similarity the assistant declines; None: the value calibrated for
-    # the embedder (assistant.embedders.ABSTAIN_THRESHOLDS), since each model has its own scale.
+    # the embedder (indexing.embedders.ABSTAIN_THRESHOLDS), since each model has its own scale.
     abstain_threshold: float | None = None
     max_answer_sentences: int = 4
     # Optional LLM answers (see assistant/llm.py): an OpenAI-compatible server, off when unset.

@@ -20,8 +20,8 @@ from typing import Any
 from assistant.core import Assistant
 from assistant.errors import AllianceError, ConfigError, DocumentError, IndexLockedError
 from assistant.feedback import FeedbackStore
-from assistant.indexer import read_log
-from assistant.sources import resolve_source
+from assistant.indexing.refresh import read_log
+from assistant.indexing.served_files import resolve_source
 from assistant.types import RefreshReport
 
 log = logging.getLogger(__name__)

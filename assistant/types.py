@@ -73,7 +73,7 @@ class RefreshReport:
     embedder: str = ""
     dry_run: bool = False
     # The embedder whose collection answers after this refresh, and the one it replaced when
-    # this refresh completed a new embedder's collection (see assistant.switch).
+    # this refresh completed a new embedder's collection (see assistant.indexing.active).
     active_embedder: str = ""
     switched_from: str = ""
 

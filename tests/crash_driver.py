@@ -28,8 +28,8 @@ from conftest import HashEmbeddings
 
 from assistant import Assistant, Settings
 from assistant.errors import IndexLockedError
-from assistant.indexer import is_live
-from assistant.loaders import discover
+from assistant.indexing.refresh import is_live
+from assistant.ingest.loaders import discover
 
 WORDS = """alliance partenariat association entreprise territoire fondation collectivité mécénat
 compétences gouvernance évaluation impact confiance coopération innovation sociétale engagement

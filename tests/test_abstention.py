@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.abstention import (
+from assistant.answering.abstention import (
     counted_noun,
     counts,
     expected_kind,

@@ -16,11 +16,11 @@ from fixtures_docs import REPORT_PAGES, text_pdf_bytes
 from langchain_core.embeddings import Embeddings
 
 from assistant import Assistant, Settings
-from assistant.admin_api import admin_router
-from assistant.api import IndexState, api_router, install_error_handlers
 from assistant.errors import AllianceError, ConfigError
 from assistant.feedback import FeedbackStore
 from assistant.staff import StaffConsole, check_token_strength, token_ok
+from ui.admin_api import admin_router
+from ui.api import IndexState, api_router, install_error_handlers
 from ui.server import create_app
 
 TOKEN = "s3cret-token-for-tests-0123"

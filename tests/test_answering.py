@@ -6,9 +6,15 @@ from typing import Any
 
 from conftest import HashEmbeddings
 
-from assistant.answering import DECLINE, ExtractiveAnswerer, compose, format_citation, split_units
-from assistant.retrieval import Retrieval, Scored
-from assistant.store import StoredChunk
+from assistant.answering.extractive import (
+    DECLINE,
+    ExtractiveAnswerer,
+    compose,
+    format_citation,
+    split_units,
+)
+from assistant.indexing.store import StoredChunk
+from assistant.retrieval.hybrid import Retrieval, Scored
 from assistant.types import Answer, Hit
 
 STEPS = """La démarche en cinq étapes

@@ -18,10 +18,10 @@ from langchain_core.embeddings import Embeddings
 from web_support import PDF_QUESTION, PDF_SOURCE, make_web_corpus
 
 from assistant import Assistant, Settings
-from assistant.api import IndexState, source_url
 from assistant.feedback import FeedbackStore
-from assistant.retrieval import Retrieval
+from assistant.retrieval.hybrid import Retrieval
 from assistant.types import Answer
+from ui.api import IndexState, source_url
 from ui.server import create_app, start_background_build
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.bm25 import BM25Index
 from assistant.errors import IndexNotReadyError, QueryError
+from assistant.indexing.bm25 import BM25Index
 
 DOCS = {
     "rameau#0": "Le RAMEAU est un laboratoire de recherche sur les alliances d'intérêt général.",

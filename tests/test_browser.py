@@ -25,8 +25,8 @@ from web_support import (
 )
 
 from assistant import Assistant, Settings
-from assistant.api import IndexState
 from assistant.feedback import FeedbackStore
+from ui.api import IndexState
 from ui.server import create_app
 
 pytestmark = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from langchain_core.documents import Document
 
-from assistant.chunking import chunk_id, split_pages
+from assistant.ingest.chunking import chunk_id, split_pages
 
 PROSE = " ".join(
     f"La phrase numéro {i} parle des alliances entre associations et entreprises."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.cleaning import (
+from assistant.text.cleaning import (
     clean_pdf_pages,
     clean_text,
     is_page_number_line,
@@ -178,6 +178,6 @@ NOTE = "\n1 Les intitulés sont abrégés."
 def test_footnote_call_numbers_are_removed_only_when_their_note_follows(
     page: str, expected: str
 ) -> None:
-    from assistant.cleaning import strip_footnote_markers
+    from assistant.text.cleaning import strip_footnote_markers
 
     assert strip_footnote_markers(page) == expected

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.cli import main
+from ui.cli import main
 
 pytestmark = pytest.mark.integration
 

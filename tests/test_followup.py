@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.followup import contextualize, is_elliptical
+from assistant.retrieval.followup import contextualize, is_elliptical
 
 TOPIC = "Quelles sont les étapes pour monter un partenariat ?"
 HISTORY = [

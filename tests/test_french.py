@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.french import (
+from assistant.text.french import (
     FRENCH_STOPWORDS,
     content_words,
     fold,

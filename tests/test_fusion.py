@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from assistant.fusion import minmax, near_duplicates, rrf
+from assistant.retrieval.fusion import minmax, near_duplicates, rrf
 
 
 def test_rrf_exact_scores() -> None:

@@ -1,4 +1,4 @@
-"""An embedded index is open in one process at a time (``assistant.ownership``): Chroma's local
+"""An embedded index is open in one process at a time (``indexing.owner_lock``): Chroma's local
 store is not safe across processes (a reader next to a writer corrupted the index here). A
 second process, through the CLI or the library, is refused with a message saying who holds the
 index, and neither the holder's searches nor its index suffer; once the holder closes, the
@@ -13,8 +13,9 @@ from pathlib import Path
 
 from langchain_core.embeddings import Embeddings
 
-from assistant import Assistant, Settings, ownership
+from assistant import Assistant, Settings
 from assistant.errors import IndexBusyError, IndexLockedError
+from assistant.indexing import owner_lock as ownership
 
 QUESTION = "Que dit le Pacte civique ?"
 OTHER = """
@@ -56,7 +57,7 @@ def test_a_second_process_is_refused_then_opens_once_the_holder_closes(
     assert f"pid {os.getpid()}" in refused  # says who holds it
     # the CLI says it too, and exits non-zero, before loading any model
     cli = subprocess.run(
-        [sys.executable, "-m", "assistant.cli", "--corpus", str(small_corpus),
+        [sys.executable, "-m", "ui.cli", "--corpus", str(small_corpus),
          "--index", str(settings.index_dir), "refresh"],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip

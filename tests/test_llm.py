@@ -26,9 +26,8 @@ from langchain_core.language_models.fake_chat_models import (
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from assistant import Assistant, Settings
-from assistant.answering import DECLINE, ExtractiveAnswerer
-from assistant.errors import ConfigError
-from assistant.llm import (
+from assistant.answering.extractive import DECLINE, ExtractiveAnswerer
+from assistant.answering.llm import (
     NOTICE_UNAVAILABLE,
     NOTICE_UNCITED,
     LLMAnswerer,
@@ -38,8 +37,9 @@ from assistant.llm import (
     stream_answer,
     trim_history,
 )
-from assistant.retrieval import Retrieval, Scored
-from assistant.store import StoredChunk
+from assistant.errors import ConfigError
+from assistant.indexing.store import StoredChunk
+from assistant.retrieval.hybrid import Retrieval, Scored
 from assistant.types import Answer
 
 QUESTION = "Quand le Pacte civique a-t-il été lancé ?"

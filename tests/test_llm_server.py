@@ -21,7 +21,7 @@ import pytest
 from langchain_core.embeddings import Embeddings
 
 from assistant import Assistant, Settings
-from assistant.llm import (
+from assistant.answering.llm import (
     NOTICE_UNAVAILABLE,
     NOTICE_UNCITED,
     LLMAnswerer,

@@ -27,7 +27,7 @@ from fixtures_docs import (
 )
 
 from assistant.errors import DocumentError
-from assistant.loaders import (
+from assistant.ingest.loaders import (
     SUPPORTED_SUFFIXES,
     LoadedDocument,
     discover,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.metrics import (
+from assistant.evaluation.metrics import (
     dedupe_keep_order,
     fact_coverage,
     percentile,

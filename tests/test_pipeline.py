@@ -210,7 +210,7 @@ def test_hnsw_search_is_widened_on_new_and_older_collections(
     tmp_path: Path, hash_embeddings: Embeddings
 ) -> None:
     """Chroma's default ef_search (100) missed exact neighbours on the shipped corpus."""
-    from assistant.store import EF_SEARCH, IndexStore, make_chroma_client
+    from assistant.indexing.store import EF_SEARCH, IndexStore, make_chroma_client
 
     settings = Settings(index_dir=tmp_path / "index")
     client = make_chroma_client(settings)

@@ -12,8 +12,8 @@ from fixtures_docs import REPORT_PAGES, text_pdf_bytes, write_image_pdf, write_m
 from langchain_core.embeddings import Embeddings
 
 from assistant import Assistant, RefreshReport, Settings
-from assistant.cli import main, render_report
-from assistant.indexer import LOG_NAME, read_log
+from assistant.indexing.refresh import LOG_NAME, read_log
+from ui.cli import main, render_report
 
 
 def test_table_shows_failures_warnings_renames_duplicates_and_changed_pages(

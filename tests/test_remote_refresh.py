@@ -15,9 +15,10 @@ from conftest import write_corpus
 from langchain_core.embeddings import Embeddings
 from web_support import running_server
 
-from assistant import Assistant, Settings, ownership
-from assistant.cli import main
+from assistant import Assistant, Settings
 from assistant.feedback import FeedbackStore
+from assistant.indexing import owner_lock as ownership
+from ui.cli import main
 from ui.server import create_app
 
 TOKEN = "s3cret-token-for-remote-tests-42"
@@ -39,7 +40,7 @@ def test_refresh_through_a_running_server(
     )
     app = create_app(settings, assistant, feedback=FeedbackStore(tmp_path / "fb.sqlite"))
     with running_server(app) as base:
-        cli = [sys.executable, "-m", "assistant.cli", "--corpus", str(corpus),
+        cli = [sys.executable, "-m", "ui.cli", "--corpus", str(corpus),
                "--index", str(settings.index_dir), "refresh"]  # fmt: skip
         env = {**os.environ, "ALLIANCE_ADMIN_TOKEN": TOKEN}
         local = subprocess.run(cli, capture_output=True, text=True, timeout=120, env=env)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.sources import resolve_source
+from assistant.indexing.served_files import resolve_source
 
 
 @pytest.fixture

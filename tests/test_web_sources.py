@@ -19,9 +19,9 @@ from langchain_core.embeddings import Embeddings
 
 from assistant import Assistant, Settings
 from assistant.errors import ConfigError
-from assistant.manifest import load_manifest
+from assistant.ingest.manifest import load_manifest
+from assistant.ingest.web_fetch import WebCache, cache_key, fetch_page
 from assistant.types import DocumentReport, RefreshReport
-from assistant.web_sources import WebCache, cache_key, fetch_page
 
 
 @dataclass

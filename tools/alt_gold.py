@@ -22,12 +22,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from assistant.chunking import split_pages  # noqa: E402
-from assistant.followup import contextualize  # noqa: E402
-from assistant.french import content_words  # noqa: E402
-from assistant.loaders import discover, load_document  # noqa: E402
-from assistant.metrics import fact_coverage  # noqa: E402
+from assistant.evaluation.metrics import fact_coverage  # noqa: E402
+from assistant.ingest.chunking import split_pages  # noqa: E402
+from assistant.ingest.loaders import discover, load_document  # noqa: E402
+from assistant.retrieval.followup import contextualize  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
+from assistant.text.french import content_words  # noqa: E402
 
 MIN_QUESTION_OVERLAP = 0.5
 

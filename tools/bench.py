@@ -97,7 +97,7 @@ class SentenceMeanEmbeddings(Embeddings):
 
 
 def bench_embedder(spec: str, compose: bool) -> Embeddings:
-    from assistant.embedders import make_embedder
+    from assistant.indexing.embedders import make_embedder
 
     real = make_embedder(spec)
     return SentenceMeanEmbeddings(real) if compose else real
@@ -239,11 +239,11 @@ def phase_bulk(cfg: dict[str, Any]) -> dict[str, Any]:
     """Build the index directly (our loaders and chunker, big Chroma batches, our BM25 side),
     skipping the record manager: for sizes where a timed refresh would take too long. Serving
     reads exactly what a refresh would have written."""
-    from assistant.chunking import split_pages
     from assistant.errors import DocumentError
-    from assistant.lexical import LexicalIndex
-    from assistant.loaders import discover, load_document
-    from assistant.store import IndexStore
+    from assistant.indexing.lexical import LexicalIndex
+    from assistant.indexing.store import IndexStore
+    from assistant.ingest.chunking import split_pages
+    from assistant.ingest.loaders import discover, load_document
 
     settings = _settings(cfg)
     embedder = bench_embedder(cfg["embedder"], cfg["compose"])
@@ -271,7 +271,7 @@ def phase_bulk(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def _questions(cfg: dict[str, Any]) -> list[Any]:
-    from assistant.evaluation import load_questions
+    from assistant.evaluation.run import load_questions
 
     qs = load_questions(Path(cfg["questions"]))
     n = cfg["n_questions"]
@@ -279,7 +279,7 @@ def _questions(cfg: dict[str, Any]) -> list[Any]:
 
 
 def _quality(ranked: list[list[str]], gold: list[list[str]]) -> dict[str, float]:
-    from assistant.metrics import dedupe_keep_order, recall_at_k, reciprocal_rank
+    from assistant.evaluation.metrics import dedupe_keep_order, recall_at_k, reciprocal_rank
 
     pairs = [(dedupe_keep_order(r), g) for r, g in zip(ranked, gold, strict=True) if g]
     return {
@@ -290,7 +290,7 @@ def _quality(ranked: list[list[str]], gold: list[list[str]]) -> dict[str, float]
 
 
 def _pcts(ms: list[float]) -> dict[str, float]:
-    from assistant.metrics import percentile
+    from assistant.evaluation.metrics import percentile
 
     return {"p50": percentile(ms, 50), "p95": percentile(ms, 95)}
 
@@ -298,7 +298,7 @@ def _pcts(ms: list[float]) -> dict[str, float]:
 def phase_serve(cfg: dict[str, Any]) -> dict[str, Any]:
     """What a serving process does: search and ask every question (after one warm-up)."""
     from assistant import Assistant
-    from assistant.followup import contextualize
+    from assistant.retrieval.followup import contextualize
 
     questions = _questions(cfg)
     started = time.perf_counter()
@@ -365,9 +365,9 @@ def phase_baseline(cfg: dict[str, Any]) -> dict[str, Any]:
     from langchain_chroma import Chroma
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-    from assistant.embedders import embedder_slug
     from assistant.errors import DocumentError
-    from assistant.loaders import discover, load_document
+    from assistant.indexing.embedders import embedder_slug
+    from assistant.ingest.loaders import discover, load_document
 
     corpus = Path(cfg["corpus"])
     chroma_settings = ChromaSettings(anonymized_telemetry=False)

@@ -16,12 +16,12 @@ from typing import Any
 
 import gradio as gr
 
-from assistant.api import IndexState
 from assistant.core import Assistant
 from assistant.errors import AllianceError, IndexNotReadyError
 from assistant.feedback import FeedbackStore
 from assistant.settings import KINDS
 from assistant.types import Answer, Hit
+from ui.api import IndexState
 from ui.render import (
     answer_markdown,
     citation_label,

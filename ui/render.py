@@ -11,7 +11,7 @@ import html
 import re
 from collections.abc import Sequence
 
-from assistant.sources import archive_url, source_url
+from assistant.indexing.served_files import archive_url, source_url
 from assistant.types import Hit
 
 KIND_LABELS: dict[str, str] = {

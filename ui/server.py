@@ -20,19 +20,20 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from assistant import __version__, ownership
-from assistant.admin_api import admin_router
-from assistant.api import IndexState, api_router, install_error_handlers
-from assistant.cli import progress_bar
+from assistant import __version__
 from assistant.core import Assistant
 from assistant.errors import AllianceError
 from assistant.feedback import FeedbackStore
-from assistant.indexer import WEB_DIR
+from assistant.indexing import owner_lock as ownership
+from assistant.indexing.active import switch_notice
+from assistant.indexing.refresh import WEB_DIR
+from assistant.indexing.served_files import resolve_archive, resolve_source
 from assistant.settings import Settings
-from assistant.sources import resolve_archive, resolve_source
 from assistant.staff import StaffConsole, check_token_strength
-from assistant.switch import switch_notice
+from ui.admin_api import admin_router
+from ui.api import IndexState, api_router, install_error_handlers
 from ui.app import CSS, build_ui
+from ui.progress import progress_bar
 from ui.staff import build_staff_ui, staff_tab
 
 log = logging.getLogger(__name__)

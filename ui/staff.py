@@ -19,8 +19,8 @@ from typing import Any
 import gradio as gr
 
 from assistant.errors import AllianceError
+from assistant.indexing.active import switch_notice
 from assistant.staff import UPLOAD_FOLDERS, StaffConsole, token_ok
-from assistant.switch import switch_notice
 from assistant.types import RefreshReport
 
 DENIED = "Accès refusé : connectez-vous avec le jeton d'administration."

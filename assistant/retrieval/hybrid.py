@@ -16,11 +16,11 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 
 from assistant.errors import QueryError
-from assistant.fusion import near_duplicates, rrf
-from assistant.indexer import chunk_filter
-from assistant.lexical import LexicalIndex
+from assistant.indexing.lexical import LexicalIndex
+from assistant.indexing.refresh import chunk_filter
+from assistant.indexing.store import IndexStore, StoredChunk
+from assistant.retrieval.fusion import near_duplicates, rrf
 from assistant.settings import KINDS, Settings
-from assistant.store import IndexStore, StoredChunk
 from assistant.types import Hit
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Collection, Iterable, Sequence
 
-from assistant.french import content_words, fold
+from assistant.text.french import content_words, fold
 
 
 def _check_gold(gold: Collection[str]) -> None:

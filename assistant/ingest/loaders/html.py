@@ -13,8 +13,8 @@ import re
 
 import trafilatura
 
-from assistant.cleaning import clean_text, letter_count, strip_markdown
 from assistant.errors import DocumentError
+from assistant.text.cleaning import clean_text, letter_count, strip_markdown
 
 logger = logging.getLogger(__name__)
 

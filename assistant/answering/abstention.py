@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from assistant.french import fold, tokenize
+from assistant.text.french import fold, tokenize
 
 _EN_WORDS = frozenset(
     [

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.embeddings import Embeddings
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
-from assistant.answering import Answerer, ExtractiveAnswerer
-from assistant.embedders import abstain_threshold
+from assistant.answering.extractive import Answerer, ExtractiveAnswerer
 from assistant.errors import ConfigError
-from assistant.retrieval import Retrieval, Scored
+from assistant.indexing.embedders import abstain_threshold
+from assistant.retrieval.hybrid import Retrieval, Scored
 from assistant.settings import Settings
 from assistant.types import Answer
 

@@ -19,8 +19,8 @@ from typing import Any
 from pypdf import PageObject, PasswordType, PdfReader
 from pypdf.errors import DependencyError, FileNotDecryptedError, PyPdfError
 
-from assistant.cleaning import clean_pdf_pages, letter_count, word_share
 from assistant.errors import DocumentError
+from assistant.text.cleaning import clean_pdf_pages, letter_count, word_share
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Which embedder's collection answers, and the switch to a new one once it is complete.
 
-Each embedder has its own collection (see ``assistant.store``). Changing ``Settings.embedder``
+Each embedder has its own collection (see ``indexing.store``). Changing ``Settings.embedder``
 makes the next refresh build the new collection from scratch, which takes minutes; meanwhile the
 collection named by the *active pointer* keeps answering, queried with its own model. The pointer
 moves to the new collection only at the end of a refresh that completed (every document tried,
@@ -20,7 +20,7 @@ from typing import Any
 from chromadb.api import ClientAPI
 from chromadb.errors import NotFoundError
 
-from assistant.store import collection_name
+from assistant.indexing.store import collection_name
 from assistant.types import RefreshReport
 
 log = logging.getLogger(__name__)

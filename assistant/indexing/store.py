@@ -26,9 +26,9 @@ from langchain_classic.indexes import SQLRecordManager
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
-from assistant import ownership
-from assistant.embedders import embedder_slug
 from assistant.errors import ConfigError
+from assistant.indexing import owner_lock as ownership
+from assistant.indexing.embedders import embedder_slug
 from assistant.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ def collection_name(embedder: str) -> str:
 
 def make_chroma_client(settings: Settings) -> chromadb.api.ClientAPI:
     """Embedded PersistentClient under ``index_dir/chroma`` (claimed for this process, see
-    ``assistant.ownership``), or an HttpClient for a server URL."""
+    ``assistant.indexing.owner_lock``), or an HttpClient for a server URL."""
     chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
     if settings.chroma_url:
         url = urlparse(settings.chroma_url)

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from itertools import pairwise
 
-from assistant.french import content_words, words
+from assistant.text.french import content_words, words
 
 
 def _wordset(text: str) -> frozenset[str]:

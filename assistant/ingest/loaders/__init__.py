@@ -25,9 +25,9 @@ from pathlib import Path, PurePosixPath
 from langchain_core.documents import Document
 
 from assistant.errors import DocumentError
-from assistant.loaders.html import read_html
-from assistant.loaders.pdf import read_pdf
-from assistant.loaders.text import read_text_file
+from assistant.ingest.loaders.html import read_html
+from assistant.ingest.loaders.pdf import read_pdf
+from assistant.ingest.loaders.text import read_text_file
 
 __all__ = [
     "SUPPORTED_SUFFIXES",

@@ -10,14 +10,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from assistant.answering import format_citation
+from assistant.answering.extractive import format_citation
 from assistant.core import Assistant
 from assistant.errors import AllianceError
-from assistant.evaluation import check_floors, load_questions, run_eval, summarize
-from assistant.remote import refresh_here_or_on_server
+from assistant.evaluation.run import check_floors, load_questions, run_eval, summarize
+from assistant.indexing.active import switch_notice
 from assistant.settings import KINDS, Settings
-from assistant.switch import switch_notice
 from assistant.types import DocumentReport, RefreshReport
+from ui.progress import progress_bar
+from ui.remote import refresh_here_or_on_server
 
 EXIT_ERROR = 2
 EXIT_FLOOR = 1
@@ -274,19 +275,6 @@ def _ranges(pages: Sequence[int]) -> str:
         start = prev = p
     out.append(str(start) if start == prev else f"{start}-{prev}")
     return ", ".join(out)
-
-
-def progress_bar(done: int, total: int, source: str) -> None:
-    """A one-line progress bar on stderr (every step on a terminal, start and end in a log).
-    Used by ``alliance refresh`` and by ``alliance serve`` when it builds the index."""
-    if not sys.stderr.isatty() and done not in (0, total):
-        return
-    width = 30
-    filled = int(width * done / total) if total else width
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {source[:50]:<50}")
-    if done == total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
 
 
 if __name__ == "__main__":

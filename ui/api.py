@@ -32,7 +32,7 @@ from assistant.errors import (
     QueryError,
 )
 from assistant.feedback import FeedbackStore
-from assistant.sources import archive_url, source_url
+from assistant.indexing.served_files import archive_url, source_url
 from assistant.types import Answer, Hit
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from collections.abc import Collection
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote, unquote, urlparse
 
-from assistant.web_sources import WebCache, cache_key
+from assistant.ingest.web_fetch import WebCache, cache_key
 
 log = logging.getLogger(__name__)
 

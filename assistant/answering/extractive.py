@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from assistant.abstention import (
+from assistant.answering.abstention import (
     Verdict,
     counted_noun,
     counts,
@@ -24,8 +24,8 @@ from assistant.abstention import (
     satisfies,
     unknown_share,
 )
-from assistant.french import content_words
-from assistant.retrieval import Retrieval, Scored
+from assistant.retrieval.hybrid import Retrieval, Scored
+from assistant.text.french import content_words
 from assistant.types import Answer, Hit
 
 log = logging.getLogger(__name__)
@@ -257,7 +257,7 @@ class ExtractiveAnswerer:
         return self.answer_with_verdict(question, retrieval)[0]
 
     def answer_with_verdict(self, question: str, retrieval: Retrieval) -> tuple[Answer, Verdict]:
-        """The answer and why it was given or declined (see ``assistant.abstention``)."""
+        """The answer and why it was given or declined (see ``assistant.answering.abstention``)."""
         results = retrieval.results[: self.passages]
         if not results:
             verdict = Verdict(False, "aucun passage")

@@ -30,14 +30,14 @@ from typing import Any
 
 from langchain_core.documents import Document
 
-from assistant.chunking import split_pages
 from assistant.errors import DocumentError, IndexLockedError
-from assistant.loaders import SUPPORTED_SUFFIXES, LoadedDocument, discover, load_document
-from assistant.manifest import MANIFEST_NAME, Override, load_manifest, version_sha
+from assistant.indexing.store import DocumentRecord, IndexStore
+from assistant.ingest.chunking import split_pages
+from assistant.ingest.loaders import SUPPORTED_SUFFIXES, LoadedDocument, discover, load_document
+from assistant.ingest.manifest import MANIFEST_NAME, Override, load_manifest, version_sha
+from assistant.ingest.web_fetch import WebCache, fetch_all
 from assistant.settings import Settings
-from assistant.store import DocumentRecord, IndexStore
 from assistant.types import DocumentReport, RefreshReport, Status
-from assistant.web_sources import WebCache, fetch_all
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""A persisted BM25 index over chunk ids, tokenised with ``assistant.french.tokenize``.
+"""A persisted BM25 index over chunk ids, tokenised with ``assistant.text.french.tokenize``.
 
 bm25s computes and stores the sparse score matrix; we keep the id list, feed it our own tokens
 (so query and corpus are tokenised identically) and do top-k ourselves so that a caller's
@@ -24,7 +24,7 @@ import bm25s
 import numpy as np
 
 from assistant.errors import IndexNotReadyError, QueryError
-from assistant.french import TOKENIZER_VERSION, tokenize
+from assistant.text.french import TOKENIZER_VERSION, tokenize
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import math
 import re
 from collections.abc import Sequence
 
-from assistant.french import fold
+from assistant.text.french import fold
 
 _SHINGLE = 5
 _WORD = re.compile(r"[^\W_]+")

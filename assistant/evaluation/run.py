@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assistant.errors import ConfigError
-from assistant.followup import contextualize
-from assistant.metrics import (
+from assistant.evaluation.metrics import (
     dedupe_keep_order,
     fact_coverage,
     percentile,
     recall_at_k,
     reciprocal_rank,
 )
+from assistant.retrieval.followup import contextualize
 
 if TYPE_CHECKING:
     from assistant.core import Assistant

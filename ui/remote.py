@@ -1,6 +1,6 @@
 """Refresh through a running ``alliance serve`` (``alliance refresh --server URL``).
 
-An embedded index is open in one process only (``assistant.ownership``); while ``serve`` holds
+An embedded index is open in one process only (``indexing.owner_lock``); while ``serve`` holds
 it, a refresh from a shell asks the server to run it, through the staff API
 (``/api/admin/refresh``, admin token), follows its progress and returns the same report a local
 refresh would. Every wait is bounded.
@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from assistant import ownership
 from assistant.errors import AllianceError, ConfigError, IndexBusyError, IndexLockedError
-from assistant.indexer import Progress
+from assistant.indexing import owner_lock as ownership
+from assistant.indexing.refresh import Progress
 from assistant.types import RefreshReport
 
 if TYPE_CHECKING:

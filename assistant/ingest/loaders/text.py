@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
-from assistant.cleaning import clean_text, strip_markdown
 from assistant.errors import DocumentError
+from assistant.text.cleaning import clean_text, strip_markdown
 
 _FRONT_MATTER = re.compile(r"\A(?:---|\+\+\+)[ \t]*\n(.*?)\n(?:---|\.\.\.|\+\+\+)[ \t]*(?:\n|\Z)",
                            re.DOTALL)  # fmt: skip

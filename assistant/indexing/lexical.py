@@ -17,9 +17,9 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from assistant.bm25 import BM25Index
 from assistant.errors import IndexNotReadyError
-from assistant.store import DocumentRecord, IndexStore, StoredChunk, documents_from_chunks
+from assistant.indexing.bm25 import BM25Index
+from assistant.indexing.store import DocumentRecord, IndexStore, StoredChunk, documents_from_chunks
 
 log = logging.getLogger(__name__)
 
