@@ -276,7 +276,8 @@ class Assistant:
         turns = list(history or [])
         query = contextualize(question, turns)
         retrieval, answerer = self._retrieve_with(query, kinds)
-        return stream_answer(answerer, question, retrieval, turns)
+        # the answerer reads the standalone question (a follow-up rewritten with its subject)
+        return stream_answer(answerer, query, retrieval, turns)
 
     def as_retriever(self, k: int = 5, kinds: Sequence[str] | None = None) -> BaseRetriever:
         self._get_searcher()  # fails now, not at the first query, on an empty index

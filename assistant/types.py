@@ -26,14 +26,17 @@ class Hit:
 class Answer:
     """An answer whose sentences end with [n] markers; ``citations[n-1]`` is the source of [n].
 
-    ``grounded`` is False when the assistant declined; then ``citations`` lists the nearest
-    documents as suggestions, not as support.
+    ``grounded`` is False when the assistant declined; then ``citations`` (and ``related``)
+    list the nearby documents that share the question's subject, as suggestions, not support.
     """
 
     text: str
     citations: list[Hit]
     grounded: bool
-    query: str = ""  # the query actually searched (follow-ups are completed from history)
+    query: str = ""  # the query actually searched (follow-ups are rewritten from history)
+    # On a decline: the documents that share the question's subject (shown as « Documents
+    # proches », never as sources); empty for an off-topic question and for answers.
+    related: list[Hit] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -41,6 +44,7 @@ class Answer:
             "citations": [c.to_dict() for c in self.citations],
             "grounded": self.grounded,
             "query": self.query,
+            "related": [c.to_dict() for c in self.related],
         }
 
 

@@ -12,6 +12,7 @@ from assistant.answering.abstention import (
     judge,
     missing_entities,
     named_entities,
+    question_type,
     satisfies,
     unknown_share,
 )
@@ -124,3 +125,35 @@ def test_judge_order_of_reasons() -> None:
         "Quel budget ?", 0.9, unknown=[], kind="amount", kind_found=False, missing=[], **args
     )
     assert not no_value.answer and "amount" in no_value.reason
+
+
+@pytest.mark.parametrize(
+    ("question", "asked"),
+    [
+        ("Quelles sont les conditions pour candidater ?", "list"),
+        ("Quels outils existent pour évaluer un partenariat ?", "list"),
+        ("Je suis élue, par où commencer ?", "list"),
+        ("Comment monter une alliance étape par étape ?", "list"),
+        ("What are the main steps?", "list"),
+        ("Qu'est-ce qu'une convention de mécénat ?", "definition"),
+        ("c'est quoi le mécénat de compétences", "definition"),
+        ("What is a territorial catalyst?", "definition"),
+        ("Qui pilote le programme ?", "who"),
+        ("Quand le dossier doit-il être déposé ?", "value"),
+        ("Combien coûte l'adhésion ?", "value"),
+        ("Quel est le rôle du maire ?", "other"),
+        ("Pourquoi faire alliance ?", "other"),
+    ],
+)
+def test_question_type_from_cue_words(question: str, asked: str) -> None:
+    assert question_type(question) == asked
+
+
+def test_a_date_question_wants_a_time_and_fin_novembre_is_one() -> None:
+    assert expected_kind("Quand la décision est-elle rendue ?") == "date"
+    assert expected_kind("Depuis quand le réseau existe-t-il ?") == "date"
+    assert satisfies(
+        "date", "La décision est transmise à la collectivité fin novembre au plus tard."
+    )
+    assert satisfies("date", "Le réseau est né en 2014.")
+    assert not satisfies("date", "Le réseau rassemble des catalyseurs de profils variés.")

@@ -181,3 +181,22 @@ def test_footnote_call_numbers_are_removed_only_when_their_note_follows(
     from assistant.text.cleaning import strip_footnote_markers
 
     assert strip_footnote_markers(page) == expected
+
+
+def test_dropped_ligatures_are_rejoined_when_that_makes_a_known_word() -> None:
+    from assistant.text.ligatures import repair_ligatures
+
+    broken = "Les collec vités et la Transi on écologique ; la Direcon et l'organisaon."
+    assert repair_ligatures(broken) == (
+        "Les collectivités et la Transition écologique ; la Direction et l'organisation."
+    )
+    # real words next to each other are left alone, and so are names and acronyms
+    fine = "Le mécénat en nature et de compétences, pour un fort ancrage du RAMEAU à Lille."
+    assert repair_ligatures(fine) == fine
+    # the document's own words count: « coopéra ves » -> « coopératives » (no list needed)
+    assert repair_ligatures("des coopéra ves", known={"coopératives"}) == "des coopératives"
+
+
+def test_pdf_pages_get_their_ligatures_repaired() -> None:
+    pages = ["Les collec vités locales et la transi on.", "Une autre page sur les collectivités."]
+    assert clean_pdf_pages(pages)[0] == "Les collectivités locales et la transition."

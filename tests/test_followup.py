@@ -69,8 +69,26 @@ def test_self_contained(question: str) -> None:
 
 
 def test_contextualize_completes_with_last_user_question() -> None:
+    # no question word of its own: the topic's ask, with the new precision
     assert contextualize("et pour une collectivité ?", HISTORY) == (
-        "Quelles sont les étapes pour monter un partenariat ? et pour une collectivité ?"
+        "Quelles sont les étapes pour monter un partenariat, pour une collectivité ?"
+    )
+
+
+def test_a_follow_up_with_its_own_ask_keeps_it_and_carries_the_subject_over() -> None:
+    history = [
+        {"role": "user", "content": "Qu'est-ce que l'ODD 17 ?"},
+        {"role": "assistant", "content": "L'ODD 17 est le dix-septième objectif. [1]"},
+    ]
+    assert contextualize("et concrètement, qui peut y participer ?", history) == (
+        "qui peut participer (l'ODD 17) ?"
+    )
+    history = [
+        {"role": "user", "content": "Comment fonctionne le Fonds de dotation Horizon ?"},
+        {"role": "assistant", "content": "..."},
+    ]
+    assert contextualize("mais combien ça coûte ?", history) == (
+        "combien ça coûte (fonctionne le Fonds de dotation Horizon) ?"
     )
 
 
@@ -91,7 +109,9 @@ def test_contextualize_skips_elliptical_turns_to_reach_topic() -> None:
         {"role": "user", "content": "et pour une collectivité ?"},
         {"role": "assistant", "content": "..."},
     ]
-    assert contextualize("et pour une fondation ?", history) == f"{TOPIC} et pour une fondation ?"
+    assert contextualize("et pour une fondation ?", history) == (
+        f"{TOPIC.rstrip(' ?')}, pour une fondation ?"
+    )
 
 
 def test_contextualize_uses_latest_topic() -> None:
@@ -100,17 +120,19 @@ def test_contextualize_uses_latest_topic() -> None:
         {"role": "user", "content": "Qu'est-ce que l'ODD 17 ?"},
         {"role": "assistant", "content": "..."},
     ]
-    assert contextualize("qui l'a signé ?", history) == "Qu'est-ce que l'ODD 17 ? qui l'a signé ?"
+    assert contextualize("qui l'a signé ?", history) == "qui l'a signé (l'ODD 17) ?"
 
 
 def test_contextualize_tolerates_history_ending_with_the_question() -> None:
     history = [*HISTORY, {"role": "user", "content": "combien ?"}]
-    assert contextualize("combien ?", history) == f"{TOPIC} combien ?"
+    assert (
+        contextualize("combien ?", history) == "combien (les étapes pour monter un partenariat) ?"
+    )
 
 
 def test_contextualize_falls_back_to_latest_when_all_elliptical() -> None:
     history = [{"role": "user", "content": "et alors ?"}, {"role": "assistant", "content": "?"}]
-    assert contextualize("pourquoi ?", history) == "et alors ? pourquoi ?"
+    assert contextualize("pourquoi ?", history) == "pourquoi (et alors) ?"
 
 
 def test_contextualize_english() -> None:
@@ -119,6 +141,6 @@ def test_contextualize_english() -> None:
         {"role": "assistant", "content": "..."},
     ]
     assert contextualize("and for companies?", history) == (
-        "How can an association partner with a local authority? and for companies?"
+        "How can an association partner with a local authority, for companies ?"
     )
     assert contextualize("What is SDG 17?", history) == "What is SDG 17?"

@@ -65,7 +65,7 @@ def test_answer_markdown_lists_numbered_citations_with_kind_and_page() -> None:
     md = answer_markdown("Le Fonds finance. [1]", [HIT], grounded=True)
     assert "**Sources**" in md and "\\[1\\] Guide &lt;b&gt;gras&lt;/b&gt;" in md
     assert "Boîte à outils, p\\. 2" in md
-    assert "Documents à consulter" in answer_markdown("Rien.", [HIT], grounded=False)
+    assert "Documents proches" in answer_markdown("Rien.", [HIT], grounded=False)
 
 
 def test_highlight_is_whitespace_insensitive_and_merges_overlaps() -> None:

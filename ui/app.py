@@ -120,7 +120,8 @@ def _radio_update(turn: Turn | None) -> Any:
     if turn is None or not turn.citations:
         return gr.update(choices=[], value=None, visible=False)
     choices = [(citation_label(i, h), str(i)) for i, h in enumerate(turn.citations, 1)]
-    return gr.update(choices=choices, value=None, visible=True)
+    label = "Sources de la réponse" if turn.grounded else "Documents proches"
+    return gr.update(choices=choices, value=None, visible=True, label=label)
 
 
 def show_passage(turn: Turn, n: int) -> str:

@@ -76,7 +76,7 @@ def answer_markdown(text: str, citations: Sequence[Hit], grounded: bool) -> str:
     body = md_escape(text)
     if not citations:
         return body
-    head = "**Sources**" if grounded else "**Documents à consulter**"
+    head = "**Sources**" if grounded else "**Documents proches**"
     lines = [f"{md_escape(citation_label(i, h))}" for i, h in enumerate(citations, 1)]
     return body + "\n\n" + head + "\n\n" + "\n".join(lines)
 

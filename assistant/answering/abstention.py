@@ -137,8 +137,22 @@ _ASKS_PERCENT = re.compile(
     r"\b(?:pourcentage|taux|quelle part|quelle proportion|share of|percent)\b"
 )
 _ASKS_NUMBER = re.compile(r"\b(?:combien|nombre de|how many|how much)\b")
+_ASKS_DATE = re.compile(
+    r"\b(?:quand|a quelle date|quelle date|en quelle annee|quelle annee|depuis quand|"
+    r"jusqu'a quand|date limite|when|what year|what date)\b"
+)
+_MONTHS = (
+    r"janvier|fevrier|mars|avril|mai|juin|juillet|aout|septembre|octobre|novembre|decembre|"
+    r"january|february|march|april|may|june|july|august|september|october|november|december"
+)
+# « 2020 », « le 7 mai », « fin novembre », « mi-mars », « au printemps », « chaque année »
+_HAS_DATE = re.compile(
+    rf"\b(?:1[89]\d\d|20\d\d)\b|\b(?:{_MONTHS})\b|\b(?:printemps|ete|automne|hiver|"
+    r"trimestre|semestre|annuel(?:le)?(?:ment)?|chaque annee|tous les ans|au plus tard|"
+    r"avant le|apres le|des le|depuis le)\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b"
+)
 
-Kind = str  # "phone" | "amount" | "percent" | "number"
+Kind = str  # "phone" | "amount" | "percent" | "number" | "date"
 
 
 def is_english(question: str) -> bool:
@@ -160,7 +174,44 @@ def expected_kind(question: str) -> Kind | None:
         return "percent"
     if _ASKS_NUMBER.search(q):
         return "number"
+    if _ASKS_DATE.search(q):
+        return "date"
     return None
+
+
+QuestionType = str  # "list" | "definition" | "who" | "value" | "other"
+
+# Cue words, on folded text. A list or steps question: « quelles sont les… », « quels
+# sont… », « les étapes », « par où commencer », « comment … étape par étape », « liste »,
+# « what are the », « steps », « how do I start ».
+_ASKS_LIST = re.compile(
+    r"^(?:et )?(?:quel(?:le)?s |lesquel)|"
+    r"\b(?:etapes?|par ou commencer|comment (?:commencer|demarrer|debuter|lancer|s'y prendre|"
+    r"faire pour|proceder|monter|mettre en place|construire|financer|evaluer|choisir)|"
+    r"liste|lister|enumere|quels sont|quelles sont|les principaux|les principales|conditions|"
+    r"modes|leviers|criteres|outils|moyens|piliers|engagements|what are|which are|steps|"
+    r"how (?:do|can|should) (?:i|we) (?:start|begin|set up|build|fund|finance))\b"
+)
+_ASKS_DEFINITION = re.compile(
+    r"\b(?:qu'est[- ]ce (?:que|qu)|c'est quoi|que (?:signifie|veut dire|designe)|"
+    r"definition|definir|ca veut dire|what is|what's|what does .* mean|define)\b"
+)
+_ASKS_WHO = re.compile(r"^(?:et )?(?:qui|who)\b|\b(?:par qui|aupres de qui|with whom|who)\b")
+
+
+def question_type(question: str) -> QuestionType:
+    """What is asked, from cue words: a list (or steps), a definition, a person or body
+    (« qui »), a value (an amount, a number, a date: see ``expected_kind``), or other."""
+    q = fold(question).replace("’", "'").strip(' ¿?«»"')
+    if expected_kind(question) is not None:
+        return "value"
+    if _ASKS_DEFINITION.search(q):
+        return "definition"
+    if _ASKS_WHO.search(q):
+        return "who"
+    if _ASKS_LIST.search(q):
+        return "list"
+    return "other"
 
 
 _LIST_MARK = re.compile(r"(?m)^\s*(?:\d{1,2}[.)]|[-•–*])\s+")
@@ -202,6 +253,8 @@ def satisfies(kind: Kind | None, text: str) -> bool:
         return bool(_HAS_AMOUNT.search(t))
     if kind == "percent":
         return bool(_HAS_PERCENT.search(t))
+    if kind == "date":
+        return bool(_HAS_DATE.search(t))
     return bool(_HAS_NUMBER.search(_LIST_MARK.sub("", t)))
 
 

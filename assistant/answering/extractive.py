@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -19,13 +19,17 @@ from assistant.answering.abstention import (
     counted_noun,
     counts,
     expected_kind,
+    is_english,
     judge,
     missing_entities,
+    question_type,
     satisfies,
     unknown_share,
 )
+from assistant.indexing.store import StoredChunk
 from assistant.retrieval.hybrid import Retrieval, Scored
-from assistant.text.french import content_words
+from assistant.text.french import content_words, fold
+from assistant.text.sentences import split_sentences
 from assistant.types import Answer, Hit
 
 log = logging.getLogger(__name__)
@@ -33,11 +37,6 @@ log = logging.getLogger(__name__)
 DECLINE = "Je n'ai pas trouvé de réponse fiable dans le corpus."
 
 _LIST_ITEM = re.compile(r"^\s*(?:\d{1,2}[.)]|[-•–*])\s+")
-# A sentence ends after . ! ? … (maybe closing a quote), or after a bare » when a capital
-# follows (« ... » (Comité 21 ...) goes on: that parenthesis belongs to the sentence).
-_SENTENCE_END = re.compile(
-    r"(?:(?<=[.!?…])|(?<=[.!?…]»))\s+(?=[«\"(A-ZÀ-ÖØ-Ý0-9])|(?<=»)\s+(?=[A-ZÀ-ÖØ-Ý])"
-)
 
 
 class Answerer(Protocol):
@@ -52,8 +51,10 @@ class Unit:
 
     text: str
     hit_index: int  # index into retrieval.results
-    position: int  # order within its passage
+    position: int  # order within its passage (or within the section read around it)
     is_list_item: bool
+    chunk: StoredChunk | None = None  # the chunk it was read from (None: the hit's own)
+    in_hit: bool = True  # read from the retrieved chunk itself, not from its section
 
 
 def split_units(text: str) -> list[tuple[str, bool]]:
@@ -164,7 +165,7 @@ def _is_heading(line: str) -> bool:
 
 
 def _sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
+    return split_sentences(text)
 
 
 def _is_useful(text: str) -> bool:
@@ -242,7 +243,13 @@ class ExtractiveAnswerer:
         passages: int = 5,
         cache_size: int = 20000,
         max_embedded: int = 16,
+        read_sections: int = 3,
+        section_chunks: int = 8,
+        max_list_items: int = 10,
     ) -> None:
+        self.read_sections = read_sections
+        self.section_chunks = section_chunks
+        self.max_list_items = max_list_items
         self.embedder = embedder
         self.threshold = threshold
         # English questions match French passages less closely: a lower similarity floor.
@@ -261,23 +268,30 @@ class ExtractiveAnswerer:
         results = retrieval.results[: self.passages]
         if not results:
             verdict = Verdict(False, "aucun passage")
-            return self.decline(retrieval, verdict), verdict
+            return self.decline(retrieval, verdict, question), verdict
         similarity = max(r.dense for r in results[:3])
         df = retrieval.document_frequency
         share, unknown = unknown_share(question, df) if df is not None else (0.0, [])
         kind = expected_kind(question)
         noun = counted_noun(question)
-        units = self._units(results)
+        asked = question_type(question)
+        units = self._units(results, retrieval)
         chosen: list[int] = []
         if units:
             scores = self._score(question, retrieval.query_vector, units, results)
+            scores = scores + np.array([_shape_bonus(asked, u) for u in units], dtype=np.float32)
             if kind is not None:  # prefer sentences that hold the kind of value asked for
                 scores = scores + 0.08 * np.array([satisfies(kind, u.text) for u in units])
             if noun is not None:  # the sentence that gives the count must be quoted
                 scores = scores + 0.15 * np.array([counts(noun, u.text) for u in units])
-            chosen = self._choose(units, scores)
-            chosen = self._ensure_value(question, units, scores, chosen, kind, noun)
+            chosen = self._whole_list(units, scores) if asked == "list" else []
+            if not chosen:
+                chosen = self._choose(units, scores)
+                chosen = self._ensure_value(question, units, scores, chosen, kind, noun)
+                if asked == "who":
+                    chosen = self._with_neighbour(units, scores, chosen, _names_someone)
             chosen = self._with_lists(units, _with_antecedents(units, chosen))
+            chosen = _without_dangling(units, chosen)
         value_found = kind is None or any(
             gives_value(question, units[i].text, kind, noun) for i in chosen
         )
@@ -294,18 +308,45 @@ class ExtractiveAnswerer:
             missing_entities(question, evidence),
         )
         if not chosen or not verdict.answer:
-            return self.decline(retrieval, verdict), verdict
-        return self._build(retrieval, units, chosen), verdict
+            return self.decline(retrieval, verdict, question), verdict
+        return self._build(retrieval, units, chosen, question), verdict
 
     # -- steps ---------------------------------------------------------------------------
-    def _units(self, results: Sequence[Scored]) -> list[Unit]:
+    def _units(self, results: Sequence[Scored], retrieval: Retrieval | None = None) -> list[Unit]:
+        """Quotable units of the top passages. For the first ``read_sections`` passages the
+        whole enclosing section is read (its other chunks, in order), so a list cut by a chunk
+        boundary or the sentence after the retrieved one can be quoted: retrieve small, read
+        big. Headings of the section path are never units."""
         units: list[Unit] = []
+        section_of = retrieval.section_chunks if retrieval is not None else None
+        read: set[str] = set()
         for i, r in enumerate(results):
-            for pos, (text, is_item) in enumerate(split_units(r.chunk.text)):
-                if _is_useful(text) or (
-                    is_item and len(text.split()) >= 2 and not text.rstrip().endswith("?")
-                ):
-                    units.append(Unit(text, i, pos, is_item))
+            chunks = [r.chunk]
+            if section_of is not None and i < self.read_sections:
+                sid = str(r.chunk.metadata.get("section_id", ""))
+                if sid and sid in read:
+                    continue  # the section was read for a better passage
+                if sid:
+                    read.add(sid)
+                    chunks = _around(section_of(r.chunk), r.chunk, self.section_chunks)
+            headings = {
+                fold(h).strip()
+                for h in str(r.chunk.metadata.get("section", "")).split(" > ")
+                if h.strip()
+            }
+            seen: set[str] = set()
+            pos = 0
+            for chunk in chunks:
+                for text, is_item in split_units(chunk.text):
+                    if text in seen or fold(text).strip() in headings:
+                        continue
+                    seen.add(text)
+                    if _is_useful(text) or (
+                        is_item and len(text.split()) >= 2 and not text.rstrip().endswith("?")
+                    ):
+                        own = chunk.id == r.chunk.id
+                        units.append(Unit(text, i, pos, is_item, chunk, own))
+                    pos += 1
         return units
 
     def _embed(self, texts: list[str]) -> np.ndarray:
@@ -327,8 +368,12 @@ class ExtractiveAnswerer:
         q = np.asarray(qvec, dtype=np.float32)
         q = q / (float(np.linalg.norm(q)) or 1.0)
         lex = np.array([lexical_overlap(question, u.text) for u in units], dtype=np.float32)
-        prior = np.array([0.02 * (len(results) - u.hit_index) for u in units], dtype=np.float32)
-        cheap = 0.3 * lex + prior
+        prior = np.array(
+            [0.02 * (len(results) - u.hit_index) - (0 if u.in_hit else 0.03) for u in units],
+            dtype=np.float32,
+        )
+        about_doc = np.array([_about_document(u.text) for u in units], dtype=np.float32)
+        cheap = 0.3 * lex + prior - 0.3 * about_doc
         # Embedding sentences is most of an answer's cost: embed only the most promising ones
         # by the cheap signals; the others rank below every embedded one.
         keep = [int(i) for i in np.argsort(-cheap, kind="stable")[: self.max_embedded]]
@@ -415,47 +460,266 @@ class ExtractiveAnswerer:
             position += 1
         return out if len(out) >= 2 else []
 
-    def _build(self, retrieval: Retrieval, units: list[Unit], chosen: list[int]) -> Answer:
-        numbers: dict[int, int] = {}
+    def _build(
+        self, retrieval: Retrieval, units: list[Unit], chosen: list[int], question: str = ""
+    ) -> Answer:
+        numbers: dict[str, int] = {}
         citations: list[Hit] = []
         pairs: list[tuple[str, int]] = []
         for i in chosen:
-            h = units[i].hit_index
-            if h not in numbers:
-                numbers[h] = len(citations) + 1
-                citations.append(retrieval.results[h].to_hit())
-            pairs.append((units[i].text, numbers[h]))
-        return Answer(
-            text=compose(pairs), citations=citations, grounded=True, query=retrieval.query
+            unit = units[i]
+            result = retrieval.results[unit.hit_index]
+            chunk = unit.chunk or result.chunk
+            if chunk.id not in numbers:
+                numbers[chunk.id] = len(citations) + 1
+                citations.append(_hit(chunk, result))
+            pairs.append((_quotable(unit.text), numbers[chunk.id]))
+        framing = frame(
+            [units[i].chunk or retrieval.results[units[i].hit_index].chunk for i in chosen],
+            english=is_english(question),
         )
+        body = compose(pairs)
+        text = f"{framing}\n{body}" if framing else body
+        return Answer(text=text, citations=citations, grounded=True, query=retrieval.query)
 
-    def decline(self, retrieval: Retrieval, verdict: Verdict | None = None) -> Answer:
-        """No reliable answer: say so and suggest the nearest documents (one hit per document)."""
+    def _whole_list(self, units: list[Unit], scores: np.ndarray) -> list[int]:
+        """For a list or steps question: the best list of the passages, whole from its first
+        item, with the sentence that introduces it, when it scores near the best sentence."""
+        best = float(np.max(scores))
+        runs: list[list[int]] = []
+        for i, u in enumerate(units):
+            if not u.is_list_item:
+                continue
+            prev = runs[-1][-1] if runs else None
+            if (
+                prev is not None
+                and units[prev].hit_index == u.hit_index
+                and units[prev].position == u.position - 1
+            ):
+                runs[-1].append(i)
+            else:
+                runs.append([i])
+        candidates: list[tuple[float, list[int]]] = []
+        by_place = {(u.hit_index, u.position): j for j, u in enumerate(units)}
+        for run in runs:
+            if len(run) < 2:
+                continue
+            first = units[run[0]]
+            lead = by_place.get((first.hit_index, first.position - 1))
+            lead_ok = lead is not None and not units[lead].is_list_item
+            members = ([lead] if lead_ok and lead is not None else []) + run
+            score = max(float(scores[j]) for j in members)
+            if lead_ok and lead is not None and units[lead].text.rstrip().endswith(":"):
+                score += 0.03
+            candidates.append((score, members))
+        if not candidates:
+            return []
+        score, members = max(candidates, key=lambda c: c[0])
+        if score < best - 0.1:
+            return []
+        items = [j for j in members if units[j].is_list_item][: self.max_list_items]
+        intro = [j for j in members if not units[j].is_list_item]
+        return _in_passage_order(units, intro + items)
+
+    @staticmethod
+    def _with_neighbour(
+        units: list[Unit], scores: np.ndarray, chosen: list[int], wanted: Callable[[str], bool]
+    ) -> list[int]:
+        """When no chosen sentence holds what is asked (a name for « qui »), quote the best
+        neighbouring sentence of the same section (two places either side) that does."""
+        if not chosen or any(wanted(units[i].text) for i in chosen):
+            return chosen
+        near = {(units[i].hit_index, units[i].position + d) for i in chosen for d in (-2, -1, 1, 2)}
+        candidates = [
+            j
+            for j, u in enumerate(units)
+            if (u.hit_index, u.position) in near and j not in chosen and wanted(u.text)
+        ]
+        if not candidates:
+            return chosen
+        best = max(candidates, key=lambda j: float(scores[j]))
+        return _in_passage_order(units, [*chosen, best])
+
+    def decline(
+        self, retrieval: Retrieval, verdict: Verdict | None = None, question: str = ""
+    ) -> Answer:
+        """No reliable answer: say so and name the nearby documents (one hit per document) that
+        share the question's subject; none when the question is outside the corpus."""
         log.debug("declining: %s", verdict.reason if verdict else "")
-        suggestions: list[Hit] = []
+        off_topic = verdict is not None and verdict.reason.startswith(("hors du corpus", "aucun"))
+        related: list[Hit] = []
         seen: set[str] = set()
-        for r in retrieval.results:
+        for r in [] if off_topic else retrieval.results:
             hit = r.to_hit()
-            if hit.source in seen:
+            if hit.source in seen or not shares_subject(question or retrieval.query, hit):
                 continue
             seen.add(hit.source)
-            suggestions.append(hit)
-            if len(suggestions) == 3:
+            related.append(hit)
+            if len(related) == 3:
                 break
         text = DECLINE
-        if suggestions:
+        if related:
             names = "; ".join(
-                f"{h.title or h.source}" + (f" (p. {h.page})" if h.page else "")
-                for h in suggestions
+                f"{h.title or h.source}" + (f" (p. {h.page})" if h.page else "") for h in related
             )
-            text += f" Documents les plus proches : {names}."
-        return Answer(text=text, citations=suggestions, grounded=False, query=retrieval.query)
+            text += f" Documents proches : {names}."
+        return Answer(
+            text=text, citations=related, grounded=False, query=retrieval.query, related=related
+        )
+
+
+def shares_subject(question: str, hit: Hit) -> bool:
+    """Whether a document is about the question's subject: at least half of the question's
+    content words (and at least one) occur in its title or in the passage."""
+    asked = content_words(question)
+    if not asked:
+        return False
+    shared = asked & content_words(f"{hit.title} {hit.text}")
+    return len(shared) >= max(1, (len(asked) + 1) // 2)
+
+
+def _hit(chunk: StoredChunk, result: Scored) -> Hit:
+    """The citation of a chunk read for ``result`` (the chunk itself or one of its section)."""
+    if chunk.id == result.chunk.id:
+        return result.to_hit()
+    meta = chunk.metadata
+    page = meta.get("page")
+    return Hit(
+        text=chunk.text,
+        source=str(meta.get("source", "")),
+        title=str(meta.get("title", "")),
+        kind=str(meta.get("kind", "autre")),
+        page=int(page) if page is not None else None,
+        score=round(result.fused, 6),
+        chunk_id=chunk.id,
+    )
+
+
+def frame(chunks: Sequence[StoredChunk], english: bool = False) -> str:
+    """One line saying where the quotes come from, built from titles and section headings only:
+    « D'après « Guide pour les collectivités » (section « Par où commencer ») : »."""
+    named: list[str] = []
+    seen: set[str] = set()
+    for chunk in chunks:
+        title = str(chunk.metadata.get("title", "")).strip()
+        if not title or title in seen:
+            continue
+        seen.add(title)
+        section = str(chunk.metadata.get("section", "")).split(" > ")[-1].strip()
+        if section and fold(section) != fold(title) and len(section) <= 90:
+            named.append(f"« {title} » (section « {section} »)")
+        else:
+            named.append(f"« {title} »")
+        if len(named) == 3:
+            break
+    if not named:
+        return ""
+    if english:
+        listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
+        return f"From the French-language sources {listed}, quoted in French:"
+    listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " et " + named[-1]
+    return f"D'après {listed} :"
+
+
+MAX_ITEM_CHARS = 320
+
+
+def _quotable(text: str) -> str:
+    """A long list item cut after its first sentences (marked « … »); other units as they are."""
+    if len(text) <= MAX_ITEM_CHARS or not _LIST_ITEM.match(text):
+        return text
+    kept = ""
+    for sentence in split_sentences(text):
+        if kept and len(kept) + len(sentence) + 1 > MAX_ITEM_CHARS:
+            return f"{kept} …"
+        kept = f"{kept} {sentence}".strip()
+    return kept
+
+
+# « Ce guide fait le point sur… », « Cette fiche présente… »: about the document, not the subject.
+_ABOUT_DOCUMENT = re.compile(
+    r"^(?:(?:ce|cette|le present|la presente|notre)\s+(?:guide|document|fiche|note|chapitre|"
+    r"section|texte|page|rapport|livret|kit|module|partie|annexe|boite a outils)\b"
+    r"|(?:il|elle)\s+(?:presente|propose|revient|detaille|rappelle)\s+d'abord\b"
+    r"|(?:on|nous)\s+(?:verra|presenterons|verrons)\b)"
+)
+_DOC_VERBS = re.compile(
+    r"\b(?:presente|fait le point|propose|decrit|s'adresse|revient|rassemble|detaille|explique|"
+    r"resume|aborde|donne|vise a|a pour objet|passe en revue)\b"
+)
+
+
+def _about_document(text: str) -> bool:
+    t = fold(text).replace("’", "'")
+    return bool(_ABOUT_DOCUMENT.match(t)) and bool(_DOC_VERBS.search(t))
+
+
+_DEFINES = re.compile(
+    r"\b(?:est (?:un|une|le|la|l'|ce|celui|celle)|sont (?:des|les)|designe|signifie|"
+    r"consiste|correspond|se definit|s'intitule|on appelle|on entend par|c'est-a-dire|"
+    r"renvoie a|qualifie)\b"
+)
+_NAME = re.compile(
+    r"(?<!^)(?<![.!?] )\b(?:[A-ZÀ-Ý][a-zà-ÿ]+(?:[- ][A-ZÀ-Ý][a-zà-ÿ]+)*|[A-Z]{2,})\b"
+)
+
+
+def _names_someone(text: str) -> bool:
+    """A capitalised name or an acronym past the sentence's first word (« Le RAMEAU »)."""
+    return bool(_NAME.search(text.split(" ", 1)[1] if " " in text else ""))
+
+
+def _shape_bonus(asked: str, unit: Unit) -> float:
+    """What the kind of question favours: a defining sentence for « qu'est-ce que », a
+    sentence naming someone for « qui »."""
+    if asked == "definition" and not unit.is_list_item:
+        return 0.06 if _DEFINES.search(fold(unit.text).replace("’", "'")) else 0.0
+    if asked == "who":
+        return 0.05 if _names_someone(unit.text) else 0.0
+    return 0.0
+
+
+def _around(section: Sequence[StoredChunk], hit: StoredChunk, most: int) -> list[StoredChunk]:
+    """At most ``most`` chunks of a section, in order, centred on the retrieved one."""
+    ordered = sorted(section, key=lambda c: int(c.metadata.get("chunk_index", 0)))
+    ids = [c.id for c in ordered]
+    if hit.id not in ids:
+        return [hit]
+    at = ids.index(hit.id)
+    start = max(0, min(at - most // 2, len(ordered) - most))
+    return ordered[start : start + most]
+
+
+def _without_dangling(units: list[Unit], chosen: list[int]) -> list[int]:
+    """Drop a sentence announcing what follows (« … : ») whose list is not quoted, and a
+    sentence that needs the one before (« Tous financent… ») when it is not quoted, unless
+    nothing would be left."""
+    kept_set = set(chosen)
+    by_place = {(u.hit_index, u.position): j for j, u in enumerate(units)}
+    out: list[int] = []
+    for i in chosen:
+        u = units[i]
+        if not u.is_list_item and u.text.rstrip().endswith(":"):
+            nxt = by_place.get((u.hit_index, u.position + 1))
+            if nxt is None or nxt not in kept_set:
+                continue
+        if not u.is_list_item and _ANAPHORIC.match(u.text):
+            before = by_place.get((u.hit_index, u.position - 1))
+            if before is None or before not in kept_set:
+                continue
+        out.append(i)
+    return out or chosen
 
 
 # A sentence opening on a pronoun (« Elle n'a donc jamais été adoptée ») needs the one before.
 _ANAPHORIC = re.compile(
-    r"^(?:Il|Elle|Ils|Elles|Celui-ci|Celle-ci|Ceux-ci|Celles-ci|Ce dernier|Cette dernière"
-    r"|Cela|Ceci)\b"
+    r"^(?:(?:Il|Elle|Ils|Elles|Celui-ci|Celle-ci|Ceux-ci|Celles-ci|Ce dernier|Cette dernière"
+    r"|Ces derniers|Ces dernières|Cela|Ceci|Lui|Eux|Tous|Toutes|Les deux|L'un|L'une)\b"
+    r"|C'est (?:à|pour|de|dans|sur|par|ainsi|pourquoi|ce|cette|ces|là)\b"
+    r"|(?:Ce|Cet|Cette|Ces)\s+(?:deux|trois|quatre|\w+s?)\s+(?:textes?|documents?|dispositifs?|"
+    r"besoins?|démarches?|outils?|modes?|étapes?|conditions?|travaux|derniers?|points?)\b"
+    r"|[^,.;:]{2,40},\s+(?:lui|elle|eux|elles),)"
+    r"|^.{0,80}\bvient compléter ces\b"
 )
 
 

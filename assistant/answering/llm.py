@@ -29,6 +29,7 @@ from assistant.errors import ConfigError
 from assistant.indexing.embedders import abstain_threshold
 from assistant.retrieval.hybrid import Retrieval, Scored
 from assistant.settings import Settings
+from assistant.text.sentences import split_sentences
 from assistant.types import Answer
 
 if TYPE_CHECKING:
@@ -65,7 +66,6 @@ _MARKER = re.compile(
     re.IGNORECASE,
 )
 _NUMBER = re.compile(r"\d{1,3}|[-–]")
-_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=[«\"(\[*A-ZÀ-ÖØ-Ý])")
 _LIST_PREFIX = re.compile(r"^(?:\d{1,2}[.)]|[-•–*])\s+")
 _ONLY_MARKERS = re.compile(r"^(?:\s*\[[^\[\]\n]{1,40}\])+")
 
@@ -186,7 +186,7 @@ def _units(text: str) -> list[list[str]]:
         prefix = _LIST_PREFIX.match(line)
         head = prefix.group(0) if prefix else ""
         units: list[str] = []
-        for frag in _SENTENCE_END.split(line[len(head) :]):
+        for frag in split_sentences(line[len(head) :]):
             lead = _ONLY_MARKERS.match(frag)
             earlier = [u for u in lines if u]
             previous = units or (earlier[-1] if earlier else None)

@@ -32,7 +32,7 @@ from langchain_core.documents import Document
 
 from assistant.errors import DocumentError, IndexLockedError
 from assistant.indexing.store import DocumentRecord, IndexStore
-from assistant.ingest.chunking import split_pages
+from assistant.ingest.chunking import chunk_document
 from assistant.ingest.loaders import SUPPORTED_SUFFIXES, LoadedDocument, discover, load_document
 from assistant.ingest.manifest import MANIFEST_NAME, Override, load_manifest, version_sha
 from assistant.ingest.web_fetch import WebCache, fetch_all
@@ -333,7 +333,9 @@ def _refresh_one(
             title=meta.title or None,
         )
         _as_version(loaded, source, sha, meta)
-        chunks = split_pages(loaded.pages, settings.chunk_size, settings.chunk_overlap)
+        chunks = chunk_document(
+            loaded.pages, loaded.blocks, settings.chunk_size, settings.chunk_overlap
+        )
         if not chunks:
             raise DocumentError(source, "aucun passage à indexer")
     except DocumentError as exc:

@@ -1,9 +1,17 @@
-"""Complete elliptical follow-up questions from the conversation, so retrieval sees the topic.
+"""Rewrite elliptical follow-up questions into standalone ones: the subject of the conversation
+carried over, the new ask kept, so retrieval and the answerer both see what is asked about what.
 
     first = "Quelles sont les étapes pour monter un partenariat ?"
-    contextualize("et pour une collectivité ?",
-                  [{"role": "user", "content": first}, {"role": "assistant", "content": "..."}])
-    # -> "Quelles sont les étapes pour monter un partenariat ? et pour une collectivité ?"
+    history = [{"role": "user", "content": first}, {"role": "assistant", "content": "..."}]
+    contextualize("et pour une collectivité ?", history)
+    # -> "Quelles sont les étapes pour monter un partenariat, pour une collectivité ?"
+    contextualize("et concrètement, qui peut y participer ?",
+                  [{"role": "user", "content": "Qu'est-ce que l'ODD 17 ?"}])
+    # -> "qui peut participer (l'ODD 17) ?"
+
+A follow-up that holds its own question word (qui, quand, combien, comment, who...) keeps its
+ask and gets the topic's subject (the topic question without its question words); one without
+(« et pour une fondation ? ») keeps the topic's ask and adds the new precision.
 
 Rules, on folded words (French first, a little English):
 - no content word at all ("combien ?", "c'est quand ?", "pourquoi ?") -> elliptical;
@@ -16,11 +24,12 @@ Rules, on folded words (French first, a little English):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from itertools import pairwise
 
-from assistant.text.french import content_words, words
+from assistant.text.french import content_words, fold, words
 
 
 def _wordset(text: str) -> frozenset[str]:
@@ -124,8 +133,50 @@ def _user_questions(history: Sequence[Mapping[str, str]]) -> list[str]:
     ]
 
 
+_OPENERS = re.compile(
+    r"^(?:(?:et|mais|ou|alors|donc|sinon|puis|ensuite|du coup|and|but|so|ok|d'accord)\b[\s,]*"
+    r"|(?:concretement|precisement|en pratique|au fait|plus precisement|in practice)\b[\s,]*)+",
+)
+_ASK_WORDS = _wordset(
+    "qui quand combien comment pourquoi quel quelle quels quelles ou quoi que lequel laquelle "
+    "who when how why what which where"
+)
+_TOPIC_ASK = re.compile(
+    r"^\s*(?:qu'est[- ]ce (?:que|qu')|c'est quoi|que (?:signifie|veut dire|designe)|"
+    r"quel(?:le)?s? (?:est|sont|etait|etaient)|qui (?:est|sont|a|ont)|comment|pourquoi|quand|"
+    r"combien de|parle[- ]moi (?:de|du|des)|what (?:is|are)|who (?:is|are)|how (?:do|does|can))"
+    r"\s*",
+)
+_CLITIC_Y = re.compile(r"\b(?:y|en)\s+(?=\w)")
+
+
+def _fold_keep(text: str) -> str:
+    """Folded text (accents off, lower case) with the same length as ``text``."""
+    folded = fold(text)
+    return folded if len(folded) == len(text) else text.lower()
+
+
+def _subject(topic: str) -> str:
+    """« Qu'est-ce que l'ODD 17 ? » -> « l'ODD 17 »: the topic without its question words."""
+    t = topic.strip().rstrip(" ?!.")
+    m = _TOPIC_ASK.match(_fold_keep(t).replace("’", "'"))
+    return t[m.end() :].strip() if m and m.end() < len(t) else t
+
+
+def rewrite(question: str, topic: str) -> str:
+    """A standalone question from a follow-up and the topic question it leans on."""
+    q = question.strip().rstrip(" ?").strip()
+    m = _OPENERS.match(_fold_keep(q).replace("’", "'"))
+    ask = q[m.end() :].strip(" ,") if m else q
+    if ask and _ASK_WORDS.intersection(words(ask)):
+        ask = _CLITIC_Y.sub("", ask) if "'" not in ask[:3] else ask
+        return f"{ask} ({_subject(topic)}) ?"
+    base = topic.strip().rstrip(" ?").strip()
+    return f"{base}, {ask} ?" if ask else f"{base} ?"
+
+
 def contextualize(question: str, history: Sequence[Mapping[str, str]]) -> str:
-    """``question`` unchanged if self-contained, else prefixed with the topic's user question.
+    """``question`` unchanged if self-contained, else rewritten with the topic (see ``rewrite``).
 
     The topic is the latest self-contained user question (so "et pour une fondation ?" after
     "et pour une collectivité ?" still reaches back to the real topic); if every earlier user
@@ -140,4 +191,4 @@ def contextualize(question: str, history: Sequence[Mapping[str, str]]) -> str:
     if not asked:
         return question
     anchor = next((q for q in reversed(asked) if not is_elliptical(q)), asked[-1])
-    return f"{anchor} {question.strip()}"
+    return rewrite(question, anchor)

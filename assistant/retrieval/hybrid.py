@@ -62,6 +62,9 @@ class Retrieval:
     results: list[Scored] = field(default_factory=list)
     # In how many chunks of the whole corpus a stemmed term occurs (for abstention rules).
     document_frequency: Callable[[str], int] | None = None
+    # The chunks of a chunk's section (``section_id`` metadata), so the answerer can read the
+    # section around a retrieved chunk; None when the searcher cannot tell.
+    section_chunks: Callable[[StoredChunk], list[StoredChunk]] | None = None
 
     @property
     def hits(self) -> list[Hit]:
@@ -98,6 +101,8 @@ class HybridSearcher:
         self.store = store
         self.embedder = embedder
         self.lexical = lexical
+        self._sections: dict[str, list[StoredChunk]] = {}
+        self._sections_of: object = None
 
     def retrieve(self, query: str, k: int, kinds: Sequence[str] | None = None) -> Retrieval:
         q = validate(query, k, kinds)
@@ -149,7 +154,23 @@ class HybridSearcher:
             query_vector=list(vector),
             results=results[:k],
             document_frequency=self.lexical.bm25.document_frequency,
+            section_chunks=self._section_chunks,
         )
+
+    def _section_chunks(self, chunk: StoredChunk) -> list[StoredChunk]:
+        """The chunks of ``chunk``'s section in the lexical table (built once per table)."""
+        sid = chunk.metadata.get("section_id")
+        if not sid:
+            return [chunk]
+        table = self.lexical.chunks
+        if self._sections_of is not table:
+            sections: dict[str, list[StoredChunk]] = {}
+            for c in table.values():
+                key = c.metadata.get("section_id")
+                if key:
+                    sections.setdefault(str(key), []).append(c)
+            self._sections, self._sections_of = sections, table
+        return self._sections.get(str(sid)) or [chunk]
 
     def _with_dense_chunks(self, ids: Sequence[str]) -> Mapping[str, StoredChunk]:
         """The lexical table plus dense hits it does not hold yet (written by a refresh that

@@ -11,6 +11,8 @@ import unicodedata
 from collections import Counter
 from collections.abc import Collection, Sequence
 
+from assistant.text.ligatures import repair_ligatures
+
 # Characters removed outright: soft hyphen, zero-width spaces/joiners, BOM, word joiner.
 _INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"))
 # Cc (but \t \n), the usual Cf (soft hyphen, zero-width, bidi marks, BOM), Cs and Co.
@@ -194,10 +196,13 @@ def strip_footnote_markers(page: str) -> str:
 
 
 def clean_pdf_pages(pages: Sequence[str]) -> list[str]:
-    """Full PDF pipeline: unicode, whitespace, headers/footers, hyphen joins using the whole
+    """Full PDF pipeline: unicode, whitespace, dropped ligatures (« collec vités »),
+    headers/footers, hyphen joins using the whole
     document as evidence, then footnote call numbers. One cleaned string per page (maybe
     empty)."""
     basic = [clean_text(page) for page in pages]
+    own = vocabulary("\n".join(basic))
+    basic = [repair_ligatures(page, own) for page in basic]
     without_running = remove_headers_footers(basic)
     known = vocabulary("\n".join(without_running))
     return [

@@ -25,12 +25,14 @@ from pathlib import Path, PurePosixPath
 from langchain_core.documents import Document
 
 from assistant.errors import DocumentError
-from assistant.ingest.loaders.html import read_html
+from assistant.ingest.loaders.html import read_html_blocks
 from assistant.ingest.loaders.pdf import read_pdf
-from assistant.ingest.loaders.text import read_text_file
+from assistant.ingest.loaders.structure import Block
+from assistant.ingest.loaders.text import read_text_blocks, read_text_file
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
+    "Block",
     "LoadedDocument",
     "discover",
     "kind_for",
@@ -63,6 +65,9 @@ class LoadedDocument:
     pages: list[Document]
     page_count: int | None  # PDF total pages (with or without text), else None
     warnings: list[str] = field(default_factory=list)
+    # The document's structure (headings, paragraphs, lists, tables) in reading order; PDF
+    # blocks carry their page. Chunking cuts between blocks (see assistant.ingest.chunking).
+    blocks: list[Block] = field(default_factory=list)
 
 
 def discover(corpus_dir: Path) -> list[Path]:
@@ -154,16 +159,19 @@ def load_document(
         ]
         for warning in pdf.warnings:
             logger.info("%s: %s", source, warning)
-        return LoadedDocument(source, doc_title, kind, sha256, pages, pdf.page_count, pdf.warnings)
+        return LoadedDocument(
+            source, doc_title, kind, sha256, pages, pdf.page_count, pdf.warnings, pdf.blocks
+        )
 
     if suffix in (".html", ".htm"):
-        found_title, text = read_html(data, source)
+        found_title, text, blocks = read_html_blocks(data, source)
     else:
         found_title, text = read_text_file(data, source, markdown=suffix != ".txt")
+        blocks = read_text_blocks(data, source, markdown=suffix != ".txt")
     doc_title = title or found_title or prettify_stem(relative.stem)
     meta = {"source": source, "title": doc_title, "kind": kind, "sha256": sha256}
     page = Document(page_content=text, metadata=meta)
-    return LoadedDocument(source, doc_title, kind, sha256, [page], None, [])
+    return LoadedDocument(source, doc_title, kind, sha256, [page], None, [], blocks)
 
 
 def prettify_stem(stem: str) -> str:

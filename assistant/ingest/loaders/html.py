@@ -1,8 +1,9 @@
 """HTML page to its main text with trafilatura (no navigation, cookie banner or footer).
 
-``read_html(data, source)`` returns ``(title, text)``. We decode the bytes ourselves: trafilatura's
-guess reads undeclared Latin-1 French as Central European and drops cp1252-only characters
-such as "œ" even when the page declares ISO-8859-1.
+``read_html(data, source)`` returns ``(title, text)``; ``read_html_blocks`` also returns the
+page's blocks (headings, paragraphs, nested lists, tables) read from trafilatura's XML output.
+We decode the bytes ourselves: trafilatura's guess reads undeclared Latin-1 French as Central
+European and drops cp1252-only characters such as "œ" even when the page declares ISO-8859-1.
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ from __future__ import annotations
 import codecs
 import logging
 import re
+from dataclasses import replace
+from xml.etree import ElementTree
 
 import trafilatura
 
 from assistant.errors import DocumentError
+from assistant.ingest.loaders.structure import Block, BlockBuilder, join_items, render_blocks
 from assistant.text.cleaning import clean_text, letter_count, strip_markdown
 
 logger = logging.getLogger(__name__)
@@ -56,7 +60,110 @@ def decode_html(data: bytes) -> str:
 def read_html(data: bytes, source: str) -> tuple[str | None, str]:
     """Main text of a page (headings, paragraphs, lists, tables; paragraphs split by blank
     lines) and its title. Raises ``DocumentError`` when there is no main text."""
+    title, text, _ = read_html_blocks(data, source)
+    return title, text
+
+
+def read_html_blocks(data: bytes, source: str) -> tuple[str | None, str, list[Block]]:
+    """Title, main text and blocks of a page; the text is the blocks rendered, or trafilatura's
+    flat text when its XML cannot be read."""
     html = decode_html(data)
+    blocks = _xml_blocks(html)
+    if blocks:
+        text = clean_text(render_blocks(blocks))
+        if letter_count(text) < MIN_MAIN_LETTERS:
+            raise DocumentError(
+                source, "pas de texte principal (page vide ou générée en JavaScript)"
+            )
+        return _title(html), text, blocks
+    return (*_flat(html, source), [])
+
+
+def _xml_blocks(html: str) -> list[Block]:
+    xml = trafilatura.extract(
+        html,
+        output_format="xml",
+        include_formatting=True,
+        include_tables=True,
+        include_comments=False,
+        include_images=False,
+        include_links=False,
+        favor_precision=True,
+        deduplicate=False,
+    )
+    if not xml:
+        return []
+    try:
+        root = ElementTree.fromstring(xml)
+    except ElementTree.ParseError:
+        logger.debug("unreadable trafilatura XML, using flat text")
+        return []
+    main = root.find("main")
+    builder = BlockBuilder()
+    for element in main if main is not None else root:
+        _element_blocks(element, builder)
+    return [_cleaned(b) for b in builder.blocks]
+
+
+def _cleaned(block: Block) -> Block:
+    return replace(
+        block,
+        text=clean_text(block.text),
+        lead_in=clean_text(block.lead_in),
+        items=tuple(clean_text(i) for i in block.items),
+        path=tuple(clean_text(p) for p in block.path),
+    )
+
+
+def _text(element: ElementTree.Element, skip: str = "") -> str:
+    """All text of an element, nested ``skip`` elements left out."""
+    parts = [element.text or ""]
+    for child in element:
+        if child.tag != skip:
+            parts.append(_text(child, skip))
+        parts.append(child.tail or "")
+    return " ".join("".join(parts).split())
+
+
+def _items(element: ElementTree.Element) -> list[str]:
+    """Items of a list; a nested list joins its parent item (« Parent : a ; b »)."""
+    out: list[str] = []
+    for item in element.findall("item"):
+        text = _text(item, skip="list")
+        subs = [s for sub in item.findall("list") for s in _items(sub)]
+        if subs:
+            subs = [re.sub(r"^(?:[-•]|\d+\.)\s+", "", s) for s in subs]
+            sep = " " if text.endswith(":") else " : "
+            text = f"{text}{sep}{join_items(subs)}" if text else join_items(subs)
+        out.append(text)
+    return out
+
+
+def _element_blocks(element: ElementTree.Element, builder: BlockBuilder) -> None:
+    tag = element.tag
+    if tag == "head":
+        rend = element.get("rend", "h2")
+        level = int(rend[1]) if re.fullmatch(r"h[1-6]", rend) else 2
+        builder.heading(_text(element), level)
+    elif tag == "list":
+        builder.list(_items(element), ordered=element.get("rend") == "ol")
+    elif tag == "table":
+        rows = [[_text(cell) for cell in row.findall("cell")] for row in element.iter("row")]
+        builder.table(rows)
+    elif tag in {"p", "quote", "code"}:
+        builder.paragraph(_text(element))
+    else:  # div and others: read their children, or their text
+        children = list(element)
+        if children:
+            if (element.text or "").strip():
+                builder.paragraph(element.text or "")
+            for child in children:
+                _element_blocks(child, builder)
+        elif _text(element):
+            builder.paragraph(_text(element))
+
+
+def _flat(html: str, source: str) -> tuple[str | None, str]:
     extracted = trafilatura.extract(
         html,
         output_format="markdown",

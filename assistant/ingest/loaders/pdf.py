@@ -20,6 +20,13 @@ from pypdf import PageObject, PasswordType, PdfReader
 from pypdf.errors import DependencyError, FileNotDecryptedError, PyPdfError
 
 from assistant.errors import DocumentError
+from assistant.ingest.loaders.structure import (
+    MAX_HEADING_WORDS,
+    Block,
+    BlockBuilder,
+    blocks_from_text,
+    heading_key,
+)
 from assistant.text.cleaning import clean_pdf_pages, letter_count, word_share
 
 logger = logging.getLogger(__name__)
@@ -66,6 +73,7 @@ class PdfPages:
     page_count: int
     title: str | None  # from /Title metadata or the first line of page 1
     warnings: list[str] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)  # structure, pages in ``Block.page``
 
 
 def read_pdf(data: bytes, source: str, passwords: Sequence[str] = ()) -> PdfPages:
@@ -80,9 +88,10 @@ def read_pdf(data: bytes, source: str, passwords: Sequence[str] = ()) -> PdfPage
         page_count = len(reader.pages)
         raw_pages: list[str] = []
         unreadable: list[int] = []
+        headings: dict[str, float] = {}
         for number, page in enumerate(reader.pages, start=1):
             try:
-                raw_pages.append(_page_text(page))
+                raw_pages.append(_page_text(page, headings))
             except _PARSE_ERRORS as exc:  # one damaged page: skip it, keep the others
                 logger.warning("%s: page %d unreadable: %r", source, number, exc)
                 raw_pages.append("")
@@ -117,7 +126,19 @@ def read_pdf(data: bytes, source: str, passwords: Sequence[str] = ()) -> PdfPage
     if empty:
         warnings.append(f"{empty} page{'s' if empty > 1 else ''} sans texte")
     first_line = _first_line(cleaned[0]) if cleaned else None
-    return PdfPages(numbered, page_count, meta_title or first_line, warnings)
+    blocks = _blocks(numbered, headings)
+    return PdfPages(numbered, page_count, meta_title or first_line, warnings, blocks)
+
+
+def _blocks(numbered: Sequence[tuple[int, str]], headings: dict[str, float]) -> list[Block]:
+    """The document's blocks: lines set in a larger or bold font are headings, the larger the
+    higher; numbered headings and list markers are read from the text itself."""
+    sizes = sorted(set(headings.values()), reverse=True)
+    levels = {key: 1 + min(sizes.index(size), 2) for key, size in headings.items()}
+    builder = BlockBuilder()
+    for number, text in numbered:
+        blocks_from_text(text, number, builder, levels)
+    return builder.blocks
 
 
 def _decrypt(reader: PdfReader, source: str, passwords: Sequence[str]) -> None:
@@ -136,9 +157,11 @@ def _decrypt(reader: PdfReader, source: str, passwords: Sequence[str]) -> None:
     raise DocumentError(source, "PDF chiffré : mot de passe requis")
 
 
-def _page_text(page: PageObject) -> str:
+def _page_text(page: PageObject, headings: dict[str, float] | None = None) -> str:
     """Plain pypdf text with blank lines where the vertical gap between lines says
-    "new paragraph"; falls back to the plain text if the reconstruction disagrees with it."""
+    "new paragraph"; falls back to the plain text if the reconstruction disagrees with it.
+    Lines set larger than the page's body text, or wholly in bold, are isolated as their own
+    paragraph and recorded in ``headings`` (key -> size; bold counts a little below larger)."""
     fragments: list[_Fragment] = []
 
     def visitor(text: str, cm: Any, tm: Any, font_dict: Any, font_size: Any) -> None:
@@ -146,13 +169,19 @@ def _page_text(page: PageObject) -> str:
         if text.strip() and tm is not None and cm is not None:
             y = float(tm[4]) * float(cm[1]) + float(tm[5]) * float(cm[3]) + float(cm[5])
             size = abs(float(font_size or 0) * float(tm[3]) * float(cm[3])) or None
-        fragments.append(_Fragment(text, y, size))
+        font = str(font_dict.get("/BaseFont", "")) if isinstance(font_dict, dict) else ""
+        bold = bool(_BOLD.search(font))
+        fragments.append(_Fragment(text, y, size, bold))
 
     plain = page.extract_text(visitor_text=visitor)
     joined = "".join(f.text for f in fragments)
     if " ".join(joined.split()) != " ".join(plain.split()):
         return plain
-    return _with_paragraph_breaks(fragments) or plain
+    return _with_paragraph_breaks(fragments, headings) or plain
+
+
+_BOLD = re.compile(r"bold|black|heavy|semibold|demi", re.IGNORECASE)
+HEADING_SIZE = 1.15  # a line this many times the body font size is a heading
 
 
 @dataclass
@@ -160,6 +189,8 @@ class _Fragment:
     text: str
     y: float | None  # baseline, in page units (up is positive)
     size: float | None  # font height, in page units
+    bold: bool = False
+    all_bold: bool = True  # (lines) every fragment with text is bold
 
 
 def _lines(fragments: Sequence[_Fragment]) -> list[_Fragment]:
@@ -172,16 +203,20 @@ def _lines(fragments: Sequence[_Fragment]) -> list[_Fragment]:
                 lines.append(current)
                 current = _Fragment("", None, None)
             current.text += piece
+            if piece.strip():
+                current.all_bold = current.all_bold and fragment.bold
             if current.y is None and piece.strip():
                 current.y, current.size = fragment.y, fragment.size
     lines.append(current)
     return [line for line in lines if line.text.strip()]
 
 
-def _with_paragraph_breaks(fragments: Sequence[_Fragment]) -> str:
+def _with_paragraph_breaks(
+    fragments: Sequence[_Fragment], headings: dict[str, float] | None = None
+) -> str:
     """Join lines, adding a blank line where the step down, measured in font heights, is well
     above the page's usual line step (or where the text jumps up: a new column or block)."""
-    lines = _lines(fragments)
+    lines = _merge_heading_lines(_lines(fragments), headings)
     steps: list[float | None] = [None]
     for above, below in itertools.pairwise(lines):
         if above.y is None or below.y is None or not below.size:
@@ -199,6 +234,67 @@ def _with_paragraph_breaks(fragments: Sequence[_Fragment]) -> str:
             out.append("")
         out.append(line.text)
     return "\n".join(out)
+
+
+def _heading_rank(line: _Fragment, body: float) -> float | None:
+    words = line.text.split()
+    if not line.size or not words or len(words) > MAX_HEADING_WORDS:
+        return None
+    if sum(c.isalpha() for c in line.text) < 3 or line.text.rstrip().endswith((".", ",", ";")):
+        return None
+    if line.size >= HEADING_SIZE * body:
+        return round(line.size, 1)
+    if line.all_bold and line.size >= 0.95 * body:
+        return round(line.size, 1) - 0.5
+    return None
+
+
+def _merge_heading_lines(
+    lines: list[_Fragment], headings: dict[str, float] | None
+) -> list[_Fragment]:
+    """Heading lines (larger or bold) joined when a heading wraps, kept apart by paragraph
+    breaks, and recorded in ``headings``."""
+    if headings is None:
+        return lines
+    sizes = [line.size for line in lines if line.size]
+    if not sizes:
+        return lines
+    weights: dict[float, int] = {}
+    for line in lines:
+        if line.size:
+            weights[round(line.size, 1)] = weights.get(round(line.size, 1), 0) + len(line.text)
+    body = max(weights, key=lambda s: weights[s])  # the size most text is set in
+    out: list[_Fragment] = []
+    ranks: list[float | None] = []
+    for line in lines:
+        rank = _heading_rank(line, body)
+        if (
+            rank is not None
+            and out
+            and ranks[-1] == rank
+            and len((out[-1].text + " " + line.text).split()) <= MAX_HEADING_WORDS
+            and (line.text.strip()[:1].islower() or not out[-1].text.rstrip().endswith(("?", "!")))
+            and _wrapped_heading(out[-1].text, line.text)
+        ):
+            out[-1] = _Fragment(
+                f"{out[-1].text.rstrip()} {line.text.strip()}", out[-1].y, out[-1].size, True
+            )
+            continue
+        out.append(line)
+        ranks.append(rank)
+    for line, rank in zip(out, ranks, strict=True):
+        if rank is not None:
+            headings[heading_key(line.text)] = rank
+            line.text = f"\n{line.text.strip()}\n"
+    return out
+
+
+def _wrapped_heading(first: str, second: str) -> bool:
+    """Two heading lines in a row are one wrapped heading when the second starts in lower case
+    or the first ends on a joining word or a colon (« Mode 2 : les pratiques / responsables »)."""
+    s = second.strip()
+    last = first.rsplit(maxsplit=1)[-1].lower() if first.strip() else ""
+    return s[:1].islower() or s[:1] in "?!:»" or last in {"de", "du", "des", "et", "la", "le"}
 
 
 def _metadata_title(reader: PdfReader) -> str | None:
