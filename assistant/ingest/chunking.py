@@ -157,7 +157,7 @@ def _pieces(block: Block, budget: int, splitter: RecursiveCharacterTextSplitter)
     if len(text) <= budget:
         return [text] if text.strip() else []
     if block.kind in ("list", "table"):
-        head = block.lead_in if block.kind == "list" else " | ".join(block.rows[0])
+        head = block.lead_in if block.kind == "list" else "| " + " | ".join(block.rows[0]) + " |"
         lines = list(block.items) if block.kind == "list" else text.split("\n")[1:]
         out: list[str] = []
         current: list[str] = [head] if head else []

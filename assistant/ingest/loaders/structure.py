@@ -40,7 +40,7 @@ class Block:
             lines = [self.lead_in] if self.lead_in else []
             return "\n".join([*lines, *self.items])
         if self.kind == "table":
-            return "\n".join(" | ".join(cell for cell in row) for row in self.rows)
+            return "\n".join("| " + " | ".join(row) + " |" for row in self.rows)
         return self.text
 
 
