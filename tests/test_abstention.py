@@ -157,3 +157,14 @@ def test_a_date_question_wants_a_time_and_fin_novembre_is_one() -> None:
     )
     assert satisfies("date", "Le réseau est né en 2014.")
     assert not satisfies("date", "Le réseau rassemble des catalyseurs de profils variés.")
+
+
+def test_opening_hours_and_a_year_the_evidence_lacks_are_missing_values() -> None:
+    assert expected_kind("Quels sont les horaires d'ouverture de la maison des associations ?") == (
+        "hours"
+    )
+    assert satisfies("hours", "Ouvert du lundi au vendredi de 9 h à 17 h 30.")
+    assert not satisfies("hours", "La maison des associations accueille les bénévoles.")
+    evidence = ["Le fonds a soutenu des projets de 2020 à 2022."]
+    assert missing_entities("Quelle est la date limite du fonds pour 2025 ?", evidence) == ["2025"]
+    assert missing_entities("Qu'a fait le fonds en 2020 ?", evidence) == []

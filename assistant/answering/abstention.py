@@ -137,6 +137,8 @@ _ASKS_PERCENT = re.compile(
     r"\b(?:pourcentage|taux|quelle part|quelle proportion|share of|percent)\b"
 )
 _ASKS_NUMBER = re.compile(r"\b(?:combien|nombre de|how many|how much)\b")
+_ASKS_HOURS = re.compile(r"\b(?:horaires?|heures? d'ouverture|opening hours|open(?:ing)? times?)\b")
+_HAS_HOURS = re.compile(r"\b\d{1,2} ?h(?: ?\d{2})?\b|\b\d{1,2}:\d{2}\b|\b\d{1,2} ?(?:am|pm)\b")
 _ASKS_DATE = re.compile(
     r"\b(?:quand|a quelle date|quelle date|en quelle annee|quelle annee|depuis quand|"
     r"jusqu'a quand|date limite|when|what year|what date)\b"
@@ -152,7 +154,7 @@ _HAS_DATE = re.compile(
     r"avant le|apres le|des le|depuis le)\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b"
 )
 
-Kind = str  # "phone" | "amount" | "percent" | "number" | "date"
+Kind = str  # "phone" | "hours" | "amount" | "percent" | "number" | "date"
 
 
 def is_english(question: str) -> bool:
@@ -168,6 +170,8 @@ def expected_kind(question: str) -> Kind | None:
     q = fold(question)
     if _ASKS_PHONE.search(q):
         return "phone"
+    if _ASKS_HOURS.search(q.replace("’", "'")):
+        return "hours"
     if _ASKS_AMOUNT.search(q):
         return "amount"
     if _ASKS_PERCENT.search(q):
@@ -255,6 +259,8 @@ def satisfies(kind: Kind | None, text: str) -> bool:
         return bool(_HAS_PERCENT.search(t))
     if kind == "date":
         return bool(_HAS_DATE.search(t))
+    if kind == "hours":
+        return bool(_HAS_HOURS.search(t))
     return bool(_HAS_NUMBER.search(_LIST_MARK.sub("", t)))
 
 
@@ -294,9 +300,15 @@ def named_entities(question: str) -> list[str]:
     return out
 
 
+_YEAR = re.compile(r"\b(?:19|20)\d\d\b")
+
+
 def missing_entities(question: str, evidence: Iterable[str]) -> list[str]:
+    """Names, acronyms and years of the question that the evidence never mentions (« pour
+    2025 » when the passages only know 2020-2022)."""
     text = " ".join(fold(e) for e in evidence)
-    return [e for e in named_entities(question) if e not in text]
+    asked = [*named_entities(question), *_YEAR.findall(question)]
+    return [e for e in asked if e not in text]
 
 
 @dataclass(frozen=True)
