@@ -100,10 +100,10 @@ def _env_port() -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    level = logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # bm25s sets its own logger to DEBUG, so its records pass the root level: align it
+    logging.getLogger("bm25s").setLevel(level)
     try:
         settings = Settings.from_env(
             corpus_dir=args.corpus, index_dir=args.index, embedder=args.embedder

@@ -3,7 +3,8 @@ serve`` when it builds the index.
 
 On a terminal, one bar redrawn in place. In a log (``make run > run.log``, a service), one
 line every few seconds, so a first build that spends minutes inside one document still shows
-it is moving: documents and passages done, rate, time left.
+it is moving: documents and passages done, rate, time left; then a last line with totals. A
+refresh over before the first line (nothing to do) prints none.
 
     with RefreshProgress() as progress:
         assistant.refresh(progress=progress)   # progress.embedded(n) is called per batch too
@@ -63,6 +64,7 @@ class RefreshProgress:
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self._drawn = 0.0
+        self._ticks = 0
 
     # -- the refresh calls these ---------------------------------------------------------------
     def __call__(self, done: int, total: int, source: str) -> None:
@@ -74,8 +76,7 @@ class RefreshProgress:
             finished = done >= total
         if self.tty:
             self._draw(force=True)
-        elif first and not finished:
-            self._write(self.line())
+        elif first and not finished:  # a refresh over in seconds prints nothing but its report
             self._ticker = threading.Thread(target=self._tick_loop, name="progress", daemon=True)
             self._ticker.start()
         if finished:
@@ -133,6 +134,7 @@ class RefreshProgress:
     def tick(self) -> None:
         """Write the current line (log mode; the ticker thread calls it every ``every_s``)."""
         if not self._finished:
+            self._ticks += 1
             self._write(self.line())
 
     def _tick_loop(self) -> None:
@@ -153,7 +155,8 @@ class RefreshProgress:
         self._stop.set()
         if self.tty:
             self.stream.write("\n")
-        self._write(self.line())
+        if self.tty or self._ticks or self.passages:
+            self._write(self.line())
         self._finished = True
 
     def _write(self, text: str) -> None:

@@ -223,6 +223,18 @@ _MD = _markdown_renderer()
 _MARK_OPEN, _MARK_CLOSE = "\ue000", "\ue001"  # private-use: never in document text
 
 
+# Markdown syntax opening a line (list item, heading, quote) stays outside a highlight.
+_BLOCK_START = re.compile(r"^\s*(?:[-*+]\s+|\d{1,9}[.)]\s+|#{1,6}\s+|>\s*)*")
+
+
+def _mark_line(line: str) -> str:
+    head = _BLOCK_START.match(line)
+    cut = head.end() if head else 0
+    if not line[cut:].strip():
+        return line
+    return f"{line[:cut]}{_MARK_OPEN}{line[cut:]}{_MARK_CLOSE}"
+
+
 def safe_markdown(text: str, spans: Sequence[tuple[int, int]] = ()) -> str:
     """A Markdown source's passage as HTML (see ``_markdown_renderer``), ``spans`` of
     ``text`` highlighted with ``<mark>`` (split per line so a mark never spans blocks)."""
@@ -232,7 +244,7 @@ def safe_markdown(text: str, spans: Sequence[tuple[int, int]] = ()) -> str:
     for s, e in spans:
         marked.append(french_spacing(text[pos:s]))
         inner = french_spacing(text[s:e]).split("\n")
-        marked.append("\n".join(f"{_MARK_OPEN}{x}{_MARK_CLOSE}" for x in inner))
+        marked.append("\n".join(_mark_line(x) for x in inner))
         pos = e
     marked.append(french_spacing(text[pos:]))
     rendered = _MD.render("".join(marked))
