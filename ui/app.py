@@ -93,6 +93,8 @@ SHOW_ANSWER_START_JS = """
     const top = row.getBoundingClientRect().top - box.getBoundingClientRect().top;
     box.scrollTop += top - 8;
   }
+  const onPage = row.getBoundingClientRect().top;  // a phone may have scrolled the page
+  if (onPage < 0 || onPage > window.innerHeight - 60) window.scrollBy(0, onPage - 8);
 }
 """
 # After a chip click: bring the passage into view when it is off screen.

@@ -19,7 +19,7 @@ import gradio as gr
 import uvicorn
 from fastapi import FastAPI, HTTPException
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from assistant import __version__
@@ -36,6 +36,7 @@ from ui.admin_api import admin_router
 from ui.api import IndexState, api_router, install_error_handlers
 from ui.app import CSS, PAGE_JS, build_ui
 from ui.progress import RefreshProgress
+from ui.render import esc, is_markdown, safe_markdown
 from ui.staff import build_staff_ui, staff_tab
 
 log = logging.getLogger(__name__)
@@ -68,14 +69,28 @@ def _media_type(name: str) -> str:
     return guessed + ("; charset=utf-8" if guessed.startswith("text/") else "")
 
 
-def _document_response(real: Path) -> FileResponse:
-    """A cited file, inline; anything but a PDF is sandboxed (it runs and loads nothing)."""
+def _document_response(real: Path) -> Response:
+    """A cited file, inline; anything but a PDF is sandboxed (it runs and loads nothing). A
+    Markdown file is shown rendered (emphasis, lists; no HTML, link or image of its own)."""
     media_type = _media_type(real.name)
     headers = {"X-Content-Type-Options": "nosniff"}
     if media_type != "application/pdf":
         headers["Content-Security-Policy"] = _SANDBOX_CSP
+    if is_markdown(real.name):
+        return HTMLResponse(_markdown_page(real), headers=headers)
     return FileResponse(
         real, media_type=media_type, headers=headers, content_disposition_type="inline"
+    )
+
+
+def _markdown_page(real: Path) -> str:
+    text = real.read_text(encoding="utf-8", errors="replace")
+    return (
+        '<!doctype html><html lang="fr"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(real.name)}</title><style>body{{max-width:46rem;margin:1.5rem auto;"
+        "padding:0 1rem;font:1rem/1.55 system-ui,sans-serif;color:#1f2937}</style></head>"
+        f"<body>{safe_markdown(text)}</body></html>"
     )
 
 
@@ -144,14 +159,14 @@ def create_app(
     app.include_router(api_router(assistant, feedback, state), prefix="/api")
 
     @app.get("/sources/{path:path}", include_in_schema=False)
-    def source(path: str) -> FileResponse:
+    def source(path: str) -> Response:
         real = resolve_source(settings.corpus_dir, assistant.indexed_sources(), path)
         if real is None:
             raise HTTPException(status_code=404)
         return _document_response(real)
 
     @app.get("/archive/{key}", include_in_schema=False)
-    def archive(key: str) -> FileResponse:
+    def archive(key: str) -> Response:
         """The copy of a web page the index was built from (the page may have changed since,
         or be offline): served like a corpus document, sandboxed."""
         real = resolve_archive(settings.index_dir / WEB_DIR, assistant.indexed_sources(), key)
@@ -175,7 +190,7 @@ def create_app(
         app = gr.mount_gradio_app(app, staff, path="/staff", **mount)
     blocks = build_ui(assistant, feedback, state, staff_builder)
     blocks.queue(default_concurrency_limit=4)
-    app = gr.mount_gradio_app(app, blocks, path="/", **mount)  # type: ignore[arg-type]
+    app = gr.mount_gradio_app(app, blocks, path="/", **mount)
     app.add_middleware(FrenchPage)
     return app
 
