@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
+from urllib.parse import quote
 
 from markdown_it import MarkdownIt
 
@@ -211,6 +212,34 @@ def is_markdown(source: str) -> bool:
     return not is_web(source) and source.lower().endswith((".md", ".markdown"))
 
 
+def is_html_file(source: str) -> bool:
+    return not is_web(source) and source.lower().endswith((".html", ".htm"))
+
+
+TEXT_ROUTE = "/texte/"
+
+
+def text_url(source: str) -> str:
+    """Where the page serves the indexed main text of a corpus HTML file (see ui.server)."""
+    return TEXT_ROUTE + quote(source, safe="/")
+
+
+def document_text_page(title: str, text: str, original: str) -> str:
+    """A whole HTML page: the main text of a web page as indexed (menus, cookie banners and
+    footers removed), reflowed, with a link to the original. Everything escaped."""
+    return (
+        '<!doctype html><html lang="fr"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(title)}</title><style>body{{max-width:46rem;margin:1.5rem auto;"
+        "padding:0 1rem;font:1rem/1.55 system-ui,sans-serif;color:#1f2937}"
+        ".note{color:#555;font-size:.9rem}</style></head><body>"
+        f"<h1>{esc(french_spacing(title))}</h1>"
+        "<p class=\"note\">Texte principal de la page, tel qu'indexé par l'assistant (sans "
+        f'menus ni bandeaux). <a href="{esc(original)}">Voir la page d\'origine</a></p>'
+        f"{_plain_html(reflow(text), [])}</body></html>"
+    )
+
+
 def _markdown_renderer() -> MarkdownIt:
     """CommonMark with raw HTML shown as text, and no link, image or autolink: a Markdown
     source's emphasis, lists and headings render, nothing in it can act."""
@@ -264,16 +293,24 @@ def passage_html(n: int, hit: Hit, quotes: Sequence[str]) -> str:
     body = safe_markdown(text, spans) if markdown else _plain_html(text, spans)
     url = source_url(hit.source, hit.page)
     archive = archive_url(hit.source, hit.page)
-    web = is_web(hit.source) or hit.source.lower().endswith((".html", ".htm"))
+    web = is_web(hit.source) or is_html_file(hit.source)
     kept = (
         f' · <a class="passage-archive" href="{esc(archive)}" target="_blank" '
         'rel="noopener noreferrer">copie indexée</a>'
         if archive
         else ""
     )
+    if is_html_file(hit.source):  # the indexed main text first, the original beside it
+        kept = (
+            f' · <a class="passage-original" href="{esc(url)}" target="_blank" '
+            'rel="noopener noreferrer">page d\'origine</a>'
+        )
+        url = text_url(hit.source)
     where = f" à la page{NBSP}{hit.page}" if hit.page else ""
     page = f", p.{NBSP}{hit.page}" if hit.page else ""
-    what = "la page d'origine" if web else "le document"
+    what = "le document"
+    if web:
+        what = "le texte de la page" if is_html_file(hit.source) else "la page d'origine"
     note = (
         '<p class="passage-note">Texte principal de la page, tel qu\'indexé '
         "(sans menus ni bandeaux).</p>"

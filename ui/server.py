@@ -24,19 +24,20 @@ from fastapi.staticfiles import StaticFiles
 
 from assistant import __version__
 from assistant.core import Assistant
-from assistant.errors import AllianceError
+from assistant.errors import AllianceError, DocumentError
 from assistant.feedback import FeedbackStore
 from assistant.indexing import owner_lock as ownership
 from assistant.indexing.active import switch_notice
 from assistant.indexing.refresh import WEB_DIR
-from assistant.indexing.served_files import resolve_archive, resolve_source
+from assistant.indexing.served_files import resolve_archive, resolve_source, source_url
+from assistant.ingest.loaders import load_document
 from assistant.settings import Settings
 from assistant.staff import StaffConsole, check_token_strength
 from ui.admin_api import admin_router
 from ui.api import IndexState, api_router, install_error_handlers
 from ui.app import CSS, PAGE_JS, build_ui
 from ui.progress import RefreshProgress
-from ui.render import esc, is_markdown, safe_markdown
+from ui.render import TEXT_ROUTE, document_text_page, esc, is_html_file, is_markdown, safe_markdown
 from ui.staff import build_staff_ui, staff_tab
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,24 @@ def create_app(
         if real is None:
             raise HTTPException(status_code=404)
         return _document_response(real)
+
+    @app.get(TEXT_ROUTE + "{path:path}", include_in_schema=False)
+    def indexed_text(path: str) -> Response:
+        """A corpus HTML file's main text as indexed (no cookie banner, no menu), sandboxed,
+        with a link to the original under /sources/."""
+        real = resolve_source(settings.corpus_dir, assistant.indexed_sources(), path)
+        if real is None or not is_html_file(path):
+            raise HTTPException(status_code=404)
+        try:
+            loaded = load_document(
+                real, settings.corpus_dir, max_bytes=int(settings.max_file_mb * 2**20)
+            )
+        except DocumentError as exc:
+            raise HTTPException(status_code=404) from exc
+        text = "\n\n".join(p.page_content for p in loaded.pages)
+        page = document_text_page(loaded.title, text, source_url(path))
+        headers = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": _SANDBOX_CSP}
+        return HTMLResponse(page, headers=headers)
 
     @app.get("/archive/{key}", include_in_schema=False)
     def archive(key: str) -> Response:
