@@ -223,7 +223,7 @@ def build_ui(
         if not question:
             yield keep, turns, keep, keep, keep, keep, "", keep
             return
-        chat = [*chat, {"role": "user", "content": md_escape(question)}]
+        chat = [*chat, {"role": "user", "content": md_escape(french_spacing(question))}]
         chat.append({"role": "assistant", "content": "…"})
         yield chat, turns, "", keep, keep, keep, "", keep
         try:
