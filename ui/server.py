@@ -23,7 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from assistant import __version__
 from assistant.core import Assistant
 from assistant.errors import AllianceError
-from assistant.feedback import FeedbackStore
+from assistant.feedback import FeedbackLimits, FeedbackStore
 from assistant.indexing import owner_lock as ownership
 from assistant.indexing.active import switch_notice
 from assistant.indexing.refresh import WEB_DIR
@@ -33,6 +33,7 @@ from assistant.staff import StaffConsole, check_token_strength
 from ui.admin_api import admin_router
 from ui.api import IndexState, api_router, install_error_handlers
 from ui.app import CSS, build_ui
+from ui.limits import BodyLimit, SecurityHeaders
 from ui.progress import progress_bar
 from ui.staff import build_staff_ui, staff_tab
 
@@ -53,7 +54,8 @@ def theme() -> gr.themes.Base:
 
 
 def feedback_store(settings: Settings) -> FeedbackStore:
-    return FeedbackStore(settings.index_dir / "feedback.sqlite")
+    limits = FeedbackLimits.from_settings(settings)
+    return FeedbackStore(settings.index_dir / "feedback.sqlite", limits)
 
 
 def _media_type(name: str) -> str:
@@ -171,7 +173,7 @@ def create_app(
         app = gr.mount_gradio_app(app, staff, path="/staff", **mount)
     blocks = build_ui(assistant, feedback, state, staff_builder)
     blocks.queue(default_concurrency_limit=4)
-    return gr.mount_gradio_app(
+    app = gr.mount_gradio_app(
         app,
         blocks,
         path="/",
@@ -183,6 +185,9 @@ def create_app(
         pwa=False,
         mcp_server=False,
     )
+    app.add_middleware(SecurityHeaders)  # CSP, frame-ancestors, nosniff on every HTML page
+    app.add_middleware(BodyLimit, settings=settings)  # outermost: before anything parses
+    return app
 
 
 def build_index(assistant: Assistant, state: IndexState) -> None:
