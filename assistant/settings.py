@@ -78,7 +78,7 @@ class Settings:
     max_feedback_comment_chars: int = 1_000
     max_feedback_citations: int = 20
     feedback_per_minute: int = 10  # per client
-    max_feedback_rows: int = 10_000  # the oldest rows go first beyond it
+    max_feedback_rows: int = 5_000  # the oldest rows go first beyond it (~2 KB a row)
     admin_max_failures: int = 5  # wrong admin tokens per client before a lockout
     admin_lockout_s: float = 30.0  # first lockout; doubles at each new one
     admin_lockout_max_s: float = 3600.0
