@@ -24,6 +24,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from assistant.settings import Settings
 
 _UPLOAD_PATHS = ("/api/admin/files/",)
+# A refused body is read and dropped up to this much, so that the client, still sending, gets
+# the 413 instead of a connection reset; beyond it the connection is just closed.
+_DRAIN_BYTES = 8 * 2**20
 _UPLOAD_SUFFIX = "/gradio_api/upload"
 
 # The strictest policy the Gradio page works under (checked in chromium, tests/test_limits.py):
@@ -87,6 +90,8 @@ class BodyLimit:
         cap = self.cap_for(scope.get("path", ""))
         declared = _content_length(scope)
         if declared is not None and declared > cap.bytes:
+            if declared <= _DRAIN_BYTES:
+                await _drain(receive)
             await _refuse(send, BodyTooLarge(cap.name, cap.value))
             return
         received = 0
@@ -98,6 +103,8 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > cap.bytes:
+                    if message.get("more_body", False):
+                        await _drain(receive)  # before the 413 is sent (bounded)
                     raise BodyTooLarge(cap.name, cap.value)
             return message
 
@@ -113,6 +120,18 @@ class BodyLimit:
             if started:
                 raise
             await _refuse(send, exc)
+
+
+async def _drain(receive: Receive) -> None:
+    """Read and drop the rest of a refused body, at most ``_DRAIN_BYTES``."""
+    dropped = 0
+    while dropped <= _DRAIN_BYTES:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        dropped += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 def _content_length(scope: Scope) -> int | None:
