@@ -486,3 +486,51 @@ def test_limits_are_settings_read_from_the_environment() -> None:
         Settings(max_history_turns=0)
     err = LimitExceeded("trop", limit="max_body_kb", value=256, too_large=True)
     assert str(err) == "trop (limite max_body_kb = 256)" and err.too_large
+
+
+# -- row 7 in Debian's chromium: the pages work under the policy, and it bites ------------------
+@pytest.mark.browser
+@pytest.mark.integration
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_row7_the_pages_work_under_the_policy_in_chromium(
+    corpus: Path, hash_embeddings: Embeddings
+) -> None:
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.skip("Debian's chromium is not installed")
+    from playwright.sync_api import sync_playwright
+    from web_support import running_server
+
+    assistant = _assistant(corpus, hash_embeddings)
+    wait = 30_000
+    with running_server(create_app(assistant.settings, assistant)) as base, sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(chromium), args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        page = browser.new_page()
+        console: list[str] = []
+        page.on("console", lambda m: console.append(m.text))
+        page.goto(base + "/")
+        page.fill("#question textarea", QUESTION)
+        page.click("#send")
+        page.wait_for_selector("#citations input[type=radio]", timeout=wait)
+        ran = page.evaluate(
+            """() => { window.injected = false; const s = document.createElement('script');
+                s.textContent = 'window.injected = true'; document.body.appendChild(s);
+                return window.injected; }"""
+        )
+        assert ran is False  # an inline script without the nonce does not run
+
+        page.goto(base + "/staff/")
+        page.fill("input[type=password]", TOKEN)
+        page.click("button:has-text('Se connecter')")
+        page.wait_for_selector("text=Connecté.", timeout=wait)
+        violations = [m for m in console if "Content Security Policy" in m]
+        assert len(violations) == 1 and "inline script" in violations[0], violations
+
+        framer = browser.new_page()
+        framer.set_content(f'<iframe id="f" src="{base}/staff/"></iframe>')
+        framer.wait_for_timeout(1500)
+        frame = framer.frame_locator("#f")
+        assert frame.locator("button").count() == 0  # refused: frame-ancestors 'none'
+        browser.close()
