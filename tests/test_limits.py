@@ -534,3 +534,13 @@ def test_row7_the_pages_work_under_the_policy_in_chromium(
         frame = framer.frame_locator("#f")
         assert frame.locator("button").count() == 0  # refused: frame-ancestors 'none'
         browser.close()
+
+
+def test_row7_json_and_head_answers(client: TestClient) -> None:
+    api = client.get("/api/health")
+    assert api.headers["x-content-type-options"] == "nosniff"
+    assert "content-security-policy" not in api.headers  # JSON: nothing to frame or run
+    head = client.head("/")
+    assert head.status_code in (200, 405)
+    if head.status_code == 200:
+        assert "frame-ancestors 'none'" in head.headers["content-security-policy"]

@@ -44,8 +44,8 @@ from assistant.types import Answer, Hit
 log = logging.getLogger(__name__)
 
 # Generous transport bounds (the body itself is capped at Settings.max_body_kb before it is
-# parsed); ``check_limits`` and the Assistant apply the real rules with French messages that
-# name the limit.
+# parsed); ``check_kinds``, ``check_history`` and the Assistant apply the real rules, with French
+# messages that name the limit.
 _MAX_FIELD_CHARS = 20_000
 
 

@@ -182,14 +182,15 @@ class SecurityHeaders:
                 headers = _Headers(message.get("headers", []))
                 headers.setdefault(b"x-content-type-options", b"nosniff")
                 if not headers.is_html():
-                    await send(message)
+                    await send({**message, "headers": headers.items})
                     return
                 for key, value in _STATIC_HEADERS.items():
                     headers.setdefault(key, value)
                 if headers.get(b"content-security-policy") is None:
                     headers.set(b"content-security-policy", _CSP.format(nonce=nonce).encode())
-                    start = {**message, "headers": headers.items}  # body gets the nonce
-                    return
+                    if scope.get("method") != "HEAD" and message.get("status") != 304:
+                        start = {**message, "headers": headers.items}  # body gets the nonce
+                        return
                 await send({**message, "headers": headers.items})
                 return
             if start is None or message["type"] != "http.response.body":
