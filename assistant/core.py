@@ -34,7 +34,12 @@ from assistant.indexing.store import (
 from assistant.ingest.loaders import discover
 from assistant.ingest.manifest import Manifest, Override, load_manifest, version_sha
 from assistant.retrieval.followup import contextualize
-from assistant.retrieval.hybrid import AllianceRetriever, HybridSearcher, Retrieval
+from assistant.retrieval.hybrid import (
+    MAX_QUERY_CHARS,
+    AllianceRetriever,
+    HybridSearcher,
+    Retrieval,
+)
 from assistant.settings import Settings
 from assistant.types import Answer, Hit, RefreshReport
 
@@ -241,6 +246,7 @@ class Assistant:
         self._follow_other_writers()
         with self._gate.read():
             searcher = self._get_searcher()
+            kinds = list(dict.fromkeys(kinds)) if kinds else kinds  # a kind once, not 40,000 times
             retrieval = searcher.retrieve(query, self.settings.k if k is None else k, kinds)
         return retrieval, self._answerer_for(searcher.settings.embedder)
 
@@ -274,7 +280,8 @@ class Assistant:
         citation-checked ``Answer``. Retrieval runs before the first item, so invalid queries
         raise here, not mid-stream."""
         turns = list(history or [])
-        query = contextualize(question, turns)
+        # the question's own length is what is limited, not the history's (issue 16, row 9)
+        query = contextualize(question, turns, max_chars=MAX_QUERY_CHARS)
         retrieval, answerer = self._retrieve_with(query, kinds)
         return stream_answer(answerer, question, retrieval, turns)
 

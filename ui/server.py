@@ -25,7 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from assistant import __version__
 from assistant.core import Assistant
 from assistant.errors import AllianceError, DocumentError
-from assistant.feedback import FeedbackStore
+from assistant.feedback import FeedbackLimits, FeedbackStore
 from assistant.indexing import owner_lock as ownership
 from assistant.indexing.active import switch_notice
 from assistant.indexing.refresh import WEB_DIR
@@ -36,6 +36,7 @@ from assistant.staff import StaffConsole, check_token_strength
 from ui.admin_api import admin_router
 from ui.api import IndexState, api_router, install_error_handlers
 from ui.app import CSS, PAGE_JS, build_ui
+from ui.limits import BodyLimit, SecurityHeaders
 from ui.progress import RefreshProgress
 from ui.render import TEXT_ROUTE, document_text_page, esc, is_html_file, is_markdown, safe_markdown
 from ui.staff import build_staff_ui, staff_tab
@@ -57,7 +58,8 @@ def theme() -> gr.themes.Base:
 
 
 def feedback_store(settings: Settings) -> FeedbackStore:
-    return FeedbackStore(settings.index_dir / "feedback.sqlite")
+    limits = FeedbackLimits.from_settings(settings)
+    return FeedbackStore(settings.index_dir / "feedback.sqlite", limits)
 
 
 def _media_type(name: str) -> str:
@@ -210,7 +212,9 @@ def create_app(
     blocks = build_ui(assistant, feedback, state, staff_builder)
     blocks.queue(default_concurrency_limit=4)
     app = gr.mount_gradio_app(app, blocks, path="/", **mount)
-    app.add_middleware(FrenchPage)
+    app.add_middleware(FrenchPage)  # inner: its inline script then gets the CSP nonce
+    app.add_middleware(SecurityHeaders)  # CSP, frame-ancestors, nosniff on every HTML page
+    app.add_middleware(BodyLimit, settings=settings)  # outermost: before anything parses
     return app
 
 

@@ -32,6 +32,7 @@ from langchain_core.documents import Document
 
 from assistant.errors import DocumentError, IndexLockedError
 from assistant.indexing.store import DocumentRecord, IndexStore
+from assistant.ingest.budget import ReadBudget
 from assistant.ingest.chunking import split_pages
 from assistant.ingest.loaders import SUPPORTED_SUFFIXES, LoadedDocument, discover, load_document
 from assistant.ingest.manifest import MANIFEST_NAME, Override, load_manifest, version_sha
@@ -335,6 +336,7 @@ def _refresh_one(
             max_bytes=int(settings.max_file_mb * 2**20),
             kind=meta.kind or None,
             title=meta.title or None,
+            budget=ReadBudget.from_settings(settings),
         )
         _as_version(loaded, source, sha, meta)
         chunks = split_pages(loaded.pages, settings.chunk_size, settings.chunk_overlap)
