@@ -49,6 +49,10 @@ class Settings:
     # Staff console (upload, delete, refresh): off unless set; at least 16 characters.
     admin_token: str | None = dataclasses.field(default=None, repr=False)  # never logged
     llm_timeout: float = 30.0
+    # Native engines' threads (see assistant/runtime.py): 0 = every core; "auto" = the OpenMP
+    # wait policy measured to hold on an idle and on a busy machine (passive), or "active".
+    threads: int = 0
+    omp_wait_policy: str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "corpus_dir", Path(self.corpus_dir))

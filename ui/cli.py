@@ -15,6 +15,7 @@ from assistant.core import Assistant
 from assistant.errors import AllianceError
 from assistant.evaluation.run import check_floors, load_questions, run_eval, summarize
 from assistant.indexing.active import switch_notice
+from assistant.runtime import apply_thread_policy
 from assistant.settings import KINDS, Settings
 from assistant.types import DocumentReport, RefreshReport
 from ui.progress import progress_bar
@@ -82,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env(
             corpus_dir=args.corpus, index_dir=args.index, embedder=args.embedder
         )
+        apply_thread_policy(settings)  # before any engine loads (OpenMP reads it at load)
         return _dispatch(args, settings)
     except AllianceError as exc:
         print(f"alliance: erreur : {exc}", file=sys.stderr)
