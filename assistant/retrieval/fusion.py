@@ -63,7 +63,8 @@ def _shingles(text: str) -> frozenset[int]:
     tokens = _WORD.findall(fold(text))
     if len(tokens) < _SHINGLE:
         return frozenset((hash(tuple(tokens)),))
-    return frozenset(hash(tuple(tokens[i : i + _SHINGLE])) for i in range(len(tokens) - _SHINGLE + 1))
+    last = len(tokens) - _SHINGLE + 1
+    return frozenset(hash(tuple(tokens[i : i + _SHINGLE])) for i in range(last))
 
 
 def _jaccard(a: frozenset[int], b: frozenset[int]) -> float:
