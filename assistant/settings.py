@@ -86,6 +86,10 @@ class Settings:
     max_page_content_mb: float = 8.0  # one page's decoded content stream(s)
     max_document_content_mb: float = 64.0  # all pages of one PDF, decoded
     max_document_seconds: float = 60.0  # time spent reading one document
+    # Native engines' threads (see assistant/runtime.py): 0 = every core; "auto" = the OpenMP
+    # wait policy measured to hold on an idle and on a busy machine (passive), or "active".
+    threads: int = 0
+    omp_wait_policy: str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "corpus_dir", Path(self.corpus_dir))

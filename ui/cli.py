@@ -23,6 +23,7 @@ from assistant.evaluation.run import (
     summarize,
 )
 from assistant.indexing.active import switch_notice
+from assistant.runtime import apply_thread_policy
 from assistant.settings import KINDS, Settings
 from assistant.types import Answer, DocumentReport, RefreshReport
 from ui.progress import RefreshProgress
@@ -119,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env(
             corpus_dir=args.corpus, index_dir=args.index, embedder=args.embedder
         )
+        apply_thread_policy(settings)  # before any engine loads (OpenMP reads it at load)
         return _dispatch(args, settings)
     except IndexBusyError as exc:
         print(f"alliance: erreur : {exc}", file=sys.stderr)

@@ -31,6 +31,7 @@ from assistant.indexing.active import switch_notice
 from assistant.indexing.refresh import WEB_DIR
 from assistant.indexing.served_files import resolve_archive, resolve_source, source_url
 from assistant.ingest.loaders import load_document
+from assistant.runtime import apply_thread_policy
 from assistant.settings import Settings
 from assistant.staff import StaffConsole, check_token_strength
 from ui.admin_api import admin_router
@@ -347,6 +348,7 @@ def start_background_build(assistant: Assistant, state: IndexState) -> threading
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> None:
     """Run the app with uvicorn. If the index is missing or stale it is refreshed in the
     background: the page opens at once and says so until the refresh is over."""
+    apply_thread_policy(settings)  # no-op after the CLI's; before the embedder loads
     assistant = Assistant(settings)
     state = IndexState()
     app = create_app(settings, assistant, state=state)
