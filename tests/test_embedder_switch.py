@@ -14,6 +14,7 @@ from langchain_core.embeddings import Embeddings
 from assistant import Assistant, Settings
 from assistant import core as core_module
 from assistant.indexing.active import read_active
+from assistant.indexing.build import Build
 from assistant.types import RefreshReport
 from ui.cli import render_report
 
@@ -101,7 +102,7 @@ def test_a_crashed_build_leaves_the_old_collection_answering_and_resumes(
     reader = assistant(new_settings, embedders)
     assert reader.serving_embedder() == OLD and reader.is_stale()
     assert reader.ask(QUESTION).citations
-    assert read_active(reader.store.client) == OLD
+    assert read_active(reader.store.client) == Build(OLD)
 
     resumed = assistant(new_settings, embedders).refresh()
     assert (resumed.active_embedder, resumed.switched_from) == (NEW, OLD)
@@ -158,7 +159,7 @@ def test_a_dry_run_says_which_collection_answers(old_settings: Settings) -> None
     dry = assistant(old_settings.replace(embedder=NEW), embedders).refresh(dry_run=True)
     assert dry.active_embedder == OLD and dry.chunks_embedded > 0
     assert "serait construit" in render_report(dry)
-    assert read_active(assistant(old_settings, embedders).store.client) == OLD
+    assert read_active(assistant(old_settings, embedders).store.client) == Build(OLD)
 
 
 def test_a_running_server_follows_a_switch_made_by_another_process(

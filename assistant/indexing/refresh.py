@@ -149,7 +149,7 @@ def refresh(
     a document that cannot be read now but is indexed there keeps that version in ``store``
     too (its stored passages embedded with the new model), so switching never drops it."""
     started = time.perf_counter()
-    report = RefreshReport(embedder=settings.embedder, dry_run=dry_run)
+    report = RefreshReport(embedder=store.build.label, dry_run=dry_run)
     with refresh_lock(settings.index_dir):
         pending = settings.index_dir / f"refresh-{store.slug}.pending"
         interrupted = pending.exists()
@@ -546,7 +546,7 @@ def _carried(
         )
     doc.chunks_added = doc.chunks_kept = len(kept)
     doc.pages = record.pages
-    doc.reason += f" (version précédente conservée, reprise de l'index {carry.embedder_spec})"
+    doc.reason += f" (version précédente conservée, reprise de l'index {carry.build.label})"
     return doc
 
 
