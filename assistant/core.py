@@ -22,18 +22,13 @@ from assistant.answering.llm import make_answerer, stream_answer
 from assistant.errors import ConfigError, IndexNotReadyError
 from assistant.indexing.active import chunk_count, serving_build, settle
 from assistant.indexing.build import Build
+from assistant.indexing.catalogue import DocumentRecord
 from assistant.indexing.embedders import make_embedder
 from assistant.indexing.lexical import LexicalIndex
-from assistant.indexing.refresh import Progress, file_sha256, refresh
+from assistant.indexing.plan import is_current, plan_refresh
+from assistant.indexing.refresh import Progress, refresh
 from assistant.indexing.rwlock import ReadWriteLock
-from assistant.indexing.store import (
-    DocumentRecord,
-    IndexStore,
-    close_chroma_client,
-    make_chroma_client,
-)
-from assistant.ingest.loaders import discover
-from assistant.ingest.manifest import Manifest, Override, load_manifest, version_sha
+from assistant.indexing.store import IndexStore, close_chroma_client, make_chroma_client
 from assistant.retrieval.followup import contextualize
 from assistant.retrieval.hybrid import AllianceRetriever, HybridSearcher, Retrieval
 from assistant.settings import Settings
@@ -355,19 +350,8 @@ class Assistant:
         if self.serving_build() != store.build:
             return True
         known = store.documents()
-        corpus = self.settings.corpus_dir
-        paths = discover(corpus) if corpus.is_dir() else []
-        current = {p.relative_to(corpus).as_posix(): p for p in paths}
-        try:
-            manifest = load_manifest(corpus) if corpus.is_dir() else Manifest()
+        try:  # the refresh's own planner, without fetching web pages
+            plan = plan_refresh(self.settings, known, fetch=False)
         except ConfigError:
             return True  # a refresh will say what is wrong with sources.toml
-        if set(current) | {w.url for w in manifest.web} != set(known):
-            return True
-        try:
-            return any(
-                version_sha(file_sha256(p), manifest.files.get(s, Override())) != known[s].sha256
-                for s, p in current.items()
-            )
-        except OSError:  # a file that cannot be read: a refresh reports it
-            return True
+        return not is_current(plan, known)

@@ -39,3 +39,20 @@ class IndexBusyError(IndexLockedError):
 
 class QueryError(AllianceError):
     """A query is invalid (empty, too long, k out of range, unknown kind)."""
+
+
+class UnsupportedTypeError(DocumentError):
+    """A file whose type (suffix or content) Alliance does not read or accept (HTTP 415)."""
+
+
+class TooLargeError(DocumentError):
+    """A file over ``Settings.max_file_mb`` (HTTP 413)."""
+
+
+class FetchError(AllianceError):
+    """Why a web page listed in ``sources.toml`` could not be fetched (shown to staff)."""
+
+
+class RemoteError(AllianceError):
+    """A server (``alliance refresh --server``) could not be reached or answered something
+    unexpected."""

@@ -18,19 +18,26 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from assistant.core import Assistant
-from assistant.errors import AllianceError, ConfigError, DocumentError, IndexLockedError
+from assistant.errors import (
+    AllianceError,
+    ConfigError,
+    DocumentError,
+    IndexLockedError,
+    TooLargeError,
+    UnsupportedTypeError,
+)
 from assistant.feedback import FeedbackStore
-from assistant.indexing.refresh import read_log
+from assistant.indexing.refresh_log import read_log
 from assistant.indexing.served_files import resolve_source
+from assistant.ingest.loaders import UPLOAD_LABELS, UPLOAD_SUFFIXES, format_for
 from assistant.types import RefreshReport
 
 log = logging.getLogger(__name__)
 
-UPLOAD_TYPES = {".pdf", ".html", ".htm"}
+UPLOAD_TYPES = UPLOAD_SUFFIXES  # the registry's formats that say how to check their content
 UPLOAD_FOLDERS = ("recits", "charte", "boite-a-outils", "")  # "" = corpus root (kind "autre")
 MIN_TOKEN_CHARS = 16
 _SAFE_NAME = re.compile(r"^[\w][\w .()'-]{0,150}$")
-_HTML_START = re.compile(rb"<\s*(!doctype\s+html|html|head|body|article|main|p|h1)\b", re.I)
 
 
 def token_ok(given: str | None, expected: str | None) -> bool:
@@ -89,19 +96,19 @@ class StaffConsole:
         if not _SAFE_NAME.match(clean) or clean.startswith(("_", ".")):
             raise DocumentError(name, "nom de fichier refusé (lettres, chiffres, - _ . espace)")
         suffix = PurePosixPath(clean).suffix.lower()
-        if suffix not in UPLOAD_TYPES:
-            raise DocumentError(clean, f"type refusé ({suffix or 'sans extension'}) : PDF ou HTML")
+        fmt = format_for(suffix) if suffix in UPLOAD_TYPES else None
+        if fmt is None or fmt.sniff is None:
+            refused = f"type refusé ({suffix or 'sans extension'}) : {UPLOAD_LABELS}"
+            raise UnsupportedTypeError(clean, refused)
         limit = int(self.settings.max_file_mb * 2**20)
         if len(data) > limit:
-            raise DocumentError(
+            raise TooLargeError(
                 clean, f"fichier trop volumineux (limite {self.settings.max_file_mb} Mo)"
             )
         if not data:
             raise DocumentError(clean, "fichier vide")
-        if suffix == ".pdf" and not data[:1024].lstrip().startswith(b"%PDF-"):
-            raise DocumentError(clean, "le contenu n'est pas un PDF")
-        if suffix != ".pdf" and not _HTML_START.search(data[:4096]):
-            raise DocumentError(clean, "le contenu n'est pas une page HTML")
+        if not fmt.sniff(data):
+            raise UnsupportedTypeError(clean, f"le contenu n'est pas {fmt.named}")
         target_dir = self.settings.corpus_dir / folder if folder else self.settings.corpus_dir
         target_dir.mkdir(parents=True, exist_ok=True)
         target = target_dir / clean

@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 
-from assistant.errors import ConfigError, DocumentError
+from assistant.errors import ConfigError, DocumentError, TooLargeError, UnsupportedTypeError
 from assistant.staff import StaffConsole, token_ok
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def admin_router(console: StaffConsole, token: str) -> APIRouter:
         try:
             source = console.upload(name, bytes(body), folder)
         except DocumentError as exc:
-            raise HTTPException(status_code=_upload_status(exc.reason), detail=exc.reason) from exc
+            raise HTTPException(status_code=_upload_status(exc), detail=exc.reason) from exc
         return {"source": source}
 
     @router.delete("/documents/{source:path}", summary="Supprimer un document du corpus")
@@ -87,9 +87,9 @@ def admin_router(console: StaffConsole, token: str) -> APIRouter:
     return router
 
 
-def _upload_status(reason: str) -> int:
-    if reason.startswith("fichier trop volumineux"):
+def _upload_status(exc: DocumentError) -> int:
+    if isinstance(exc, TooLargeError):
         return 413
-    if reason.startswith(("type refusé", "le contenu n'est pas")):
+    if isinstance(exc, UnsupportedTypeError):
         return 415
     return 400

@@ -30,6 +30,9 @@ from assistant.errors import (
     IndexLockedError,
     IndexNotReadyError,
     QueryError,
+    RemoteError,
+    TooLargeError,
+    UnsupportedTypeError,
 )
 from assistant.feedback import FeedbackStore
 from assistant.indexing.served_files import archive_url, source_url
@@ -251,6 +254,12 @@ def status_for(exc: AllianceError) -> int:
         return 422
     if isinstance(exc, IndexNotReadyError | IndexLockedError):
         return 503
+    if isinstance(exc, TooLargeError):
+        return 413
+    if isinstance(exc, UnsupportedTypeError):
+        return 415
+    if isinstance(exc, RemoteError):
+        return 502
     return 400
 
 

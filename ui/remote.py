@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from assistant.errors import AllianceError, ConfigError, IndexBusyError, IndexLockedError
+from assistant.errors import ConfigError, IndexBusyError, IndexLockedError, RemoteError
 from assistant.indexing import owner_lock as ownership
 from assistant.indexing.refresh import Progress
 from assistant.types import RefreshReport
@@ -23,10 +23,6 @@ if TYPE_CHECKING:
     from assistant.core import Assistant
 
 log = logging.getLogger(__name__)
-
-
-class RemoteError(AllianceError):
-    """The server could not be reached or answered something unexpected."""
 
 
 def refresh_here_or_on_server(

@@ -17,7 +17,6 @@ from langchain_core.retrievers import BaseRetriever
 
 from assistant.errors import QueryError
 from assistant.indexing.lexical import LexicalIndex
-from assistant.indexing.refresh import chunk_filter
 from assistant.indexing.store import IndexStore, StoredChunk
 from assistant.retrieval.fusion import near_duplicates, rrf
 from assistant.settings import KINDS, Settings
@@ -107,7 +106,7 @@ class HybridSearcher:
         chunks = self._with_dense_chunks([cid for cid, _ in raw_dense])
         # Only chunks of each document's fully indexed version (see assistant/indexer.py): a
         # refresh in progress or killed half-way never shows a mix of two versions.
-        current = chunk_filter(self.store)
+        current = self.store.chunk_filter()
         wanted = set(kinds or ())
 
         def allowed(cid: str) -> bool:
