@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -35,10 +36,12 @@ class Answer:
     grounded: bool
     query: str = ""  # the query actually searched (follow-ups are completed from history)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, hit: Callable[[Hit], dict[str, Any]] = Hit.to_dict) -> dict[str, Any]:
+        """The one JSON shape of an answer (CLI, REST, stream); ``hit`` shapes each citation
+        (the REST API adds links to it)."""
         return {
             "answer": self.text,
-            "citations": [c.to_dict() for c in self.citations],
+            "citations": [hit(c) for c in self.citations],
             "grounded": self.grounded,
             "query": self.query,
         }

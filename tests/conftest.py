@@ -3,8 +3,12 @@ deterministic fake embeddings for plumbing tests, and small French corpora on di
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from langchain_core.embeddings import Embeddings
@@ -12,6 +16,67 @@ from langchain_core.embeddings import Embeddings
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+# Modules whose tests are pure and fast: no Chroma, no model, no server (``pytest -m unit``,
+# under a minute). A test in them that takes the real embedder (``e5``) is not marked.
+UNIT_MODULES = frozenset(
+    {
+        "test_abstention",
+        "test_bm25",
+        "test_chunking",
+        "test_cleaning",
+        "test_feedback",
+        "test_followup",
+        "test_french",
+        "test_fusion",
+        "test_loaders",
+        "test_metrics",
+        "test_render",
+        "test_seams",
+        "test_sources",
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        if module in UNIT_MODULES and "e5" not in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.unit)
+
+
+def _local(address: Any) -> bool:
+    """True for a loopback (or Unix socket) address: the only network tests may use."""
+    if not isinstance(address, tuple):
+        return True  # AF_UNIX path
+    host = str(address[0])
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False  # a name: resolving it is already going out
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Refuse connections outside 127.0.0.1/::1: a test that reaches the internet fails."""
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+
+    def connect(self: socket.socket, address: Any) -> None:
+        if not _local(address):
+            raise OSError(f"tests may not reach the network (connect to {address!r})")
+        real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        if not _local(address):
+            raise OSError(f"tests may not reach the network (connect to {address!r})")
+        return real_connect_ex(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    yield
 
 
 @pytest.fixture(scope="session")

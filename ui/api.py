@@ -123,12 +123,7 @@ def hit_payload(hit: Hit) -> dict[str, Any]:
 
 
 def answer_payload(answer: Answer) -> dict[str, Any]:
-    return {
-        "answer": answer.text,
-        "citations": [hit_payload(h) for h in answer.citations],
-        "grounded": answer.grounded,
-        "query": answer.query,
-    }
+    return answer.to_dict(hit=hit_payload)  # the type's own shape, citations with links
 
 
 def _iso(ts: float | None) -> str | None:

@@ -1,13 +1,13 @@
 """Hybrid retrieval: dense (Chroma) and French BM25 rankings fused by weighted reciprocal rank
-fusion, near-duplicate chunks collapsed, optional filter by document kind."""
+fusion, near-duplicate chunks collapsed, optional filter by document kind, then the rerank stage
+(``retrieval.rerank``; by default it keeps the fused order)."""
 
 from __future__ import annotations
 
 import logging
 import re
 from collections import ChainMap
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -19,52 +19,15 @@ from assistant.errors import QueryError
 from assistant.indexing.lexical import LexicalIndex
 from assistant.indexing.store import IndexStore, StoredChunk
 from assistant.retrieval.fusion import near_duplicates, rrf
+from assistant.retrieval.rerank import KEEP_ORDER, Reranker
+from assistant.retrieval.results import Retrieval, Scored
 from assistant.settings import KINDS, Settings
-from assistant.types import Hit
+
+__all__ = ["AllianceRetriever", "HybridSearcher", "Retrieval", "Scored", "validate"]
 
 log = logging.getLogger(__name__)
 
 MAX_QUERY_CHARS = 1000
-
-
-@dataclass(frozen=True)
-class Scored:
-    """A candidate chunk with every signal the answerer may want."""
-
-    chunk: StoredChunk
-    fused: float
-    dense: float  # cosine similarity to the query (0 if not in the dense candidates)
-    bm25: float  # raw BM25 score (0 if not in the lexical candidates)
-    dense_rank: int | None
-    bm25_rank: int | None
-
-    def to_hit(self) -> Hit:
-        meta = self.chunk.metadata
-        page = meta.get("page")
-        return Hit(
-            text=self.chunk.text,
-            source=str(meta.get("source", "")),
-            title=str(meta.get("title", "")),
-            kind=str(meta.get("kind", "autre")),
-            page=int(page) if page is not None else None,
-            score=round(self.fused, 6),
-            chunk_id=self.chunk.id,
-        )
-
-
-@dataclass
-class Retrieval:
-    """The outcome of one search: the query, its embedding and ranked candidates."""
-
-    query: str
-    query_vector: list[float]
-    results: list[Scored] = field(default_factory=list)
-    # In how many chunks of the whole corpus a stemmed term occurs (for abstention rules).
-    document_frequency: Callable[[str], int] | None = None
-
-    @property
-    def hits(self) -> list[Hit]:
-        return [r.to_hit() for r in self.results]
 
 
 def normalize_query(query: str) -> str:
@@ -88,15 +51,21 @@ def validate(query: str, k: int, kinds: Sequence[str] | None) -> str:
 
 
 class HybridSearcher:
-    """Dense + BM25 search over one IndexStore and its LexicalIndex."""
+    """Dense + BM25 search over one IndexStore and its LexicalIndex, then ``reranker``."""
 
     def __init__(
-        self, settings: Settings, store: IndexStore, embedder: Embeddings, lexical: LexicalIndex
+        self,
+        settings: Settings,
+        store: IndexStore,
+        embedder: Embeddings,
+        lexical: LexicalIndex,
+        reranker: Reranker = KEEP_ORDER,
     ) -> None:
         self.settings = settings
         self.store = store
         self.embedder = embedder
         self.lexical = lexical
+        self.reranker = reranker
 
     def retrieve(self, query: str, k: int, kinds: Sequence[str] | None = None) -> Retrieval:
         q = validate(query, k, kinds)
@@ -143,6 +112,7 @@ class HybridSearcher:
             )
         drop = set(near_duplicates([r.chunk.text for r in results]))
         results = [r for i, r in enumerate(results) if i not in drop]
+        results = self.reranker.rerank(q, results)
         return Retrieval(
             query=q,
             query_vector=list(vector),
