@@ -11,7 +11,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
 
 from chromadb.api import ClientAPI
 from langchain_core.embeddings import Embeddings
@@ -32,7 +31,7 @@ from assistant.indexing.store import IndexStore, close_chroma_client, make_chrom
 from assistant.retrieval.followup import contextualize
 from assistant.retrieval.hybrid import AllianceRetriever, HybridSearcher, Retrieval
 from assistant.settings import Settings
-from assistant.types import Answer, Hit, RefreshReport
+from assistant.types import Answer, Building, Hit, IndexStats, RefreshReport
 
 log = logging.getLogger(__name__)
 
@@ -287,35 +286,33 @@ class Assistant:
         return AllianceRetriever(searcher=self, k=k, kinds=list(kinds) if kinds else None)
 
     # -- state -----------------------------------------------------------------------------
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> IndexStats:
         """What answers now: documents and chunks of the serving collection, and the
         configured embedder's collection when it is still being built."""
         with self._gate.read():
             return self._stats()
 
-    def _stats(self) -> dict[str, Any]:
+    def _stats(self) -> IndexStats:
         serving = self.serving_build()
         target = Build.of(self.settings)
         store = self._store_for(serving)
         docs = self._catalogue()
-        out: dict[str, Any] = {
-            "documents": sum(1 for d in docs.values() if d.status in ("indexed", "warning")),
-            "chunks": store.count(),
-            "embedder": serving.label,
-            "collection": store.collection_name,
-        }
+        building = None
         if serving != target:
             # counted without opening it: opening creates it, and stats() must not write
-            out["building"] = {
-                "embedder": target.label,
-                "chunks": chunk_count(store.client, target),
-            }
-        return out
+            building = Building(target.label, chunk_count(store.client, target))
+        return IndexStats(
+            documents=sum(1 for d in docs.values() if d.status in ("indexed", "warning")),
+            chunks=store.count(),
+            embedder=serving.label,
+            collection=store.collection_name,
+            building=building,
+        )
 
-    def documents(self) -> list[dict[str, Any]]:
+    def documents(self) -> list[DocumentRecord]:
         """The catalogue of the serving collection (what citations come from)."""
         with self._gate.read():
-            return [dict(vars(d)) for d in self._catalogue().values()]
+            return list(self._catalogue().values())
 
     def indexed_sources(self) -> set[str]:
         """Documents a citation may point to: those of the serving collection, not failed."""

@@ -81,7 +81,10 @@ class StaffConsole:
     def documents(self) -> list[dict[str, Any]]:
         """Every catalogued document: source, title, kind, status, reason, chunks, pages."""
         return [
-            {k: d[k] for k in ("source", "title", "kind", "status", "reason", "chunks", "pages")}
+            {
+                k: getattr(d, k)
+                for k in ("source", "title", "kind", "status", "reason", "chunks", "pages")
+            }
             for d in self.assistant.documents()
         ]
 

@@ -47,6 +47,31 @@ class Answer:
         }
 
 
+@dataclass(frozen=True)
+class Building:
+    """A build being written while another answers: its label and the chunks it holds."""
+
+    embedder: str
+    chunks: int
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    """What answers now (``Assistant.stats()``)."""
+
+    documents: int  # searchable documents of the serving collection
+    chunks: int
+    embedder: str  # the serving build's label
+    collection: str
+    building: Building | None = None  # the configured build, while it is being written
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        if self.building is None:
+            del out["building"]
+        return out
+
+
 Status = Literal["added", "updated", "unchanged", "removed", "failed", "warning"]
 
 

@@ -39,10 +39,10 @@ def test_replica_started_after_a_refresh_rebuilds_its_bm25_side(
     assert replica.search("quatre valeurs du Pacte civique", k=1)[0].source == "charte/pacte.md"
     # its document list (and so its /sources links) comes from the shared collection
     assert replica.indexed_sources() == writer.indexed_sources() != set()
-    mine = {d["source"]: (d["title"], d["kind"], d["chunks"]) for d in replica.documents()}
-    theirs = {d["source"]: (d["title"], d["kind"], d["chunks"]) for d in writer.documents()}
+    mine = {d.source: (d.title, d.kind, d.chunks) for d in replica.documents()}
+    theirs = {d.source: (d.title, d.kind, d.chunks) for d in writer.documents()}
     assert mine == theirs
-    assert replica.stats()["documents"] == writer.stats()["documents"] > 0
+    assert replica.stats().documents == writer.stats().documents > 0
     lexical_dir = replica.store.lexical_dir
     assert (lexical_dir / "fingerprint").read_text() == writer.store.fingerprint()
 

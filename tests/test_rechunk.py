@@ -19,6 +19,7 @@ from conftest import HashEmbeddings
 from assistant import Assistant, Settings
 from assistant.indexing import build as build_module
 from assistant.indexing.build import Build
+from assistant.types import Building
 
 _VOCABULARY = """convention mécénat compétences bénévoles gouvernance territoire budget calendrier
 objectifs indicateurs comité pilotage restitution partenaires financeurs"""
@@ -64,7 +65,9 @@ def test_a_new_chunk_size_makes_the_index_stale_and_the_refresh_rechunks(
     small = Assistant(small_settings, embedder=HashEmbeddings())
     assert small.is_stale()  # was False: chunking was part of no key
     assert small.serving_build() == Build.of(settings)  # the 900 build answers meanwhile
-    assert small.search(QUERY, k=3) and small.stats()["building"]["chunks"] == 0
+    assert small.search(QUERY, k=3) and small.stats().building == Building(
+        Build.of(small.settings).label, 0
+    )
 
     report = small.refresh()
     assert report.count("added") == len(report.documents) == 7
@@ -74,7 +77,7 @@ def test_a_new_chunk_size_makes_the_index_stale_and_the_refresh_rechunks(
     assert max(after) <= 100 + 40 + 1  # the size, plus a glued fragment under min_chars
     served = {c.id for c in small.serving_store.all_chunks()}
     assert all(h.chunk_id in served for h in small.search(QUERY, k=5))
-    assert not small.is_stale() and "building" not in small.stats()
+    assert not small.is_stale() and small.stats().building is None
     small.close()
 
     # Back to 900: the first build was kept, so going back embeds nothing.

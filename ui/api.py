@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
@@ -155,14 +155,14 @@ def api_router(
             }
         stats = assistant.stats()
         out: dict[str, Any] = {
-            "status": "ok" if stats["chunks"] else "empty",
-            "documents": stats["documents"],
-            "chunks": stats["chunks"],
-            "embedder": stats["embedder"],
+            "status": "ok" if stats.chunks else "empty",
+            "documents": stats.documents,
+            "chunks": stats.chunks,
+            "embedder": stats.embedder,
             "version": __version__,
         }
-        if "building" in stats:  # a new embedder's collection, answering once complete
-            out["building"] = stats["building"]
+        if stats.building is not None:  # a new build's collection, answering once complete
+            out["building"] = asdict(stats.building)
         if state.building:  # a refresh while the index answers
             out["progress"] = {"done": state.done, "total": state.total}
         return out
@@ -210,19 +210,19 @@ def api_router(
         for d in docs:
             rows.append(
                 {
-                    "source": d["source"],
-                    "title": d["title"],
-                    "kind": d["kind"],
-                    "pages": d["pages"],
-                    "chunks": d["chunks"],
-                    "status": d["status"],
-                    "reason": d["reason"],
-                    "indexed_at": _iso(d["indexed_at"]),
-                    "url": source_url(d["source"]),
-                    "archive_url": archive_url(d["source"]),
+                    "source": d.source,
+                    "title": d.title,
+                    "kind": d.kind,
+                    "pages": d.pages,
+                    "chunks": d.chunks,
+                    "status": d.status,
+                    "reason": d.reason,
+                    "indexed_at": _iso(d.indexed_at),
+                    "url": source_url(d.source),
+                    "archive_url": archive_url(d.source),
                 }
             )
-        last = max((d["indexed_at"] or 0 for d in docs), default=0)
+        last = max((d.indexed_at or 0 for d in docs), default=0)
         return {"documents": rows, "last_refresh": _iso(last)}
 
     if feedback is not None:

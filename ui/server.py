@@ -214,7 +214,7 @@ def start_background_build(assistant: Assistant, state: IndexState) -> threading
     if not assistant.is_stale():
         return None
     try:
-        answers = int(assistant.stats()["chunks"]) > 0
+        answers = assistant.stats().chunks > 0
     except AllianceError:
         answers = False
     sys.stderr.write(

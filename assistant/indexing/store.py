@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import chromadb
@@ -68,6 +68,30 @@ def documents_from_chunks(chunks: Iterable[StoredChunk]) -> dict[str, DocumentRe
         if isinstance(page, int):
             record.pages = max(record.pages or 0, page)
     return dict(sorted(by.items()))
+
+
+class Store(Protocol):
+    """What search needs of a build's index (``IndexStore`` is the Chroma one): the read side.
+    A store for another vector database implements this and passes the store contract suite
+    (``tests/test_store_contract.py``)."""
+
+    build: Build
+
+    def count(self) -> int: ...
+
+    def query(
+        self, embedding: Sequence[float], n: int, kinds: Sequence[str] | None = None
+    ) -> list[tuple[str, float]]: ...
+
+    def get_chunks(self, ids: Sequence[str]) -> dict[str, StoredChunk]: ...
+
+    def all_chunks(self, batch: int = 2000) -> list[StoredChunk]: ...
+
+    def documents(self) -> dict[str, DocumentRecord]: ...
+
+    def chunk_filter(self) -> Callable[[dict[str, Any]], bool] | None: ...
+
+    def fingerprint(self) -> str: ...
 
 
 class TitledChroma(Chroma):
@@ -237,6 +261,18 @@ class IndexStore:
 
     def count(self) -> int:
         return int(self.collection.count())
+
+    def get_chunks(self, ids: Sequence[str]) -> dict[str, StoredChunk]:
+        """The stored chunks among ``ids`` (missing ones are left out)."""
+        if not ids:
+            return {}
+        got = self.collection.get(ids=list(ids), include=["documents", "metadatas"])
+        docs = got.get("documents") or []
+        metas = got.get("metadatas") or []
+        return {
+            cid: StoredChunk(cid, text or "", dict(meta or {}))
+            for cid, text, meta in zip(got["ids"], docs, metas, strict=True)
+        }
 
     def all_chunks(self, batch: int = 2000) -> list[StoredChunk]:
         """Every chunk with text and metadata, read in pages (works on a server too)."""

@@ -12,12 +12,12 @@ from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
-from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 
 from assistant.errors import QueryError
+from assistant.indexing.embedders import Embedder
 from assistant.indexing.lexical import LexicalIndex
-from assistant.indexing.store import IndexStore, StoredChunk
+from assistant.indexing.store import Store, StoredChunk
 from assistant.retrieval.fusion import near_duplicates, rrf
 from assistant.retrieval.rerank import KEEP_ORDER, Reranker
 from assistant.retrieval.results import Retrieval, Scored
@@ -51,13 +51,13 @@ def validate(query: str, k: int, kinds: Sequence[str] | None) -> str:
 
 
 class HybridSearcher:
-    """Dense + BM25 search over one IndexStore and its LexicalIndex, then ``reranker``."""
+    """Dense + BM25 search over one ``Store`` and its LexicalIndex, then ``reranker``."""
 
     def __init__(
         self,
         settings: Settings,
-        store: IndexStore,
-        embedder: Embeddings,
+        store: Store,
+        embedder: Embedder,
         lexical: LexicalIndex,
         reranker: Reranker = KEEP_ORDER,
     ) -> None:
@@ -128,13 +128,7 @@ class HybridSearcher:
         missing = [cid for cid in ids if cid not in chunks]
         if not missing:
             return chunks
-        got = self.store.collection.get(ids=missing, include=["documents", "metadatas"])
-        docs = got.get("documents") or []
-        metas = got.get("metadatas") or []
-        extra = {
-            cid: StoredChunk(cid, text or "", dict(meta or {}))
-            for cid, text, meta in zip(got["ids"], docs, metas, strict=True)
-        }
+        extra = self.store.get_chunks(missing)
         return ChainMap(extra, chunks) if extra else chunks  # no copy of a 100k-entry table
 
 
