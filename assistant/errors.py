@@ -79,6 +79,18 @@ class ConflictError(AllianceError):
     """A write would replace something that exists without being asked to (409)."""
 
 
-class UnsupportedDocument(DocumentError):
-    """An upload of a type Alliance does not take, or whose content is not what its name says
-    (the edge answers 415)."""
+class UnsupportedTypeError(DocumentError):
+    """A file whose type (suffix or content) Alliance does not read or accept (HTTP 415)."""
+
+
+class TooLargeError(DocumentError):
+    """A file over ``Settings.max_file_mb`` (HTTP 413)."""
+
+
+class FetchError(AllianceError):
+    """Why a web page listed in ``sources.toml`` could not be fetched (shown to staff)."""
+
+
+class RemoteError(AllianceError):
+    """A server (``alliance refresh --server``) could not be reached or answered something
+    unexpected."""

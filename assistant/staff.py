@@ -29,21 +29,21 @@ from assistant.errors import (
     IndexLockedError,
     LimitExceeded,
     RateLimited,
-    UnsupportedDocument,
+    UnsupportedTypeError,
 )
 from assistant.feedback import FeedbackStore
-from assistant.indexing.refresh import read_log
+from assistant.indexing.refresh_log import read_log
 from assistant.indexing.served_files import corpus_path, inside_corpus
+from assistant.ingest.loaders import UPLOAD_LABELS, UPLOAD_SUFFIXES, format_for
 from assistant.settings import Settings
 from assistant.types import RefreshReport
 
 log = logging.getLogger(__name__)
 
-UPLOAD_TYPES = {".pdf", ".html", ".htm"}
+UPLOAD_TYPES = UPLOAD_SUFFIXES  # the registry's formats that say how to check their content
 UPLOAD_FOLDERS = ("recits", "charte", "boite-a-outils", "")  # "" = corpus root (kind "autre")
 MIN_TOKEN_CHARS = 16
 _SAFE_NAME = re.compile(r"^[\w][\w .()'-]{0,150}$")
-_HTML_START = re.compile(rb"<\s*(!doctype\s+html|html|head|body|article|main|p|h1)\b", re.I)
 
 
 def token_ok(given: str | None, expected: str | None) -> bool:
@@ -152,7 +152,10 @@ class StaffConsole:
     def documents(self) -> list[dict[str, Any]]:
         """Every catalogued document: source, title, kind, status, reason, chunks, pages."""
         return [
-            {k: d[k] for k in ("source", "title", "kind", "status", "reason", "chunks", "pages")}
+            {
+                k: getattr(d, k)
+                for k in ("source", "title", "kind", "status", "reason", "chunks", "pages")
+            }
             for d in self.assistant.documents()
         ]
 
@@ -160,7 +163,7 @@ class StaffConsole:
         """Save an uploaded PDF or HTML file under ``corpus/<folder>/``; returns its source.
         The name is taken as given or refused (never trimmed or re-cut); an existing file is
         replaced only with ``replace=True`` (else ConflictError). Raises DocumentError with the
-        reason staff see (bad name, folder or content), UnsupportedDocument for a wrong type,
+        reason staff see (bad name, folder or content), UnsupportedTypeError for a wrong type,
         LimitExceeded for a file over ``max_file_mb``."""
         if folder not in UPLOAD_FOLDERS:
             raise DocumentError(
@@ -171,10 +174,10 @@ class StaffConsole:
                 name, "nom de fichier refusé (lettres, chiffres, - _ . ( ) ' espace ; rien d'autre)"
             )
         suffix = PurePosixPath(name).suffix.lower()
-        if suffix not in UPLOAD_TYPES:
-            raise UnsupportedDocument(
-                name, f"type refusé ({suffix or 'sans extension'}) : PDF ou HTML"
-            )
+        fmt = format_for(suffix) if suffix in UPLOAD_TYPES else None
+        if fmt is None or fmt.sniff is None:
+            refused = f"type refusé ({suffix or 'sans extension'}) : {UPLOAD_LABELS}"
+            raise UnsupportedTypeError(name, refused)
         limit = int(self.settings.max_file_mb * 2**20)
         if len(data) > limit:
             raise LimitExceeded(
@@ -186,10 +189,8 @@ class StaffConsole:
             )
         if not data:
             raise DocumentError(name, "fichier vide")
-        if suffix == ".pdf" and not data[:1024].lstrip().startswith(b"%PDF-"):
-            raise UnsupportedDocument(name, "le contenu n'est pas un PDF")
-        if suffix != ".pdf" and not _HTML_START.search(data[:4096]):
-            raise UnsupportedDocument(name, "le contenu n'est pas une page HTML")
+        if not fmt.sniff(data):
+            raise UnsupportedTypeError(name, f"le contenu n'est pas {fmt.named}")
         corpus = self.settings.corpus_dir
         target_dir = corpus / folder if folder else corpus
         target_dir.mkdir(parents=True, exist_ok=True)

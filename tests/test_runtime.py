@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from assistant.errors import ConfigError
-from assistant.indexing.store import DocumentRecord, IndexStore, catalog_version
+from assistant.indexing.catalogue import DocumentRecord, catalog_version
+from assistant.indexing.store import IndexStore
 from assistant.runtime import apply_thread_policy, thread_count, thread_env
 from assistant.settings import Settings
 

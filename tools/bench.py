@@ -434,13 +434,13 @@ def phase_baseline(cfg: dict[str, Any]) -> dict[str, Any]:
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
     from assistant.errors import DocumentError
-    from assistant.indexing.embedders import embedder_slug
+    from assistant.indexing.build import Build
     from assistant.ingest.loaders import discover, load_document
 
     corpus = Path(cfg["corpus"])
     chroma_settings = ChromaSettings(anonymized_telemetry=False)
     ours = chromadb.PersistentClient(str(Path(cfg["index"]) / "chroma"), settings=chroma_settings)
-    col = ours.get_collection(f"alliance-{embedder_slug(cfg['embedder'])}")
+    col = ours.get_collection(Build.of(_settings(cfg)).collection)
     cache: dict[str, np.ndarray] = {}
     for offset in range(0, col.count(), 5000):
         got = col.get(include=["documents", "embeddings"], limit=5000, offset=offset)

@@ -66,7 +66,7 @@ def admin_router(
             body += piece
             if len(body) > limit:
                 raise _too_large(console, len(body))
-        # errors by type: LimitExceeded 413, ConflictError 409, UnsupportedDocument 415,
+        # errors by type: LimitExceeded 413, ConflictError 409, UnsupportedTypeError 415,
         # DocumentError 400 (see ui.api.status_for)
         source = console.upload(name, bytes(body), folder, replace=replace)
         return {"source": source}

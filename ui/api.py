@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
@@ -34,7 +34,9 @@ from assistant.errors import (
     LimitExceeded,
     QueryError,
     RateLimited,
-    UnsupportedDocument,
+    RemoteError,
+    TooLargeError,
+    UnsupportedTypeError,
 )
 from assistant.feedback import FeedbackStore
 from assistant.indexing.served_files import archive_url, source_url
@@ -163,12 +165,7 @@ def hit_payload(hit: Hit) -> dict[str, Any]:
 
 
 def answer_payload(answer: Answer) -> dict[str, Any]:
-    return {
-        "answer": answer.text,
-        "citations": [hit_payload(h) for h in answer.citations],
-        "grounded": answer.grounded,
-        "query": answer.query,
-    }
+    return answer.to_dict(hit=hit_payload)  # the type's own shape, citations with links
 
 
 def _iso(ts: float | None) -> str | None:
@@ -201,14 +198,14 @@ def api_router(
             }
         stats = assistant.stats()
         out: dict[str, Any] = {
-            "status": "ok" if stats["chunks"] else "empty",
-            "documents": stats["documents"],
-            "chunks": stats["chunks"],
-            "embedder": stats["embedder"],
+            "status": "ok" if stats.chunks else "empty",
+            "documents": stats.documents,
+            "chunks": stats.chunks,
+            "embedder": stats.embedder,
             "version": __version__,
         }
-        if "building" in stats:  # a new embedder's collection, answering once complete
-            out["building"] = stats["building"]
+        if stats.building is not None:  # a new build's collection, answering once complete
+            out["building"] = asdict(stats.building)
         if state.building:  # a refresh while the index answers
             out["progress"] = {"done": state.done, "total": state.total}
         return out
@@ -261,18 +258,18 @@ def api_router(
         for d in docs:
             rows.append(
                 {
-                    "source": d["source"],
-                    "title": d["title"],
-                    "kind": d["kind"],
-                    "pages": d["pages"],
-                    "chunks": d["chunks"],
-                    "status": d["status"],  # not the reason: internal, for staff only
-                    "indexed_at": _iso(d["indexed_at"]),
-                    "url": source_url(d["source"]),
-                    "archive_url": archive_url(d["source"]),
+                    "source": d.source,
+                    "title": d.title,
+                    "kind": d.kind,
+                    "pages": d.pages,
+                    "chunks": d.chunks,
+                    "status": d.status,  # not the reason: internal, for staff only
+                    "indexed_at": _iso(d.indexed_at),
+                    "url": source_url(d.source),
+                    "archive_url": archive_url(d.source),
                 }
             )
-        last = max((d["indexed_at"] or 0 for d in docs), default=0)
+        last = max((d.indexed_at or 0 for d in docs), default=0)
         return {"documents": rows, "last_refresh": _iso(last)}
 
     if feedback is not None:
@@ -309,12 +306,18 @@ def status_for(exc: AllianceError) -> int:
         return 429
     if isinstance(exc, ConflictError):
         return 409
-    if isinstance(exc, UnsupportedDocument):
+    if isinstance(exc, UnsupportedTypeError):
         return 415
     if isinstance(exc, QueryError):
         return 422
     if isinstance(exc, IndexNotReadyError | IndexLockedError):
         return 503
+    if isinstance(exc, TooLargeError):
+        return 413
+    if isinstance(exc, UnsupportedTypeError):
+        return 415
+    if isinstance(exc, RemoteError):
+        return 502
     return 400
 
 

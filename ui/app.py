@@ -160,7 +160,7 @@ def index_notice(assistant: Assistant, state: IndexState) -> str:
     if state.error:
         return notice_html(f"La construction de l'index a échoué : {state.error}", "warn")
     try:
-        chunks = int(assistant.stats()["chunks"])
+        chunks = assistant.stats().chunks
     except AllianceError as exc:
         return notice_html(str(exc), "warn")
     if chunks == 0:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from assistant.errors import AllianceError, ConfigError, IndexBusyError, IndexLockedError
+from assistant.errors import ConfigError, IndexBusyError, IndexLockedError, RemoteError
 from assistant.indexing import owner_lock as ownership
 from assistant.indexing.refresh import Progress
 from assistant.types import Answer, Hit, RefreshReport
@@ -29,10 +29,6 @@ if TYPE_CHECKING:
     from assistant.core import Assistant
 
 log = logging.getLogger(__name__)
-
-
-class RemoteError(AllianceError):
-    """The server could not be reached or answered something unexpected."""
 
 
 TOKEN_HINT = (

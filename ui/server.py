@@ -28,9 +28,9 @@ from assistant.errors import AllianceError, DocumentError
 from assistant.feedback import FeedbackLimits, FeedbackStore
 from assistant.indexing import owner_lock as ownership
 from assistant.indexing.active import switch_notice
-from assistant.indexing.refresh import WEB_DIR
+from assistant.indexing.paths import IndexPaths
 from assistant.indexing.served_files import resolve_archive, resolve_source, source_url
-from assistant.ingest.loaders import load_document
+from assistant.ingest.loaders import format_for, load_document
 from assistant.runtime import apply_thread_policy
 from assistant.settings import Settings
 from assistant.staff import StaffConsole, check_token_strength
@@ -50,7 +50,6 @@ MONO_FONTS = ("ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"
 # Documents come from outside: a served HTML page must run nothing and load nothing.
 _SANDBOX_CSP = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
 DOCS_STATIC = "/docs-static"
-_TEXT_TYPES = {".md": "text/plain", ".markdown": "text/plain", ".txt": "text/plain"}
 
 
 def theme() -> gr.themes.Base:
@@ -60,16 +59,14 @@ def theme() -> gr.themes.Base:
 
 def feedback_store(settings: Settings) -> FeedbackStore:
     limits = FeedbackLimits.from_settings(settings)
-    return FeedbackStore(settings.index_dir / "feedback.sqlite", limits)
+    return FeedbackStore(IndexPaths(settings.index_dir).feedback, limits)
 
 
 def _media_type(name: str) -> str:
     suffix = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    if suffix == ".pdf":
-        return "application/pdf"
-    if suffix in _TEXT_TYPES:
-        return _TEXT_TYPES[suffix] + "; charset=utf-8"
-    guessed = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    fmt = format_for(suffix)  # what the index reads is served as the loader registry says
+    guessed = fmt.media_type if fmt else mimetypes.guess_type(name)[0]
+    guessed = guessed or "application/octet-stream"
     return guessed + ("; charset=utf-8" if guessed.startswith("text/") else "")
 
 
@@ -191,7 +188,7 @@ def create_app(
     def archive(key: str) -> Response:
         """The copy of a web page the index was built from (the page may have changed since,
         or be offline): served like a corpus document, sandboxed."""
-        real = resolve_archive(settings.index_dir / WEB_DIR, assistant.indexed_sources(), key)
+        real = resolve_archive(IndexPaths(settings.index_dir).web, assistant.indexed_sources(), key)
         if real is None:
             raise HTTPException(status_code=404)
         return _document_response(real)
@@ -329,7 +326,7 @@ def start_background_build(assistant: Assistant, state: IndexState) -> threading
     if not assistant.is_stale():
         return None
     try:
-        answers = int(assistant.stats()["chunks"]) > 0
+        answers = assistant.stats().chunks > 0
     except AllianceError:
         answers = False
     sys.stderr.write(

@@ -20,6 +20,7 @@ import gradio as gr
 
 from assistant.errors import AllianceError
 from assistant.indexing.active import switch_notice
+from assistant.ingest.loaders import UPLOAD_LABELS, UPLOAD_SUFFIXES
 from assistant.staff import UPLOAD_FOLDERS, StaffConsole, token_ok
 from assistant.types import RefreshReport
 
@@ -155,9 +156,9 @@ def staff_tab(console: StaffConsole, token: str) -> StaffHandlers:
         docs = gr.Dataframe(headers=DOC_HEADERS, label="Documents", interactive=False)
         with gr.Row():
             files = gr.File(
-                label="Déposer des PDF / HTML",
+                label=f"Déposer des {UPLOAD_LABELS.replace(' ou ', ' / ')}",
                 file_count="multiple",
-                file_types=[".pdf", ".html", ".htm"],
+                file_types=sorted(UPLOAD_SUFFIXES),
                 type="filepath",
             )
             folder = gr.Dropdown(list(UPLOAD_FOLDERS), value="boite-a-outils", label="Dossier")

@@ -12,6 +12,10 @@ from collections.abc import Iterable
 from langchain_core.documents import Document
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
+CHUNKER_VERSION = 1
+"""Bump when this module (or a loader's text extraction) would cut other passages from the
+same file: the index is then rebuilt at the next refresh (see ``indexing.build``)."""
+
 FRENCH_SEPARATORS: list[str] = [
     "\n\n",
     "\n",
