@@ -11,7 +11,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
 
 from chromadb.api import ClientAPI
 from langchain_core.embeddings import Embeddings
@@ -19,24 +18,26 @@ from langchain_core.retrievers import BaseRetriever
 
 from assistant.answering.extractive import Answerer
 from assistant.answering.llm import make_answerer, stream_answer
+from assistant.answering.sentence_cache import SentenceCache, sidecar_path
 from assistant.errors import ConfigError, IndexNotReadyError
-from assistant.indexing.active import chunk_count, serving_embedder, settle
-from assistant.indexing.embedders import make_embedder
+from assistant.indexing.active import chunk_count, serving_build, settle
+from assistant.indexing.build import Build
+from assistant.indexing.catalogue import DocumentRecord
+from assistant.indexing.embedders import embedder_slug, make_embedder
 from assistant.indexing.lexical import LexicalIndex
-from assistant.indexing.refresh import Progress, file_sha256, refresh
+from assistant.indexing.plan import is_current, plan_refresh
+from assistant.indexing.refresh import Progress, refresh
 from assistant.indexing.rwlock import ReadWriteLock
-from assistant.indexing.store import (
-    DocumentRecord,
-    IndexStore,
-    close_chroma_client,
-    make_chroma_client,
-)
-from assistant.ingest.loaders import discover
-from assistant.ingest.manifest import Manifest, Override, load_manifest, version_sha
+from assistant.indexing.store import IndexStore, close_chroma_client, make_chroma_client
 from assistant.retrieval.followup import contextualize
-from assistant.retrieval.hybrid import AllianceRetriever, HybridSearcher, Retrieval
+from assistant.retrieval.hybrid import (
+    MAX_QUERY_CHARS,
+    AllianceRetriever,
+    HybridSearcher,
+    Retrieval,
+)
 from assistant.settings import Settings
-from assistant.types import Answer, Hit, RefreshReport
+from assistant.types import Answer, Building, Hit, IndexStats, RefreshReport
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,10 @@ _STEP_CHECK_S = 2.0
 class Assistant:
     """Refresh, search and ask over one corpus and index. Thread-safe for concurrent reads.
 
-    ``settings.embedder`` is the embedder refreshes build with. Queries go to the collection
-    that is *active* (see ``indexing.active``): the same one, except while a new embedder's
-    collection is being built, when the previous one keeps answering with its own model.
+    ``settings`` name the build (embedder and chunking recipe, see ``indexing.build``) that
+    refreshes write. Queries go to the collection that is *active* (see ``indexing.active``):
+    the same one, except while a new build's collection is being written (another embedder, or
+    another chunking), when the previous one keeps answering with its own model.
     """
 
     def __init__(
@@ -66,8 +68,9 @@ class Assistant:
             self._embedders[settings.embedder] = embedder
         self._fixed_answerer = answerer
         self._answerers: dict[str, Answerer] = {}
+        self._sentence_caches: dict[str, SentenceCache] = {}
         self._client: ClientAPI | None = None
-        self._stores: dict[str, IndexStore] = {}
+        self._stores: dict[Build, IndexStore] = {}
         self._searcher: HybridSearcher | None = None
         self._lock = threading.RLock()
         # Searches and refreshes hold it shared, close() exclusive.
@@ -82,6 +85,17 @@ class Assistant:
                 self._embedders[spec] = self._factory(spec)
             return self._embedders[spec]
 
+    def _sentences_for(self, spec: str) -> SentenceCache:
+        """The embedder the answerer embeds sentences with, behind a cache kept on disk
+        (``answering.sentence_cache``): a sentence is embedded once, not at every question."""
+        with self._lock:
+            if spec not in self._sentence_caches:
+                path = sidecar_path(self.settings.index_dir, embedder_slug(spec))
+                self._sentence_caches[spec] = SentenceCache(
+                    self._embedder_for(spec), namespace=spec, path=path
+                )
+            return self._sentence_caches[spec]
+
     def _chroma(self) -> ClientAPI:
         """The one Chroma client of this Assistant (re-created after ``close``)."""
         with self._lock:
@@ -89,13 +103,14 @@ class Assistant:
                 self._client = make_chroma_client(self.settings)
             return self._client
 
-    def _store_for(self, spec: str) -> IndexStore:
+    def _store_for(self, build: Build) -> IndexStore:
         with self._lock:
-            if spec not in self._stores:
-                settings = self.settings.replace(embedder=spec)
+            if build not in self._stores:
+                settings = self.settings.replace(embedder=build.embedder)
                 client = self._chroma()  # claims an embedded index before a model loads
-                self._stores[spec] = IndexStore(settings, self._embedder_for(spec), client)
-            return self._stores[spec]
+                embedder = self._embedder_for(build.embedder)
+                self._stores[build] = IndexStore(settings, embedder, client, build)
+            return self._stores[build]
 
     def _answerer_for(self, spec: str) -> Answerer:
         with self._lock:
@@ -105,7 +120,7 @@ class Assistant:
                 # extractive, wrapped by an LLM answerer when settings.llm_url is set; it embeds
                 # sentences with the model that embedded the query
                 settings = self.settings.replace(embedder=spec)
-                self._answerers[spec] = make_answerer(settings, self._embedder_for(spec))
+                self._answerers[spec] = make_answerer(settings, self._sentences_for(spec))
             return self._answerers[spec]
 
     @property
@@ -115,8 +130,8 @@ class Assistant:
 
     @property
     def store(self) -> IndexStore:
-        """The configured embedder's index: the one refreshes write."""
-        return self._store_for(self.settings.embedder)
+        """The configured build's index: the one refreshes write."""
+        return self._store_for(Build.of(self.settings))
 
     @property
     def answerer(self) -> Answerer:
@@ -124,19 +139,23 @@ class Assistant:
 
     def serving_embedder(self) -> str:
         """The embedder whose collection answers queries now (see ``indexing.active``)."""
+        return self.serving_build().embedder
+
+    def serving_build(self) -> Build:
+        """The build whose collection answers queries now (see ``indexing.active``)."""
         with self._lock:  # a re-open closes the client under this lock too
-            return serving_embedder(self._chroma(), self.settings.embedder)
+            return serving_build(self._chroma(), Build.of(self.settings))
 
     @property
     def serving_store(self) -> IndexStore:
         """The index queries go to: the configured one, or the previous one while the
         configured embedder's collection is being built."""
-        return self._store_for(self.serving_embedder())
+        return self._store_for(self.serving_build())
 
     def _get_searcher(self) -> HybridSearcher:
         with self._lock:
             if self._searcher is None:
-                self._searcher = self._open_searcher(self.serving_embedder())
+                self._searcher = self._open_searcher(self.serving_build())
             return self._searcher
 
     def _follow_other_writers(self) -> None:
@@ -167,16 +186,16 @@ class Assistant:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _open_searcher(self, spec: str, lexical: LexicalIndex | None = None) -> HybridSearcher:
-        store = self._store_for(spec)
+    def _open_searcher(self, build: Build, lexical: LexicalIndex | None = None) -> HybridSearcher:
+        store = self._store_for(build)
         if lexical is None:
             if store.count() == 0:
                 raise IndexNotReadyError(
                     "l'index est vide : lancez `alliance refresh` pour le construire"
                 )
             lexical = LexicalIndex.open(store)
-        settings = self.settings.replace(embedder=spec)
-        return HybridSearcher(settings, store, self._embedder_for(spec), lexical)
+        settings = self.settings.replace(embedder=build.embedder)
+        return HybridSearcher(settings, store, self._embedder_for(build.embedder), lexical)
 
     def _out_of_step(self) -> bool:
         """Whether another process (a replica's writer) refreshed the collection or switched
@@ -188,7 +207,7 @@ class Assistant:
         self._checked_at = now
         searcher = self._searcher
         assert searcher is not None
-        if self.serving_embedder() != searcher.settings.embedder:
+        if self.serving_build() != searcher.store.build:
             return True
         return searcher.store.fingerprint() != searcher.lexical.fingerprint
 
@@ -206,7 +225,7 @@ class Assistant:
                     self._refreshing -= 1
 
     def _refresh(self, *, dry_run: bool, progress: Progress | None) -> RefreshReport:
-        target = self.settings.embedder
+        target = Build.of(self.settings)
         store = self.store
 
         def finish(report: RefreshReport) -> None:
@@ -214,19 +233,21 @@ class Assistant:
             # Nothing changed: reuse the persisted BM25 side if it matches (a rebuild takes 36 s
             # at 100k chunks); otherwise rebuild it from the collection.
             lexical = LexicalIndex.build(store) if changed else LexicalIndex.open(store)
-            report.active_embedder, report.switched_from = settle(store.client, target)
-            if report.active_embedder == target:
+            active, switched_from = settle(store.client, target)
+            report.active_embedder = active.label
+            report.switched_from = switched_from.label if switched_from is not None else ""
+            if active == target:
                 searcher = self._open_searcher(target, lexical)
                 with self._lock:
                     self._searcher = searcher
 
-        serving = self.serving_embedder()
+        serving = self.serving_build()
         carry = self._store_for(serving) if serving != target else None
         report = refresh(
             self.settings, store, dry_run=dry_run, progress=progress, finish=finish, carry=carry
         )
         if dry_run:
-            report.active_embedder = self.serving_embedder()
+            report.active_embedder = self.serving_build().label
         return report
 
     def retrieve(
@@ -241,6 +262,7 @@ class Assistant:
         self._follow_other_writers()
         with self._gate.read():
             searcher = self._get_searcher()
+            kinds = list(dict.fromkeys(kinds)) if kinds else kinds  # a kind once, not 40,000 times
             retrieval = searcher.retrieve(query, self.settings.k if k is None else k, kinds)
         return retrieval, self._answerer_for(searcher.settings.embedder)
 
@@ -274,7 +296,8 @@ class Assistant:
         citation-checked ``Answer``. Retrieval runs before the first item, so invalid queries
         raise here, not mid-stream."""
         turns = list(history or [])
-        query = contextualize(question, turns)
+        # the question's own length is what is limited, not the history's (issue 16, row 9)
+        query = contextualize(question, turns, max_chars=MAX_QUERY_CHARS)
         retrieval, answerer = self._retrieve_with(query, kinds)
         # the answerer reads the standalone question (a follow-up rewritten with its subject)
         return stream_answer(answerer, query, retrieval, turns)
@@ -284,34 +307,33 @@ class Assistant:
         return AllianceRetriever(searcher=self, k=k, kinds=list(kinds) if kinds else None)
 
     # -- state -----------------------------------------------------------------------------
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> IndexStats:
         """What answers now: documents and chunks of the serving collection, and the
         configured embedder's collection when it is still being built."""
         with self._gate.read():
             return self._stats()
 
-    def _stats(self) -> dict[str, Any]:
-        serving = self.serving_embedder()
+    def _stats(self) -> IndexStats:
+        serving = self.serving_build()
+        target = Build.of(self.settings)
         store = self._store_for(serving)
         docs = self._catalogue()
-        out: dict[str, Any] = {
-            "documents": sum(1 for d in docs.values() if d.status in ("indexed", "warning")),
-            "chunks": store.count(),
-            "embedder": serving,
-            "collection": store.collection_name,
-        }
-        if serving != self.settings.embedder:
+        building = None
+        if serving != target:
             # counted without opening it: opening creates it, and stats() must not write
-            out["building"] = {
-                "embedder": self.settings.embedder,
-                "chunks": chunk_count(store.client, self.settings.embedder),
-            }
-        return out
+            building = Building(target.label, chunk_count(store.client, target))
+        return IndexStats(
+            documents=sum(1 for d in docs.values() if d.status in ("indexed", "warning")),
+            chunks=store.count(),
+            embedder=serving.label,
+            collection=store.collection_name,
+            building=building,
+        )
 
-    def documents(self) -> list[dict[str, Any]]:
+    def documents(self) -> list[DocumentRecord]:
         """The catalogue of the serving collection (what citations come from)."""
         with self._gate.read():
-            return [dict(vars(d)) for d in self._catalogue().values()]
+            return list(self._catalogue().values())
 
     def indexed_sources(self) -> set[str]:
         """Documents a citation may point to: those of the serving collection, not failed."""
@@ -343,22 +365,11 @@ class Assistant:
         store = self.store
         if store.count() == 0:
             return True
-        if self.serving_embedder() != self.settings.embedder:
+        if self.serving_build() != store.build:
             return True
         known = store.documents()
-        corpus = self.settings.corpus_dir
-        paths = discover(corpus) if corpus.is_dir() else []
-        current = {p.relative_to(corpus).as_posix(): p for p in paths}
-        try:
-            manifest = load_manifest(corpus) if corpus.is_dir() else Manifest()
+        try:  # the refresh's own planner, without fetching web pages
+            plan = plan_refresh(self.settings, known, fetch=False)
         except ConfigError:
             return True  # a refresh will say what is wrong with sources.toml
-        if set(current) | {w.url for w in manifest.web} != set(known):
-            return True
-        try:
-            return any(
-                version_sha(file_sha256(p), manifest.files.get(s, Override())) != known[s].sha256
-                for s, p in current.items()
-            )
-        except OSError:  # a file that cannot be read: a refresh reports it
-            return True
+        return not is_current(plan, known)

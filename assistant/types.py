@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -35,17 +36,44 @@ class Answer:
     grounded: bool
     query: str = ""  # the query actually searched (follow-ups are rewritten from history)
     # On a decline: the documents that share the question's subject (shown as « Documents
-    # proches », never as sources); empty for an off-topic question and for answers.
+    # proches », never as sources); empty for an off-topic question and for answers. Not in
+    # the JSON shape: there a decline's ``citations`` are these, and ``grounded`` says so.
     related: list[Hit] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, hit: Callable[[Hit], dict[str, Any]] = Hit.to_dict) -> dict[str, Any]:
+        """The one JSON shape of an answer (CLI, REST, stream); ``hit`` shapes each citation
+        (the REST API adds links to it)."""
         return {
             "answer": self.text,
-            "citations": [c.to_dict() for c in self.citations],
+            "citations": [hit(c) for c in self.citations],
             "grounded": self.grounded,
             "query": self.query,
-            "related": [c.to_dict() for c in self.related],
         }
+
+
+@dataclass(frozen=True)
+class Building:
+    """A build being written while another answers: its label and the chunks it holds."""
+
+    embedder: str
+    chunks: int
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    """What answers now (``Assistant.stats()``)."""
+
+    documents: int  # searchable documents of the serving collection
+    chunks: int
+    embedder: str  # the serving build's label
+    collection: str
+    building: Building | None = None  # the configured build, while it is being written
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        if self.building is None:
+            del out["building"]
+        return out
 
 
 Status = Literal["added", "updated", "unchanged", "removed", "failed", "warning"]

@@ -3,8 +3,18 @@ deterministic fake embeddings for plumbing tests, and small French corpora on di
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 from langchain_core.embeddings import Embeddings
@@ -12,6 +22,67 @@ from langchain_core.embeddings import Embeddings
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+# Modules whose tests are pure and fast: no Chroma, no model, no server (``pytest -m unit``,
+# under a minute). A test in them that takes the real embedder (``e5``) is not marked.
+UNIT_MODULES = frozenset(
+    {
+        "test_abstention",
+        "test_bm25",
+        "test_chunking",
+        "test_cleaning",
+        "test_feedback",
+        "test_followup",
+        "test_french",
+        "test_fusion",
+        "test_loaders",
+        "test_metrics",
+        "test_render",
+        "test_seams",
+        "test_sources",
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        if module in UNIT_MODULES and "e5" not in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.unit)
+
+
+def _local(address: Any) -> bool:
+    """True for a loopback (or Unix socket) address: the only network tests may use."""
+    if not isinstance(address, tuple):
+        return True  # AF_UNIX path
+    host = str(address[0])
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False  # a name: resolving it is already going out
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Refuse connections outside 127.0.0.1/::1: a test that reaches the internet fails."""
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+
+    def connect(self: socket.socket, address: Any) -> None:
+        if not _local(address):
+            raise OSError(f"tests may not reach the network (connect to {address!r})")
+        real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        if not _local(address):
+            raise OSError(f"tests may not reach the network (connect to {address!r})")
+        return real_connect_ex(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    yield
 
 
 @pytest.fixture(scope="session")
@@ -93,3 +164,87 @@ def write_corpus(root: Path, docs: dict[str, str] | None = None) -> Path:
 @pytest.fixture
 def small_corpus(tmp_path: Path) -> Path:
     return write_corpus(tmp_path / "corpus")
+
+
+# -- a real Chroma server (``chroma run``) on 127.0.0.1, started once per session on demand ----
+# The fixture starts the server itself (a free port, a tmp path), waits a bounded time for its
+# heartbeat and always kills it, so ``make test`` covers server mode with no CI change. Set
+# ``ALLIANCE_TEST_CHROMA_URL`` to run against a server you started instead.
+STARTUP_SECONDS = 30.0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _chroma_binary() -> str | None:
+    beside = Path(sys.executable).with_name("chroma")
+    return str(beside) if beside.exists() else shutil.which("chroma")
+
+
+def _heartbeat(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a running Chroma server: ALLIANCE_TEST_CHROMA_URL, or one started here."""
+    given = os.environ.get("ALLIANCE_TEST_CHROMA_URL")
+    if given:
+        yield given.rstrip("/")
+        return
+    binary = _chroma_binary()
+    if binary is None:
+        pytest.skip("the `chroma` command is not installed")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    data = tmp_path_factory.mktemp("chroma-server")
+    log = (data / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [binary, "run", "--path", str(data / "db"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+    )
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while not _heartbeat(url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                tail = (data / "server.log").read_text(errors="replace")[-2000:]
+                pytest.fail(f"chroma server did not start on {url}:\n{tail}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture
+def server(chroma_url: str) -> str:
+    """The server URL with every collection dropped first: each test starts from a clean slate
+    (so point ALLIANCE_TEST_CHROMA_URL only at a throwaway server)."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    url = urlparse(chroma_url)
+    client = chromadb.HttpClient(
+        host=url.hostname or "127.0.0.1",
+        port=url.port or 8000,
+        ssl=url.scheme == "https",
+        settings=ChromaSettings(anonymized_telemetry=False),
+    )
+    for col in client.list_collections():
+        client.delete_collection(col.name)
+    return chroma_url

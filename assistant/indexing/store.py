@@ -1,8 +1,9 @@
-"""The persisted index for one embedder: a Chroma collection, langchain's record manager and a
-small catalogue of documents.
+"""The persisted index for one build: a Chroma collection and its catalogue of documents
+(``indexing.catalogue``).
 
-Each embedder gets its own collection (``alliance-<embedder>``) and record-manager namespace, so
-vectors of two models are never mixed: switching embedders means building a new collection.
+Each build (an embedder and a chunking recipe, see ``indexing.build``) gets its own collection
+(``alliance-<embedder>[-<recipe hash>]``) and catalogue rows, so vectors of two models
+or two chunkings are never mixed: changing either means building a new collection.
 Chroma never embeds by itself here: our embedder is injected, its default one (which downloads a
 model) is never used.
 """
@@ -10,25 +11,24 @@ model) is never used.
 from __future__ import annotations
 
 import logging
-import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import chromadb
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
 from langchain_chroma import Chroma
-from langchain_classic.indexes import SQLRecordManager
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
 from assistant.errors import ConfigError
 from assistant.indexing import owner_lock as ownership
-from assistant.indexing.embedders import embedder_slug
+from assistant.indexing.build import Build, embedding_text
+from assistant.indexing.catalogue import Catalogue, DocumentRecord, chunk_filter
+from assistant.indexing.paths import IndexPaths
 from assistant.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,21 +41,6 @@ class StoredChunk:
     id: str
     text: str
     metadata: dict[str, Any]
-
-
-@dataclass
-class DocumentRecord:
-    """One row of the catalogue: the last known state of a corpus document."""
-
-    source: str
-    sha256: str
-    title: str
-    kind: str
-    pages: int | None
-    chunks: int
-    status: str  # indexed | failed | warning
-    reason: str
-    indexed_at: float
 
 
 def documents_from_chunks(chunks: Iterable[StoredChunk]) -> dict[str, DocumentRecord]:
@@ -85,10 +70,28 @@ def documents_from_chunks(chunks: Iterable[StoredChunk]) -> dict[str, DocumentRe
     return dict(sorted(by.items()))
 
 
-def embedding_text(title: str, text: str) -> str:
-    """What the embedder sees for a chunk: its document title then its text. The title gives
-    context a mid-document chunk lacks (measured on the gold set: MRR +0.02, recall@1 +0.05)."""
-    return f"{title}\n{text}" if title else text
+class Store(Protocol):
+    """What search needs of a build's index (``IndexStore`` is the Chroma one): the read side.
+    A store for another vector database implements this and passes the store contract suite
+    (``tests/test_store_contract.py``)."""
+
+    build: Build
+
+    def count(self) -> int: ...
+
+    def query(
+        self, embedding: Sequence[float], n: int, kinds: Sequence[str] | None = None
+    ) -> list[tuple[str, float]]: ...
+
+    def get_chunks(self, ids: Sequence[str]) -> dict[str, StoredChunk]: ...
+
+    def all_chunks(self, batch: int = 2000) -> list[StoredChunk]: ...
+
+    def documents(self) -> dict[str, DocumentRecord]: ...
+
+    def chunk_filter(self) -> Callable[[dict[str, Any]], bool] | None: ...
+
+    def fingerprint(self) -> str: ...
 
 
 class TitledChroma(Chroma):
@@ -137,11 +140,6 @@ def _widen_search(collection: Any) -> None:
         log.info("%s: HNSW ef_search %d -> %d", collection.name, current, EF_SEARCH)
 
 
-def collection_name(embedder: str) -> str:
-    """The Chroma collection (and record-manager namespace) of one embedder spec."""
-    return f"alliance-{embedder_slug(embedder)}"
-
-
 def make_chroma_client(settings: Settings) -> chromadb.api.ClientAPI:
     """Embedded PersistentClient under ``index_dir/chroma`` (claimed for this process, see
     ``assistant.indexing.owner_lock``), or an HttpClient for a server URL."""
@@ -158,7 +156,7 @@ def make_chroma_client(settings: Settings) -> chromadb.api.ClientAPI:
             ssl=url.scheme == "https",
             settings=chroma_settings,
         )
-    path = settings.index_dir / "chroma"
+    path = IndexPaths(settings.index_dir).chroma
     path.mkdir(parents=True, exist_ok=True)
     ownership.claim(settings.index_dir)  # IndexBusyError before any Chroma file is touched
     try:
@@ -178,23 +176,26 @@ def close_chroma_client(settings: Settings, client: chromadb.api.ClientAPI) -> N
 
 
 class IndexStore:
-    """Vector collection + record manager + document catalogue for one embedder."""
+    """Vector collection + document catalogue for one build (by default the
+    one ``settings`` asks for; an older build while it still answers)."""
 
     def __init__(
         self,
         settings: Settings,
         embedder: Embeddings,
         client: chromadb.api.ClientAPI | None = None,
+        build: Build | None = None,
     ) -> None:
         self.settings = settings
-        self.embedder_spec = settings.embedder
-        self.slug = embedder_slug(settings.embedder)
-        self.collection_name = collection_name(settings.embedder)
+        self.build = build if build is not None else Build.of(settings)
+        self.embedder_spec = self.build.embedder
+        self.slug = self.build.slug
+        self.collection_name = self.build.collection
         settings.index_dir.mkdir(parents=True, exist_ok=True)
         self.client = client if client is not None else make_chroma_client(settings)
         self.collection = self.client.get_or_create_collection(
             self.collection_name,
-            metadata={"embedder": settings.embedder},
+            metadata=self._meta(),
             configuration={"hnsw": {"space": "cosine", "ef_search": EF_SEARCH}},
             embedding_function=None,
         )
@@ -205,78 +206,38 @@ class IndexStore:
             embedding_function=embedder,
             client=self.client,
         )
-        self.record_manager = SQLRecordManager(
-            namespace=self.collection_name,
-            db_url=f"sqlite:///{settings.index_dir / 'records.sqlite'}",
-        )
-        self.record_manager.create_schema()
-        self._catalog_path = settings.index_dir / "catalog.sqlite"
-        with self._catalog() as db:
-            db.execute(
-                """CREATE TABLE IF NOT EXISTS documents (
-                    collection TEXT, source TEXT, sha256 TEXT, title TEXT, kind TEXT,
-                    pages INTEGER, chunks INTEGER, status TEXT, reason TEXT, indexed_at REAL,
-                    PRIMARY KEY (collection, source))"""
-            )
+        self.paths = IndexPaths(settings.index_dir)
+        self.catalogue = Catalogue(self.paths.catalogue, self.collection_name)
 
     @property
     def lexical_dir(self) -> Path:
-        return self.settings.index_dir / f"lexical-{self.slug}"
+        return self.paths.lexical(self.slug)
 
-    # -- catalogue -------------------------------------------------------------------------
-    @contextmanager
-    def _catalog(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self._catalog_path, timeout=30)
-        try:
-            with db:
-                yield db
-        finally:
-            db.close()
-
+    # -- catalogue (see ``indexing.catalogue``) -------------------------------------------
     def documents(self) -> dict[str, DocumentRecord]:
-        with self._catalog() as db:
-            rows = db.execute(
-                "SELECT source, sha256, title, kind, pages, chunks, status, reason, indexed_at "
-                "FROM documents WHERE collection = ? ORDER BY source",
-                (self.collection_name,),
-            ).fetchall()
-        return {r[0]: DocumentRecord(*r) for r in rows}
+        return self.catalogue.documents()
 
     def save_document(self, record: DocumentRecord) -> None:
-        with self._catalog() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    self.collection_name,
-                    record.source,
-                    record.sha256,
-                    record.title,
-                    record.kind,
-                    record.pages,
-                    record.chunks,
-                    record.status,
-                    record.reason,
-                    record.indexed_at,
-                ),
-            )
+        self.catalogue.save(record)
 
     def forget_document(self, source: str) -> None:
-        with self._catalog() as db:
-            db.execute(
-                "DELETE FROM documents WHERE collection = ? AND source = ?",
-                (self.collection_name, source),
-            )
+        self.catalogue.forget(source)
+
+    def chunk_filter(self) -> Callable[[dict[str, Any]], bool] | None:
+        """True for chunks of a document's indexed version (see ``catalogue.chunk_filter``)."""
+        return chunk_filter(self.documents())
 
     # -- chunks ----------------------------------------------------------------------------
     def chunk_ids_for(self, source: str) -> list[str]:
-        return list(self.record_manager.list_keys(group_ids=[source]))
+        """Ids of every stored chunk of ``source`` (any version), read off chunk metadata."""
+        where: Any = {"source": source}
+        return list(self.collection.get(where=where, include=[])["ids"])
 
     def delete_source(self, source: str) -> int:
-        """Remove every chunk of ``source`` from the collection and the record manager."""
+        """Remove every chunk of ``source`` from the collection."""
         ids = self.chunk_ids_for(source)
-        if ids:
-            self.vectorstore.delete(ids=ids)
-            self.record_manager.delete_keys(ids)
+        for start in range(0, len(ids), 500):
+            self.collection.delete(ids=ids[start : start + 500])
         return len(ids)
 
     def update_metadata(self, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
@@ -292,11 +253,26 @@ class IndexStore:
         meta = self.client.get_collection(self.collection_name).metadata or {}
         return str(meta.get("fingerprint", ""))
 
+    def _meta(self, **more: str) -> dict[str, Any]:
+        return {"embedder": self.build.embedder, "recipe": self.build.recipe, **more}
+
     def set_fingerprint(self, fp: str) -> None:
-        self.collection.modify(metadata={"embedder": self.embedder_spec, "fingerprint": fp})
+        self.collection.modify(metadata=self._meta(fingerprint=fp))
 
     def count(self) -> int:
         return int(self.collection.count())
+
+    def get_chunks(self, ids: Sequence[str]) -> dict[str, StoredChunk]:
+        """The stored chunks among ``ids`` (missing ones are left out)."""
+        if not ids:
+            return {}
+        got = self.collection.get(ids=list(ids), include=["documents", "metadatas"])
+        docs = got.get("documents") or []
+        metas = got.get("metadatas") or []
+        return {
+            cid: StoredChunk(cid, text or "", dict(meta or {}))
+            for cid, text, meta in zip(got["ids"], docs, metas, strict=True)
+        }
 
     def all_chunks(self, batch: int = 2000) -> list[StoredChunk]:
         """Every chunk with text and metadata, read in pages (works on a server too)."""

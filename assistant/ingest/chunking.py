@@ -24,6 +24,10 @@ from assistant.ingest.loaders.structure import Block
 
 SECTION_SEPARATOR = " > "
 
+CHUNKER_VERSION = 2
+"""Bump when this module (or a loader's text extraction) would cut other passages from the
+same file: the index is then rebuilt at the next refresh (see ``indexing.build``)."""
+
 FRENCH_SEPARATORS: list[str] = [
     "\n\n",
     "\n",

@@ -20,19 +20,16 @@ from typing import Any
 
 import httpx
 
+from assistant.errors import FetchError
+from assistant.ingest.loaders import FORMATS
+
 log = logging.getLogger(__name__)
 
 TIMEOUT_S = 10.0
 MAX_REDIRECTS = 5
 USER_AGENT = "Alliance-refresh/1.0 (+https://github.com/alliance)"
 # What we can index, and the suffix the loaders expect for it.
-CONTENT_TYPES = {
-    "text/html": ".html",
-    "application/xhtml+xml": ".html",
-    "application/pdf": ".pdf",
-    "text/plain": ".txt",
-    "text/markdown": ".md",
-}
+CONTENT_TYPES = {t: f.suffixes[0] for f in FORMATS for t in f.web_types}
 
 
 @dataclass(frozen=True)
@@ -44,10 +41,6 @@ class Fetched:
     path: Path | None
     outcome: str  # downloaded | not-modified | unreachable
     reason: str = ""
-
-
-class FetchError(Exception):
-    """Why a page could not be fetched (the message is shown to staff)."""
 
 
 def cache_key(url: str) -> str:

@@ -1,74 +1,33 @@
 """Hybrid retrieval: dense (Chroma) and French BM25 rankings fused by weighted reciprocal rank
-fusion, near-duplicate chunks collapsed, optional filter by document kind."""
+fusion, near-duplicate chunks collapsed, optional filter by document kind, then the rerank stage
+(``retrieval.rerank``; by default it keeps the fused order)."""
 
 from __future__ import annotations
 
 import logging
 import re
 from collections import ChainMap
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
-from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 
 from assistant.errors import QueryError
+from assistant.indexing.embedders import Embedder
 from assistant.indexing.lexical import LexicalIndex
-from assistant.indexing.refresh import chunk_filter
-from assistant.indexing.store import IndexStore, StoredChunk
+from assistant.indexing.store import Store, StoredChunk
 from assistant.retrieval.fusion import near_duplicates, rrf
+from assistant.retrieval.rerank import KEEP_ORDER, Reranker
+from assistant.retrieval.results import Retrieval, Scored
 from assistant.settings import KINDS, Settings
-from assistant.types import Hit
+
+__all__ = ["AllianceRetriever", "HybridSearcher", "Retrieval", "Scored", "validate"]
 
 log = logging.getLogger(__name__)
 
 MAX_QUERY_CHARS = 1000
-
-
-@dataclass(frozen=True)
-class Scored:
-    """A candidate chunk with every signal the answerer may want."""
-
-    chunk: StoredChunk
-    fused: float
-    dense: float  # cosine similarity to the query (0 if not in the dense candidates)
-    bm25: float  # raw BM25 score (0 if not in the lexical candidates)
-    dense_rank: int | None
-    bm25_rank: int | None
-
-    def to_hit(self) -> Hit:
-        meta = self.chunk.metadata
-        page = meta.get("page")
-        return Hit(
-            text=self.chunk.text,
-            source=str(meta.get("source", "")),
-            title=str(meta.get("title", "")),
-            kind=str(meta.get("kind", "autre")),
-            page=int(page) if page is not None else None,
-            score=round(self.fused, 6),
-            chunk_id=self.chunk.id,
-        )
-
-
-@dataclass
-class Retrieval:
-    """The outcome of one search: the query, its embedding and ranked candidates."""
-
-    query: str
-    query_vector: list[float]
-    results: list[Scored] = field(default_factory=list)
-    # In how many chunks of the whole corpus a stemmed term occurs (for abstention rules).
-    document_frequency: Callable[[str], int] | None = None
-    # The chunks of a chunk's section (``section_id`` metadata), so the answerer can read the
-    # section around a retrieved chunk; None when the searcher cannot tell.
-    section_chunks: Callable[[StoredChunk], list[StoredChunk]] | None = None
-
-    @property
-    def hits(self) -> list[Hit]:
-        return [r.to_hit() for r in self.results]
 
 
 def normalize_query(query: str) -> str:
@@ -92,10 +51,15 @@ def validate(query: str, k: int, kinds: Sequence[str] | None) -> str:
 
 
 class HybridSearcher:
-    """Dense + BM25 search over one IndexStore and its LexicalIndex."""
+    """Dense + BM25 search over one ``Store`` and its LexicalIndex, then ``reranker``."""
 
     def __init__(
-        self, settings: Settings, store: IndexStore, embedder: Embeddings, lexical: LexicalIndex
+        self,
+        settings: Settings,
+        store: Store,
+        embedder: Embedder,
+        lexical: LexicalIndex,
+        reranker: Reranker = KEEP_ORDER,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -103,6 +67,7 @@ class HybridSearcher:
         self.lexical = lexical
         self._sections: dict[str, list[StoredChunk]] = {}
         self._sections_of: object = None
+        self.reranker = reranker
 
     def retrieve(self, query: str, k: int, kinds: Sequence[str] | None = None) -> Retrieval:
         q = validate(query, k, kinds)
@@ -112,7 +77,7 @@ class HybridSearcher:
         chunks = self._with_dense_chunks([cid for cid, _ in raw_dense])
         # Only chunks of each document's fully indexed version (see assistant/indexer.py): a
         # refresh in progress or killed half-way never shows a mix of two versions.
-        current = chunk_filter(self.store)
+        current = self.store.chunk_filter()
         wanted = set(kinds or ())
 
         def allowed(cid: str) -> bool:
@@ -147,8 +112,9 @@ class HybridSearcher:
                     bm25_rank=bm25_rank.get(cid),
                 )
             )
-        drop = set(near_duplicates([r.chunk.text for r in results]))
+        drop = set(near_duplicates([r.chunk.text for r in results], keep=k))
         results = [r for i, r in enumerate(results) if i not in drop]
+        results = self.reranker.rerank(q, results)
         return Retrieval(
             query=q,
             query_vector=list(vector),
@@ -180,13 +146,7 @@ class HybridSearcher:
         missing = [cid for cid in ids if cid not in chunks]
         if not missing:
             return chunks
-        got = self.store.collection.get(ids=missing, include=["documents", "metadatas"])
-        docs = got.get("documents") or []
-        metas = got.get("metadatas") or []
-        extra = {
-            cid: StoredChunk(cid, text or "", dict(meta or {}))
-            for cid, text, meta in zip(got["ids"], docs, metas, strict=True)
-        }
+        extra = self.store.get_chunks(missing)
         return ChainMap(extra, chunks) if extra else chunks  # no copy of a 100k-entry table
 
 

@@ -20,6 +20,7 @@ from pypdf import PageObject, PasswordType, PdfReader
 from pypdf.errors import DependencyError, FileNotDecryptedError, PyPdfError
 
 from assistant.errors import DocumentError
+from assistant.ingest.budget import ReadBudget, guarded_pages
 from assistant.ingest.loaders.structure import (
     MAX_HEADING_WORDS,
     Block,
@@ -76,8 +77,10 @@ class PdfPages:
     blocks: list[Block] = field(default_factory=list)  # structure, pages in ``Block.page``
 
 
-def read_pdf(data: bytes, source: str, passwords: Sequence[str] = ()) -> PdfPages:
-    """Extract, clean and check every page of a PDF given as bytes."""
+def read_pdf(
+    data: bytes, source: str, passwords: Sequence[str] = (), budget: ReadBudget | None = None
+) -> PdfPages:
+    """Extract, clean and check every page of a PDF given as bytes (within ``budget``)."""
     if b"%PDF-" not in data[:1024]:
         raise DocumentError(source, "fichier PDF invalide — no %PDF- header")
     if b"%%EOF" not in data[-2048:]:
@@ -89,7 +92,7 @@ def read_pdf(data: bytes, source: str, passwords: Sequence[str] = ()) -> PdfPage
         raw_pages: list[str] = []
         unreadable: list[int] = []
         headings: dict[str, float] = {}
-        for number, page in enumerate(reader.pages, start=1):
+        for number, page in enumerate(guarded_pages(reader, source, budget), start=1):
             try:
                 raw_pages.append(_page_text(page, headings))
             except _PARSE_ERRORS as exc:  # one damaged page: skip it, keep the others

@@ -1,0 +1,145 @@
+"""The catalogue: per build, each document's fully indexed version (one SQLite table).
+
+It is the one ledger of what is indexed. A chunk is searchable when its ``source`` and
+``sha256`` metadata match its document's row here (``chunk_filter``); a refresh writes a new
+version's chunks beside the old ones, then switches the row in one write (``indexing.write``).
+Chunk ids per document are read from the chunks' own metadata, so no other ledger is kept.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ALIAS = "alias"  # a second name for content indexed under another name
+PENDING = "pending"  # a new document while its first version is written
+LIVE = ("indexed", "warning")  # statuses whose chunks are searchable
+
+
+@dataclass
+class DocumentRecord:
+    """One row of the catalogue: the last known state of a corpus document."""
+
+    source: str
+    sha256: str
+    title: str
+    kind: str
+    pages: int | None
+    chunks: int
+    status: str  # indexed | warning | failed | alias | pending
+    reason: str
+    indexed_at: float
+
+
+def is_live(record: DocumentRecord) -> bool:
+    """True when the catalogue says this document has searchable chunks."""
+    return record.status in LIVE and record.chunks > 0
+
+
+def visible_versions(documents: dict[str, DocumentRecord]) -> dict[str, str]:
+    """source -> sha256 of its fully indexed version: search shows only chunks matching it."""
+    return {s: d.sha256 for s, d in documents.items() if is_live(d)}
+
+
+def chunk_filter(documents: dict[str, DocumentRecord]) -> Callable[[dict[str, Any]], bool] | None:
+    """A test on chunk metadata: True for chunks of a document's fully indexed version.
+
+    None (show everything) when this node has no catalogue: a replica sharing a Chroma server
+    with a writer elsewhere (its catalogue lives with the writer) or an index from before.
+    (Read per query today: a cache keyed on the catalogue's last write is a later step.)
+    """
+    if not documents:
+        return None
+    versions = visible_versions(documents)
+
+    def current(meta: dict[str, Any]) -> bool:
+        return versions.get(str(meta.get("source"))) == meta.get("sha256")
+
+    return current
+
+
+def catalog_version(path: Path) -> tuple[int, ...] | None:
+    """What changes whenever a SQLite file (rollback journal, the default) is written by any
+    process: its identity, size, mtime and the header's file change counter (bytes 24-27,
+    bumped by every committed transaction). None when it cannot be read."""
+    try:
+        with path.open("rb") as fh:
+            st = os.fstat(fh.fileno())
+            header = fh.read(28)
+    except OSError:
+        return None
+    if len(header) < 28:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, int.from_bytes(header[24:28], "big"))
+
+
+class Catalogue:
+    """The rows of one collection in ``catalog.sqlite`` (shared by the builds of an index)."""
+
+    def __init__(self, path: Path, collection: str) -> None:
+        self.path = path
+        self.collection = collection
+        self._documents_cache: tuple[tuple[int, ...], dict[str, DocumentRecord]] | None = None
+        with self._db() as db:
+            db.execute(
+                """CREATE TABLE IF NOT EXISTS documents (
+                    collection TEXT, source TEXT, sha256 TEXT, title TEXT, kind TEXT,
+                    pages INTEGER, chunks INTEGER, status TEXT, reason TEXT, indexed_at REAL,
+                    PRIMARY KEY (collection, source))"""
+            )
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30)
+        try:
+            with db:
+                yield db
+        finally:
+            db.close()
+
+    def documents(self) -> dict[str, DocumentRecord]:
+        """The catalogue (a fresh dict). Read from SQLite only when the file changed since the
+        last read, by any process: search filters on it at every query (0.5-2 ms a read)."""
+        version = catalog_version(self.path)
+        cached = self._documents_cache
+        if version is not None and cached is not None and cached[0] == version:
+            return dict(cached[1])
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT source, sha256, title, kind, pages, chunks, status, reason, indexed_at "
+                "FROM documents WHERE collection = ? ORDER BY source",
+                (self.collection,),
+            ).fetchall()
+        records = {r[0]: DocumentRecord(*r) for r in rows}
+        self._documents_cache = (version, records) if version is not None else None
+        return dict(records)
+
+    def save(self, record: DocumentRecord) -> None:
+        with self._db() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    self.collection,
+                    record.source,
+                    record.sha256,
+                    record.title,
+                    record.kind,
+                    record.pages,
+                    record.chunks,
+                    record.status,
+                    record.reason,
+                    record.indexed_at,
+                ),
+            )
+
+    def forget(self, source: str) -> None:
+        with self._db() as db:
+            db.execute(
+                "DELETE FROM documents WHERE collection = ? AND source = ?",
+                (self.collection, source),
+            )
