@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+# Who wrote an answer: quotes of the documents, a model on an OpenAI-compatible server, or the
+# bundled local model (ALLIANCE_LLM=local).
+AnswerKind = Literal["extractive", "llm", "local-llm"]
+
 
 @dataclass(frozen=True)
 class Hit:
@@ -34,6 +38,11 @@ class Answer:
     citations: list[Hit]
     grounded: bool
     query: str = ""  # the query actually searched (follow-ups are completed from history)
+    kind: AnswerKind = "extractive"
+    # A model's answer: how many sentences it wrote, and how many of them the checks removed
+    # (no supporting passage, or a number or name not in it). Kept on a fallback too.
+    drafted: int = 0
+    dropped: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -41,6 +50,9 @@ class Answer:
             "citations": [c.to_dict() for c in self.citations],
             "grounded": self.grounded,
             "query": self.query,
+            "kind": self.kind,
+            "drafted": self.drafted,
+            "dropped": self.dropped,
         }
 
 

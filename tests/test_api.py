@@ -179,6 +179,9 @@ def test_internal_error_is_a_500_without_trace(tmp_path: Path, env: Env, e5: Emb
         def answer(self, question: str, retrieval: Retrieval) -> Answer:
             raise RuntimeError("secret internal detail /etc/passwd")
 
+        def stream(self, question: str, retrieval: Retrieval, history: Any = None) -> Any:
+            yield self.answer(question, retrieval)
+
     assistant = Assistant(env.settings, embedder=e5, answerer=Broken())
     app = create_app(env.settings, assistant, feedback=FeedbackStore(tmp_path / "f.sqlite"))
     with TestClient(app, raise_server_exceptions=False) as client:

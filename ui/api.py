@@ -125,6 +125,9 @@ def answer_payload(answer: Answer) -> dict[str, Any]:
         "citations": [hit_payload(h) for h in answer.citations],
         "grounded": answer.grounded,
         "query": answer.query,
+        "kind": answer.kind,
+        "drafted": answer.drafted,
+        "dropped": answer.dropped,
     }
 
 
@@ -162,6 +165,7 @@ def api_router(
             "chunks": stats["chunks"],
             "embedder": stats["embedder"],
             "version": __version__,
+            "answerer": assistant.answerer_info(),
         }
         if "building" in stats:  # a new embedder's collection, answering once complete
             out["building"] = stats["building"]
