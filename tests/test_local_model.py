@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from langchain_core.embeddings import Embeddings
 
-from assistant import Settings
+from assistant import Assistant, Settings
 from assistant.answering.attribution import Attributor, key_facts, missing_facts
 from assistant.answering.extractive import ExtractiveAnswerer
 from assistant.answering.llm import NOTICE_UNAVAILABLE, LLMAnswerer, make_answerer, split_answer
@@ -40,6 +40,7 @@ from assistant.answering.local_model import (
 from assistant.errors import ConfigError
 from assistant.indexing.store import StoredChunk
 from assistant.retrieval.hybrid import Retrieval, Scored
+from assistant.types import Answer
 
 
 def _gguf(meta: dict[str, str]) -> bytes:
@@ -99,7 +100,7 @@ def test_parts_assemble_once_and_are_checked(
     assert assemble(spec, tmp_path / "cache") == path  # reused
     with pytest.raises(ConfigError, match="sha256"):
         assemble(_spec(data, sha256="0" * 64), tmp_path / "other")
-    with pytest.raises(ConfigError, match="general.name"):
+    with pytest.raises(ConfigError, match=r"general\.name"):
         assemble(_spec(data, name="Another"), tmp_path / "third")
     assert not list((tmp_path / "other").glob("*.partial"))
 
@@ -123,6 +124,15 @@ def test_pinned_models_and_settings() -> None:
     assert model_cache_dir(Settings(model_cache_dir=Path("/c"))) == Path("/c")
     assert server_env(2)["OMP_WAIT_POLICY"] == "PASSIVE"
     assert describe_exit(-11) == "exited with signal 11 (SIGSEGV)"
+    local = Assistant(Settings(llm="local", index_dir=Path("nowhere")))
+    assert local.answerer_info() == {"kind": "local-llm"}  # said without loading the model
+
+
+def test_extracts_stream_once(hash_embeddings: Embeddings) -> None:
+    extractive = make_answerer(Settings(abstain_threshold=-1), hash_embeddings)
+    retrieval = Retrieval("q", hash_embeddings.embed_query("q"), _scored(PASSAGES))
+    parts = list(extractive.stream("Que fait la coopérative Brindille ?", retrieval))
+    assert len(parts) == 1 and isinstance(parts[0], Answer) and parts[0].kind == "extractive"
 
 
 # -- attribution, on passages unlike the shipped corpus ---------------------------------------

@@ -71,6 +71,18 @@ def citation_label(n: int, hit: Hit) -> str:
     return f"[{n}] {hit.title or hit.source} — {kind_label(hit.kind)}{page}"
 
 
+ANSWER_KIND_LABELS = {
+    "local-llm": "rédigée par le modèle local",
+    "llm": "rédigée par le modèle de langue",
+    "extractive": "extraits des documents",
+}
+
+
+def answer_kind_label(kind: str, grounded: bool) -> str:
+    """A small line saying who wrote the answer (none for a decline)."""
+    return f"\n\n<small>Réponse {ANSWER_KIND_LABELS.get(kind, kind)}</small>" if grounded else ""
+
+
 def answer_markdown(text: str, citations: Sequence[Hit], grounded: bool) -> str:
     """The answer (escaped) followed by its numbered citations: title, kind, page."""
     body = md_escape(text)
