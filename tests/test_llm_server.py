@@ -101,6 +101,7 @@ def answerer(
         timeout=900,
         attributor=Attributor(fallback.embed_texts),
         kind="local-llm",
+        passage_chars=500,
     )
     try:
         chat()  # assemble, start, wait for /v1/models

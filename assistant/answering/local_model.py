@@ -286,7 +286,9 @@ class LocalModelServer:
         self.model_path = model_path
         self.alias = alias
         self.n_ctx = n_ctx
-        self.threads = threads or max(1, min(4, os.cpu_count() or 1))
+        # one core left to the embedder and the web server (measured on 2 shared cores: two
+        # OpenMP threads crawl when another process wants the CPU)
+        self.threads = threads or max(1, min(4, (os.cpu_count() or 2) - 1))
         self.start_timeout = start_timeout
         self.log_path = log_path or model_path.with_suffix(".server.log")
         self.process: subprocess.Popen[bytes] | None = None
@@ -327,6 +329,7 @@ class LocalModelServer:
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                     env=server_env(self.threads),
+                    preexec_fn=_die_with_parent if sys.platform == "linux" else None,
                 )
             atexit.register(self.stop)
             self.last_step = "start"
@@ -384,6 +387,15 @@ class LocalModelServer:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the parent dies (killed, not only at exit)."""
+    import contextlib
+    import ctypes
+
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class LocalModelError(RuntimeError):
