@@ -47,6 +47,7 @@ def test_refresh_search_ask_eval(
             "answerable": True,
             "gold": [{"source": "charte/pacte.md"}],
             "facts": ["fraternité"],
+            "type": "list",
         },
         {
             "id": "b",
@@ -63,6 +64,19 @@ def test_refresh_search_ask_eval(
     # a floor that cannot be met fails the command (CI relies on this)
     assert main([*dirs, "eval", str(questions), "--min-mrr", "1.01"]) == 1
     assert "EN DESSOUS DU PLANCHER" in capsys.readouterr().err
+    assert summary["by_type"]["list"]["questions"] == 1
+    assert summary["by_type"]["untyped"]["abstention_accuracy"] == 1.0
+    details = tmp_path / "details.jsonl"
+    code = main([*dirs, "eval", str(questions), "--min-evidence-recall", "1.01",
+                 "--details", str(details)])  # fmt: skip
+    assert code == 1
+    captured = capsys.readouterr()
+    assert "evidence_recall@5" in captured.err and "fully_answered_rate" in captured.out
+    assert "type" in captured.out.splitlines()[-4]  # the per-type table follows the summary
+    first = json.loads(details.read_text("utf-8").splitlines()[0])
+    assert first["type"] == "list" and first["evidence_found"] == ["fraternité"]
+    assert set(first["facts_found"]) | set(first["facts_missing"]) == {"fraternité"}
+    assert main([*dirs, "eval", str(questions), "--min-fact-coverage", "1.01"]) == 1
 
 
 def test_errors_are_one_line_and_a_non_zero_exit(

@@ -6,11 +6,17 @@ import pytest
 
 from assistant.evaluation.metrics import (
     dedupe_keep_order,
+    evidence_found,
+    evidence_recall,
     fact_coverage,
+    facts_found,
+    median,
     percentile,
     recall_at_k,
     reciprocal_rank,
+    word_count,
 )
+from assistant.evaluation.run import EvalRow, by_type, check_floors, summarize
 
 
 def test_recall_at_k() -> None:
@@ -105,3 +111,70 @@ def test_percentile_matches_linear_interpolation() -> None:
     assert percentile([], 50) == 0.0
     with pytest.raises(ValueError, match="101"):
         percentile(values, 101)
+
+
+def test_evidence_recall_is_literal_after_folding() -> None:
+    passages = ["La mission était co-pilotée par la députée\nCathy  RACON-BOUZON.", "Créé en 2020."]
+    facts = ["Cathy Racon-Bouzon", "2020", "Charles-Benoît Heidsieck"]
+    assert evidence_found(passages, facts) == [True, True, False]
+    assert evidence_recall(passages, facts) == pytest.approx(2 / 3)
+    assert evidence_recall(["Élaborée à l’automne"], ["elaboree a l'automne"]) == 1.0
+    # literal, unlike fact_coverage: a unit written another way is not found in the passages
+    assert evidence_recall(["1,5 million d'euros"], ["1,5 M€"]) == 0.0
+    assert evidence_recall([], ["x"]) == 0.0
+    assert evidence_recall(["a"], []) == 1.0
+    with pytest.raises(ValueError):
+        evidence_found("one passage", ["x"])
+
+
+def test_facts_found_agrees_with_fact_coverage() -> None:
+    answer = "Le fonds a été créé en 2020 avec la Fondation Total."
+    facts = ["2020", "Fondation Total", "3 M€"]
+    assert facts_found(answer, facts) == [True, True, False]
+    assert fact_coverage(answer, facts) == pytest.approx(2 / 3)
+
+
+def test_word_count_and_median() -> None:
+    assert word_count("L'ODD 17, lui, porte [1] sur les co-pilotes.") == 7
+    assert word_count("") == 0
+    assert median([3.0, 1.0, 2.0]) == 2.0
+    assert median([1.0, 2.0]) == 1.5
+    assert median([]) == 0.0
+
+
+def _row(
+    kind: str, answerable: bool, grounded: bool, found: int, missing: int, evid: int
+) -> EvalRow:
+    facts = [f"f{i}" for i in range(found + missing)]
+    return EvalRow(
+        id=kind, answerable=answerable, grounded=grounded, ranked_docs=["a"], ranked_pages=[],
+        gold_docs=["a"] if answerable else [], gold_pages=[], also_docs=[], also_pages=[],
+        fact_coverage=found / len(facts) if facts and grounded else 0.0, seconds=0.1,
+        answer="un deux trois" if grounded else "", type=kind, facts_found=facts[:found],
+        facts_missing=facts[found:], evidence_found=facts[:evid],
+        evidence_recall=evid / len(facts) if facts else 1.0, answer_words=3 if grounded else 0,
+    )  # fmt: skip
+
+
+def test_summary_and_by_type() -> None:
+    rows = [
+        _row("list", True, True, 1, 1, 2),
+        _row("list", True, True, 2, 0, 2),
+        _row("who", True, False, 0, 1, 1),
+        _row("unanswerable", False, False, 0, 0, 0),
+        _row("unanswerable", False, True, 0, 0, 0),
+    ]
+    summary = summarize(rows)
+    assert summary["fact_coverage"] == pytest.approx((0.5 + 1.0 + 0.0) / 3)
+    assert summary["fully_answered_rate"] == pytest.approx(1 / 3)
+    assert summary["evidence_recall@5"] == pytest.approx(1.0)
+    assert summary["answer_words_p50"] == 3.0
+    assert summary["abstention_accuracy"] == 0.5
+    types = by_type(rows)
+    assert list(types) == ["list", "unanswerable", "who"]
+    assert types["list"]["fact_coverage"] == pytest.approx(0.75)
+    assert types["list"]["fully_answered_rate"] == 0.5
+    assert types["who"]["answered_rate"] == 0.0
+    assert types["unanswerable"] == {"questions": 2, "abstention_accuracy": 0.5}
+    floors = {"fact_coverage": 0.8, "evidence_recall@5": 0.9}
+    assert check_floors(summary, floors) == ["fact_coverage = 0.500 < floor 0.800"]

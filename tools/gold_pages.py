@@ -17,6 +17,8 @@ Record schema (one JSON object per line)::
     evidence?: str | [str]    verbatim passage(s) from a gold document
     history?: [{role: "user" | "assistant", content: str}]
     lang?: "fr" | "en"        (default "fr")
+    type: str                 what is asked, one of QUESTION_TYPES ("list", "steps", "who", ...);
+                              ``alliance eval`` reports fact coverage per type
 """
 
 from __future__ import annotations
@@ -37,6 +39,12 @@ ROOT = Path(__file__).resolve().parents[1]
 KNOWN_KEYS = {
     "id", "question", "answerable", "gold", "facts", "evidence", "history", "lang",
     "also",  # other documents that also answer, filled by tools/alt_gold.py
+    "type",
+}  # fmt: skip
+# What a question asks, so the eval can report per kind (a list question needs the whole list).
+QUESTION_TYPES = {
+    "list", "steps", "who", "when", "how_many", "how_much", "definition", "how_to", "what",
+    "why", "yes_no", "followup", "english", "unanswerable",
 }  # fmt: skip
 TEXT_SUFFIXES = {".md", ".markdown", ".txt"}
 HTML_SUFFIXES = {".html", ".htm"}
@@ -214,6 +222,10 @@ def check_schema(record: Any, where: str, report: Report) -> bool:
         report.problem(where, "'evidence' must be a non-empty string or list of strings")
     if record.get("lang", "fr") not in ("fr", "en"):
         report.problem(where, "'lang' must be 'fr' or 'en'")
+    if record.get("type") not in QUESTION_TYPES:
+        report.problem(where, f"'type' must be one of {sorted(QUESTION_TYPES)}")
+    elif (record["type"] == "unanswerable") == bool(record.get("answerable")):
+        report.problem(where, "'type' is 'unanswerable' iff 'answerable' is false")
     unknown = set(record) - KNOWN_KEYS
     if unknown:
         report.warn(where, f"unknown keys {sorted(unknown)}")

@@ -13,7 +13,14 @@ from pathlib import Path
 from assistant.answering.extractive import format_citation
 from assistant.core import Assistant
 from assistant.errors import AllianceError
-from assistant.evaluation.run import check_floors, load_questions, run_eval, summarize
+from assistant.evaluation.run import (
+    EVIDENCE_K,
+    by_type,
+    check_floors,
+    load_questions,
+    run_eval,
+    summarize,
+)
 from assistant.indexing.active import switch_notice
 from assistant.settings import KINDS, Settings
 from assistant.types import DocumentReport, RefreshReport
@@ -71,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="répondre avec le modèle local (défaut : extraits)",
     )
     e.add_argument("--limit", type=int, default=None, help="les N premières questions seulement")
+    e.add_argument("--min-fact-coverage", type=float, default=None)
+    e.add_argument(
+        "--min-evidence-recall", type=float, default=None, help="plancher (faits dans le top 5)"
+    )
 
     sv = sub.add_parser("serve", help="lancer l'interface web et l'API REST")
     sv.add_argument("--host", default="127.0.0.1")
@@ -205,13 +216,18 @@ def _eval(assistant: Assistant, args: argparse.Namespace) -> int:
             ("mrr_strict", args.min_mrr),
             ("abstention_accuracy", args.min_abstention),
             ("answered_rate", args.min_answered),
+            ("fact_coverage", args.min_fact_coverage),
+            (f"evidence_recall@{EVIDENCE_K}", args.min_evidence_recall),
         )
         if value is not None
     }
+    types = by_type(rows)
     if args.json:
-        print(json.dumps(summary, indent=1))
+        print(json.dumps({**summary, "by_type": types}, indent=1))
     else:
         print(render_summary(summary))
+        print()
+        print(render_by_type(types))
     below = check_floors(summary, floors)
     for line in below:
         print(f"alliance eval: EN DESSOUS DU PLANCHER : {line}", file=sys.stderr)
@@ -224,9 +240,35 @@ def render_summary(summary: dict[str, float]) -> str:
         shown = (
             f"{value:.0f}"
             if name in {"questions", "answerable", "unanswerable"}
-            else (f"{value:.1f}" if name.endswith("_ms") else f"{value:.3f}")
+            else (f"{value:.1f}" if name.endswith(("_ms", "_words_p50")) else f"{value:.3f}")
         )
         lines.append(f"{name:<22} {shown:>10}")
+    return "\n".join(lines)
+
+
+def render_by_type(types: dict[str, dict[str, float]]) -> str:
+    """One line per question type: count, fact coverage, fully answered, evidence recall@5
+    (answerable types) or abstention accuracy (unanswerable); "-" where it does not apply."""
+    cols = [
+        ("questions", "n"),
+        ("fact_coverage", "facts"),
+        ("fully_answered_rate", "complet"),
+        (f"evidence_recall@{EVIDENCE_K}", f"evid@{EVIDENCE_K}"),
+        ("answered_rate", "répondu"),
+        ("abstention_accuracy", "abstention"),
+    ]
+    lines = [f"{'type':<14}" + "".join(f"{label:>11}" for _, label in cols), "-" * 80]
+    for kind, stats in types.items():
+        cells = []
+        for name, _ in cols:
+            value = stats.get(name)
+            if value is None:
+                cells.append(f"{'-':>11}")
+            elif name == "questions":
+                cells.append(f"{value:>11.0f}")
+            else:
+                cells.append(f"{value:>11.3f}")
+        lines.append(f"{kind:<14}" + "".join(cells))
     return "\n".join(lines)
 
 

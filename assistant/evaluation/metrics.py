@@ -2,6 +2,7 @@
 
 recall_at_k(["d3", "d1"], {"d1"}, k=2)        # 1.0
 fact_coverage("Budget : 1,5 million d'euros.", ["1,5 M€"])   # 1.0
+evidence_recall(["Le Fonds a été créé en 2020."], ["2020", "Fondation"])   # 0.5
 percentile([10.0, 20.0, 30.0], 50)           # 20.0
 """
 
@@ -104,6 +105,48 @@ def fact_coverage(answer: str, facts: Sequence[str], min_word_share: float = 0.7
     answer_words = content_words(answer_norm)
     found = sum(_fact_found(f, answer_norm, answer_words, min_word_share) for f in facts)
     return found / len(facts)
+
+
+def facts_found(answer: str, facts: Sequence[str], min_word_share: float = 0.75) -> list[bool]:
+    """For each fact, whether ``answer`` holds it (the test :func:`fact_coverage` counts)."""
+    if isinstance(facts, str):
+        raise ValueError("facts must be a sequence of strings, not one string")
+    answer_norm = _normalize(answer)
+    answer_words = content_words(answer_norm)
+    return [_fact_found(f, answer_norm, answer_words, min_word_share) for f in facts]
+
+
+def normalize_plain(text: str) -> str:
+    """Casefolded, accents and apostrophes folded, soft hyphens dropped, whitespace collapsed."""
+    return " ".join(fold(text.replace("\u00ad", "")).split())
+
+
+def evidence_found(passages: Sequence[str], facts: Sequence[str]) -> list[bool]:
+    """For each fact, whether it occurs verbatim (after :func:`normalize_plain`) in one passage.
+
+    Stricter than :func:`fact_coverage` on purpose: it asks whether the retrieved text holds
+    the words a correct answer needs, so the loss between retrieval and answer is visible.
+    """
+    if isinstance(facts, str) or isinstance(passages, str):
+        raise ValueError("passages and facts must be sequences of strings, not one string")
+    texts = [normalize_plain(p) for p in passages]
+    return [any(normalize_plain(f) in t for t in texts) for f in facts]
+
+
+def evidence_recall(passages: Sequence[str], facts: Sequence[str]) -> float:
+    """Share of ``facts`` present in ``passages`` (see :func:`evidence_found`); no facts -> 1.0."""
+    found = evidence_found(passages, facts)
+    return sum(found) / len(found) if found else 1.0
+
+
+def word_count(text: str) -> int:
+    """Words of an answer, citation markers such as "[1]" not counted."""
+    return len(re.findall(r"\w+(?:['’-]\w+)*", re.sub(r"\[\d+\]", " ", text)))
+
+
+def median(values: Sequence[float]) -> float:
+    """The median (the 50th percentile); [] -> 0.0."""
+    return percentile(values, 50)
 
 
 def percentile(values: Sequence[float], p: float) -> float:

@@ -1,7 +1,12 @@
 """``alliance eval``: run the gold question set through retrieval and answering and measure it.
 
 Question lines: ``{"id", "question", "answerable": bool, "gold": [{"source", "page"?}],
-"facts": [...], "history": [...]?}``.
+"facts": [...], "history": [...]?, "type"?}``.
+
+Besides retrieval (recall@k, MRR) and abstention it measures, per question, which facts the
+answer holds (fact coverage, fully answered when all of them) and which facts the top
+``EVIDENCE_K`` retrieved passages hold (evidence recall): the gap between the two is what
+composing the answer loses. :func:`by_type` splits these by question type.
 """
 
 from __future__ import annotations
@@ -16,10 +21,13 @@ from typing import TYPE_CHECKING, Any
 from assistant.errors import ConfigError
 from assistant.evaluation.metrics import (
     dedupe_keep_order,
-    fact_coverage,
+    evidence_found,
+    facts_found,
+    median,
     percentile,
     recall_at_k,
     reciprocal_rank,
+    word_count,
 )
 from assistant.retrieval.followup import contextualize
 from assistant.types import Answer
@@ -28,6 +36,8 @@ if TYPE_CHECKING:
     from assistant.core import Assistant
 
 KS = (1, 5, 10)
+EVIDENCE_K = 5  # passages whose text evidence recall looks at
+UNTYPED = "untyped"
 
 
 @dataclass
@@ -41,6 +51,8 @@ class Question:
     # Other documents that also hold the answer (tools/alt_gold.py); relevant, but not the
     # document the question was written from.
     also: list[dict[str, Any]] = field(default_factory=list)
+    # What is asked ("list", "steps", "who", "followup", ...): results are also given per type.
+    type: str = UNTYPED
 
 
 def load_questions(path: Path) -> list[Question]:
@@ -64,6 +76,7 @@ def load_questions(path: Path) -> list[Question]:
                     facts=[str(f) for f in d.get("facts") or []],
                     history=list(d.get("history") or []),
                     also=list(d.get("also") or []),
+                    type=str(d.get("type") or UNTYPED),
                 )
             )
         except (ValueError, KeyError, TypeError) as exc:
@@ -90,6 +103,13 @@ class EvalRow:
     dropped: int = 0  # of which the checks removed
     first_token_seconds: float | None = None  # a model's first draft token, from the start
     draft: str = ""  # the model's raw output
+    type: str = UNTYPED
+    facts_found: list[str] = field(default_factory=list)
+    facts_missing: list[str] = field(default_factory=list)
+    # Facts present in the text of the top EVIDENCE_K retrieved passages.
+    evidence_found: list[str] = field(default_factory=list)
+    evidence_recall: float = 0.0
+    answer_words: int = 0
 
 
 def run_eval(assistant: Assistant, questions: Sequence[Question], k: int = 10) -> list[EvalRow]:
@@ -110,6 +130,8 @@ def run_eval(assistant: Assistant, questions: Sequence[Question], k: int = 10) -
         assert answer is not None  # every stream ends with its Answer
         seconds = time.perf_counter() - started
         hits = retrieval.hits
+        in_answer = facts_found(answer.text, q.facts) if answer.grounded else [False] * len(q.facts)
+        in_evidence = evidence_found([h.text for h in hits[:EVIDENCE_K]], q.facts)
         rows.append(
             EvalRow(
                 id=q.id,
@@ -121,7 +143,7 @@ def run_eval(assistant: Assistant, questions: Sequence[Question], k: int = 10) -
                 gold_pages=[f"{g['source']}#{g['page']}" for g in q.gold if g.get("page")],
                 also_docs=[str(g["source"]) for g in q.also],
                 also_pages=[f"{g['source']}#{g['page']}" for g in q.also if g.get("page")],
-                fact_coverage=fact_coverage(answer.text, q.facts) if answer.grounded else 0.0,
+                fact_coverage=_share(in_answer) if answer.grounded else 0.0,
                 seconds=seconds,
                 answer=answer.text,
                 kind=answer.kind,
@@ -129,6 +151,12 @@ def run_eval(assistant: Assistant, questions: Sequence[Question], k: int = 10) -
                 dropped=answer.dropped,
                 first_token_seconds=first,
                 draft="".join(deltas),
+                type=q.type,
+                facts_found=[f for f, ok in zip(q.facts, in_answer, strict=True) if ok],
+                facts_missing=[f for f, ok in zip(q.facts, in_answer, strict=True) if not ok],
+                evidence_found=[f for f, ok in zip(q.facts, in_evidence, strict=True) if ok],
+                evidence_recall=_share(in_evidence),
+                answer_words=word_count(answer.text) if answer.grounded else 0,
             )
         )
     return rows
@@ -161,6 +189,9 @@ def summarize(rows: Sequence[EvalRow]) -> dict[str, float]:
     )
     out["answered_rate"] = _mean(1.0 if r.grounded else 0.0 for r in ans)
     out["fact_coverage"] = _mean(r.fact_coverage for r in ans)
+    out["fully_answered_rate"] = _mean(_fully(r) for r in ans)
+    out[f"evidence_recall@{EVIDENCE_K}"] = _mean(r.evidence_recall for r in ans)
+    out["answer_words_p50"] = median([float(r.answer_words) for r in ans if r.grounded])
     out["abstention_accuracy"] = _mean(0.0 if r.grounded else 1.0 for r in una)
     secs = [r.seconds * 1000 for r in rows]
     out["latency_p50_ms"] = percentile(secs, 50)
@@ -180,6 +211,26 @@ def summarize(rows: Sequence[EvalRow]) -> dict[str, float]:
     return out
 
 
+def by_type(rows: Sequence[EvalRow]) -> dict[str, dict[str, float]]:
+    """Per question type: count, fact coverage, fully-answered rate, evidence recall, and for
+    the unanswerable ones the abstention accuracy; types in alphabetical order."""
+    out: dict[str, dict[str, float]] = {}
+    for kind in sorted({r.type for r in rows}):
+        group = [r for r in rows if r.type == kind]
+        ans = [r for r in group if r.answerable]
+        una = [r for r in group if not r.answerable]
+        stats: dict[str, float] = {"questions": len(group)}
+        if ans:
+            stats["fact_coverage"] = _mean(r.fact_coverage for r in ans)
+            stats["fully_answered_rate"] = _mean(_fully(r) for r in ans)
+            stats[f"evidence_recall@{EVIDENCE_K}"] = _mean(r.evidence_recall for r in ans)
+            stats["answered_rate"] = _mean(1.0 if r.grounded else 0.0 for r in ans)
+        if una:
+            stats["abstention_accuracy"] = _mean(0.0 if r.grounded else 1.0 for r in una)
+        out[kind] = stats
+    return out
+
+
 def check_floors(summary: Mapping[str, float], floors: Mapping[str, float]) -> list[str]:
     """Names of metrics below their floor, as readable lines."""
     return [
@@ -187,6 +238,14 @@ def check_floors(summary: Mapping[str, float], floors: Mapping[str, float]) -> l
         for name, floor in floors.items()
         if summary.get(name, 0.0) < floor
     ]
+
+
+def _fully(row: EvalRow) -> float:
+    return 1.0 if row.grounded and not row.facts_missing else 0.0
+
+
+def _share(flags: Sequence[bool]) -> float:
+    return sum(flags) / len(flags) if flags else 1.0
 
 
 def _mean(values: Any) -> float:
