@@ -314,7 +314,8 @@ def test_ask_stream_sends_server_sent_events(env: Env) -> None:
     events = [block for block in body.split("\n\n") if block.strip()]
     assert events and events[-1].startswith("event: answer\ndata: ")
     final = json.loads(events[-1].split("data: ", 1)[1])
-    assert set(final) == {"answer", "citations", "grounded", "query"}
+    assert set(final) == {"answer", "citations", "grounded", "query", "kind", "drafted", "dropped"}
+    assert final["kind"] == "extractive" and final["dropped"] == 0
 
 
 def test_ask_stream_rejects_bad_input_before_streaming(env: Env) -> None:
