@@ -185,6 +185,7 @@ def test_a_number_or_name_not_in_the_passage_is_dropped(e5: Embeddings) -> None:
         "3", "2021", "mars", "Brindille", "ADEME",
     ]  # fmt: skip
     assert missing_facts("Une cotisation de 120 euros.", PASSAGES[1]) == []
+    assert missing_facts("Brindille a trois cantines.", PASSAGES[0]) == ["trois"]
 
 
 # -- a refused connection falls back at once, then the model is left alone -------------------

@@ -67,6 +67,49 @@ _MONTHS = frozenset(
         "december",
     ]
 )
+# Numbers written as words are numbers too (« trois projets », "three projects").
+_NUMBER_WORDS = frozenset(
+    [
+        "deux",
+        "trois",
+        "quatre",
+        "cinq",
+        "six",
+        "sept",
+        "huit",
+        "neuf",
+        "dix",
+        "onze",
+        "douze",
+        "quinze",
+        "vingt",
+        "trente",
+        "cent",
+        "mille",
+        "million",
+        "millions",
+        "milliard",
+        "milliards",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "twenty",
+        "hundred",
+        "thousand",
+        "double",
+        "triple",
+        "moitié",
+        "moitie",
+    ]
+)
 # Capitalised words that name nothing (sentence openers after a colon or a quote, titles).
 _NOT_NAMES = frozenset(
     fold(w)
@@ -168,6 +211,7 @@ def key_facts(sentence: str) -> list[str]:
         folded = fold(w)
         if (
             folded in _MONTHS
+            or folded in _NUMBER_WORDS
             or (w.isupper() and len(w) >= 2)
             or (w[0].isupper() and i > 0 and folded not in _NOT_NAMES)
         ):
