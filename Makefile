@@ -38,12 +38,15 @@ install-local-llm: $(LOCAL_STAMP)
 ## by sentence against the passages.
 run-local: install-local-llm
 	$(VENV)/bin/alliance refresh
-	ALLIANCE_LLM=local $(VENV)/bin/alliance serve
+	ALLIANCE_LLM=local $(VENV)/bin/alliance serve $(if $(PORT),--port $(PORT)) $(if $(HOST),--host $(HOST))
 
-## Build the index if it is missing or stale, then start the assistant.
+## Build the index if it is missing or stale, then start the assistant; it prints its URL.
+## Where it listens: make run PORT=8000 HOST=0.0.0.0 (or ALLIANCE_PORT / ALLIANCE_HOST).
+PORT ?=
+HOST ?=
 run: install
 	$(VENV)/bin/alliance refresh
-	$(VENV)/bin/alliance serve
+	$(VENV)/bin/alliance serve $(if $(PORT),--port $(PORT)) $(if $(HOST),--host $(HOST))
 
 test: install
 	$(VENV)/bin/pytest

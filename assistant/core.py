@@ -19,9 +19,10 @@ from langchain_core.retrievers import BaseRetriever
 
 from assistant.answering.extractive import Answerer
 from assistant.answering.llm import make_answerer, stream_answer
+from assistant.answering.sentence_cache import SentenceCache, sidecar_path
 from assistant.errors import ConfigError, IndexNotReadyError
 from assistant.indexing.active import chunk_count, serving_embedder, settle
-from assistant.indexing.embedders import make_embedder
+from assistant.indexing.embedders import embedder_slug, make_embedder
 from assistant.indexing.lexical import LexicalIndex
 from assistant.indexing.refresh import Progress, file_sha256, refresh
 from assistant.indexing.rwlock import ReadWriteLock
@@ -34,7 +35,12 @@ from assistant.indexing.store import (
 from assistant.ingest.loaders import discover
 from assistant.ingest.manifest import Manifest, Override, load_manifest, version_sha
 from assistant.retrieval.followup import contextualize
-from assistant.retrieval.hybrid import AllianceRetriever, HybridSearcher, Retrieval
+from assistant.retrieval.hybrid import (
+    MAX_QUERY_CHARS,
+    AllianceRetriever,
+    HybridSearcher,
+    Retrieval,
+)
 from assistant.settings import Settings
 from assistant.types import Answer, Hit, RefreshReport
 
@@ -66,6 +72,7 @@ class Assistant:
             self._embedders[settings.embedder] = embedder
         self._fixed_answerer = answerer
         self._answerers: dict[str, Answerer] = {}
+        self._sentence_caches: dict[str, SentenceCache] = {}
         self._client: ClientAPI | None = None
         self._stores: dict[str, IndexStore] = {}
         self._searcher: HybridSearcher | None = None
@@ -81,6 +88,17 @@ class Assistant:
             if spec not in self._embedders:
                 self._embedders[spec] = self._factory(spec)
             return self._embedders[spec]
+
+    def _sentences_for(self, spec: str) -> SentenceCache:
+        """The embedder the answerer embeds sentences with, behind a cache kept on disk
+        (``answering.sentence_cache``): a sentence is embedded once, not at every question."""
+        with self._lock:
+            if spec not in self._sentence_caches:
+                path = sidecar_path(self.settings.index_dir, embedder_slug(spec))
+                self._sentence_caches[spec] = SentenceCache(
+                    self._embedder_for(spec), namespace=spec, path=path
+                )
+            return self._sentence_caches[spec]
 
     def _chroma(self) -> ClientAPI:
         """The one Chroma client of this Assistant (re-created after ``close``)."""
@@ -105,7 +123,7 @@ class Assistant:
                 # extractive, wrapped by an LLM answerer when settings.llm_url is set; it embeds
                 # sentences with the model that embedded the query
                 settings = self.settings.replace(embedder=spec)
-                self._answerers[spec] = make_answerer(settings, self._embedder_for(spec))
+                self._answerers[spec] = make_answerer(settings, self._sentences_for(spec))
             return self._answerers[spec]
 
     @property
@@ -246,6 +264,7 @@ class Assistant:
         self._follow_other_writers()
         with self._gate.read():
             searcher = self._get_searcher()
+            kinds = list(dict.fromkeys(kinds)) if kinds else kinds  # a kind once, not 40,000 times
             retrieval = searcher.retrieve(query, self.settings.k if k is None else k, kinds)
         return retrieval, self._answerer_for(searcher.settings.embedder)
 
@@ -279,7 +298,8 @@ class Assistant:
         citation-checked ``Answer``. Retrieval runs before the first item, so invalid queries
         raise here, not mid-stream."""
         turns = list(history or [])
-        query = contextualize(question, turns)
+        # the question's own length is what is limited, not the history's (issue 16, row 9)
+        query = contextualize(question, turns, max_chars=MAX_QUERY_CHARS)
         retrieval, answerer = self._retrieve_with(query, kinds)
         return stream_answer(answerer, question, retrieval, turns)
 

@@ -19,6 +19,25 @@ KINDS: tuple[str, ...] = ("recit", "charte", "boite-a-outils", "autre")
 
 _ENV_PREFIX = "ALLIANCE_"
 
+LIMIT_FIELDS: tuple[str, ...] = (
+    "max_body_kb",
+    "max_ui_body_kb",
+    "max_history_turns",
+    "max_history_chars",
+    "max_feedback_answer_chars",
+    "max_feedback_comment_chars",
+    "max_feedback_citations",
+    "feedback_per_minute",
+    "max_feedback_rows",
+    "admin_max_failures",
+    "admin_lockout_s",
+    "admin_lockout_max_s",
+    "max_pdf_pages",
+    "max_page_content_mb",
+    "max_document_content_mb",
+    "max_document_seconds",
+)
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -54,6 +73,28 @@ class Settings:
     llm: str = ""
     # Where the assembled model file is kept; None: <index_dir>/models.
     model_cache_dir: Path | None = None
+    # Limits (issue 16): what one request, upload, feedback or document may cost. Each refusal
+    # names the field. Sized for a small public deployment on a 2-core machine.
+    max_body_kb: int = 256  # any public request body (uploads: max_file_mb)
+    max_ui_body_kb: int = 1024  # the chat page's own requests (its history travels with them)
+    max_history_turns: int = 20
+    max_history_chars: int = 20_000  # all turns together
+    max_feedback_answer_chars: int = 8_000
+    max_feedback_comment_chars: int = 1_000
+    max_feedback_citations: int = 20
+    feedback_per_minute: int = 10  # per client
+    max_feedback_rows: int = 5_000  # the oldest rows go first beyond it (~2 KB a row)
+    admin_max_failures: int = 5  # wrong admin tokens per client before a lockout
+    admin_lockout_s: float = 30.0  # first lockout; doubles at each new one
+    admin_lockout_max_s: float = 3600.0
+    max_pdf_pages: int = 2_000
+    max_page_content_mb: float = 8.0  # one page's decoded content stream(s)
+    max_document_content_mb: float = 64.0  # all pages of one PDF, decoded
+    max_document_seconds: float = 60.0  # time spent reading one document
+    # Native engines' threads (see assistant/runtime.py): 0 = every core; "auto" = the OpenMP
+    # wait policy measured to hold on an idle and on a busy machine (passive), or "active".
+    threads: int = 0
+    omp_wait_policy: str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "corpus_dir", Path(self.corpus_dir))
@@ -70,6 +111,9 @@ class Settings:
             raise ConfigError(f"k must be in 1..50, got {self.k}")
         if self.max_file_mb <= 0:
             raise ConfigError(f"max_file_mb must be > 0, got {self.max_file_mb}")
+        for name in LIMIT_FIELDS:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (validated again)."""

@@ -10,18 +10,31 @@ from __future__ import annotations
 
 import hmac
 import logging
+import os
 import re
 import threading
 import time
-from dataclasses import asdict, dataclass
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
 from assistant.core import Assistant
-from assistant.errors import AllianceError, ConfigError, DocumentError, IndexLockedError
+from assistant.errors import (
+    AllianceError,
+    ConfigError,
+    ConflictError,
+    DocumentError,
+    IndexLockedError,
+    LimitExceeded,
+    RateLimited,
+    UnsupportedDocument,
+)
 from assistant.feedback import FeedbackStore
 from assistant.indexing.refresh import read_log
-from assistant.indexing.served_files import resolve_source
+from assistant.indexing.served_files import corpus_path, inside_corpus
+from assistant.settings import Settings
 from assistant.types import RefreshReport
 
 log = logging.getLogger(__name__)
@@ -44,6 +57,71 @@ def check_token_strength(token: str) -> None:
     """Refuse a token too short to be a secret (it guards uploads and deletions)."""
     if len(token) < MIN_TOKEN_CHARS:
         raise ConfigError(f"ALLIANCE_ADMIN_TOKEN doit faire au moins {MIN_TOKEN_CHARS} caractères")
+
+
+@dataclass
+class _Failures:
+    count: int = 0
+    lockouts: int = 0
+    locked_until: float = 0.0
+    last: float = 0.0
+
+
+@dataclass
+class LoginThrottle:
+    """Per-client lockout with back-off on wrong admin tokens: after ``max_failures`` wrong
+    tokens a client is refused (even with the right one) for ``lockout_s`` seconds, doubled at
+    each new lockout up to ``max_lockout_s``; a right token clears its record. At most
+    ``max_clients`` clients are remembered (the least recent go first)."""
+
+    max_failures: int = Settings.admin_max_failures
+    lockout_s: float = Settings.admin_lockout_s
+    max_lockout_s: float = Settings.admin_lockout_max_s
+    clock: Callable[[], float] = time.monotonic
+    max_clients: int = 10_000
+    _clients: OrderedDict[str, _Failures] = field(default_factory=OrderedDict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LoginThrottle:
+        return cls(settings.admin_max_failures, settings.admin_lockout_s,
+                   settings.admin_lockout_max_s)  # fmt: skip
+
+    def check(self, client: str) -> None:
+        """RateLimited while ``client`` is locked out."""
+        now = self.clock()
+        with self._lock:
+            state = self._clients.get(client)
+            if state is not None and state.locked_until > now:
+                wait = state.locked_until - now
+                raise RateLimited(
+                    f"trop de jetons refusés : accès bloqué {max(1, round(wait))} s "
+                    f"(limite admin_max_failures = {self.max_failures})",
+                    retry_after=wait,
+                )
+
+    def failed(self, client: str) -> None:
+        now = self.clock()
+        with self._lock:
+            state = self._clients.pop(client, None) or _Failures()
+            if state.lockouts and now - state.last > 2 * self.max_lockout_s:
+                state = _Failures()  # a long quiet spell forgives
+            state.count += 1
+            state.last = now
+            if state.count >= self.max_failures:
+                state.count = 0
+                state.lockouts += 1
+                back_off = self.lockout_s * 2 ** min(state.lockouts - 1, 30)
+                state.locked_until = now + min(back_off, self.max_lockout_s)
+                log.warning("admin token: %s locked out for %.0f s", client,
+                            state.locked_until - now)  # fmt: skip
+            self._clients[client] = state
+            while len(self._clients) > self.max_clients:
+                self._clients.popitem(last=False)
+
+    def succeeded(self, client: str) -> None:
+        with self._lock:
+            self._clients.pop(client, None)
 
 
 @dataclass
@@ -78,45 +156,71 @@ class StaffConsole:
             for d in self.assistant.documents()
         ]
 
-    def upload(self, name: str, data: bytes, folder: str = "") -> str:
+    def upload(self, name: str, data: bytes, folder: str = "", *, replace: bool = False) -> str:
         """Save an uploaded PDF or HTML file under ``corpus/<folder>/``; returns its source.
-        Raises DocumentError with the reason staff see (bad name, type, size or content)."""
-        clean = PurePosixPath(name.replace("\\", "/")).name.strip()
+        The name is taken as given or refused (never trimmed or re-cut); an existing file is
+        replaced only with ``replace=True`` (else ConflictError). Raises DocumentError with the
+        reason staff see (bad name, folder or content), UnsupportedDocument for a wrong type,
+        LimitExceeded for a file over ``max_file_mb``."""
         if folder not in UPLOAD_FOLDERS:
             raise DocumentError(
                 name, f"dossier inconnu {folder!r} ; choisir parmi {UPLOAD_FOLDERS}"
             )
-        if not _SAFE_NAME.match(clean) or clean.startswith(("_", ".")):
-            raise DocumentError(name, "nom de fichier refusé (lettres, chiffres, - _ . espace)")
-        suffix = PurePosixPath(clean).suffix.lower()
+        if not _SAFE_NAME.fullmatch(name) or name.startswith(("_", ".")) or name != name.strip():
+            raise DocumentError(
+                name, "nom de fichier refusé (lettres, chiffres, - _ . ( ) ' espace ; rien d'autre)"
+            )
+        suffix = PurePosixPath(name).suffix.lower()
         if suffix not in UPLOAD_TYPES:
-            raise DocumentError(clean, f"type refusé ({suffix or 'sans extension'}) : PDF ou HTML")
+            raise UnsupportedDocument(
+                name, f"type refusé ({suffix or 'sans extension'}) : PDF ou HTML"
+            )
         limit = int(self.settings.max_file_mb * 2**20)
         if len(data) > limit:
-            raise DocumentError(
-                clean, f"fichier trop volumineux (limite {self.settings.max_file_mb} Mo)"
+            raise LimitExceeded(
+                f"fichier trop volumineux ({len(data)} octets)",
+                limit="max_file_mb",
+                value=self.settings.max_file_mb,
+                got=len(data),
+                too_large=True,
             )
         if not data:
-            raise DocumentError(clean, "fichier vide")
+            raise DocumentError(name, "fichier vide")
         if suffix == ".pdf" and not data[:1024].lstrip().startswith(b"%PDF-"):
-            raise DocumentError(clean, "le contenu n'est pas un PDF")
+            raise UnsupportedDocument(name, "le contenu n'est pas un PDF")
         if suffix != ".pdf" and not _HTML_START.search(data[:4096]):
-            raise DocumentError(clean, "le contenu n'est pas une page HTML")
-        target_dir = self.settings.corpus_dir / folder if folder else self.settings.corpus_dir
+            raise UnsupportedDocument(name, "le contenu n'est pas une page HTML")
+        corpus = self.settings.corpus_dir
+        target_dir = corpus / folder if folder else corpus
         target_dir.mkdir(parents=True, exist_ok=True)
-        target = target_dir / clean
-        tmp = target_dir / f".{clean}.upload"
-        tmp.write_bytes(data)
-        tmp.replace(target)
-        source = target.relative_to(self.settings.corpus_dir).as_posix()
-        log.info("staff uploaded %s (%d bytes)", source, len(data))
+        if not inside_corpus(corpus, target_dir):  # a folder symlinked out of the corpus
+            raise DocumentError(name, f"dossier {folder!r} hors du corpus")
+        target = target_dir / name
+        source = target.relative_to(corpus).as_posix()
+        exists = target.is_symlink() or target.exists()
+        if exists and not replace:
+            raise ConflictError(
+                f"{source} existe déjà : pour le remplacer, redéposez-le avec replace=true"
+            )
+        if target.is_dir() and not target.is_symlink():
+            raise DocumentError(name, f"{source} est un dossier")
+        tmp = target_dir / f".{name}.upload"
+        tmp.unlink(missing_ok=True)
+        # O_NOFOLLOW | O_EXCL: the temporary file is ours, not a link planted there
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        tmp.replace(target)  # a rename replaces a link itself, never its target
+        log.info("staff %s %s (%d bytes)", "replaced" if exists else "uploaded", source,
+                 len(data))  # fmt: skip
         return source
 
     def delete(self, source: str) -> None:
-        """Delete a catalogued corpus file; the next refresh removes it from the index."""
+        """Delete a catalogued corpus file; the next refresh removes it from the index. A
+        symlink is removed itself: its target, inside the corpus or not, is left alone."""
         # the refreshed catalogue, and the answering one while a new embedder's builds
         catalogue = set(self.assistant.store.documents()) | self.assistant.indexed_sources()
-        path = resolve_source(self.settings.corpus_dir, catalogue, source)
+        path = corpus_path(self.settings.corpus_dir, catalogue, source)
         if path is None:
             raise DocumentError(source, "document inconnu")
         path.unlink()
@@ -171,3 +275,7 @@ class StaffConsole:
         if self.feedback is None:
             return []
         return [asdict(f) for f in self.feedback.recent(max(1, min(last, 500)))]
+
+    def feedback_dropped(self) -> int:
+        """Feedback rows dropped, oldest first, to keep the store within its size."""
+        return self.feedback.dropped() if self.feedback is not None else 0

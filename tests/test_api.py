@@ -272,9 +272,11 @@ def test_pdf_is_served_inline_as_application_pdf(env: Env) -> None:
     assert resp.content.startswith(b"%PDF")
 
 
-def test_text_sources_are_plain_text_and_sandboxed(env: Env) -> None:
+def test_markdown_sources_are_rendered_and_sandboxed(env: Env) -> None:
     resp = env.client.get("/sources/charte/pacte.md")
-    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/html")
+    assert "<h1>Le Pacte civique</h1>" in resp.text and "# Le Pacte" not in resp.text
+    assert "<script" not in resp.text and 'lang="fr"' in resp.text
     assert "sandbox" in resp.headers["content-security-policy"]
     assert resp.headers["x-content-type-options"] == "nosniff"
 

@@ -141,7 +141,7 @@ def test_ask_cite_open_passage_and_pdf(browser: Browser, site: Site) -> None:
     assert "Exemples de questions" in page.inner_text("body")
     ask(page, PDF_QUESTION)
     answer = last_answer(page)
-    assert "[1]" in answer and "Sources" in answer and "p. 2" in answer
+    assert "[1]" in answer and "Sources" in answer and re.search(r"p\.\s2", answer)
     assert "Fonds ODD 17" in answer
     shot(page, "02-reponse-citee")
 
@@ -254,6 +254,191 @@ def test_phone_sized_screen(browser: Browser, site: Site) -> None:
     assert page.locator("#send").is_visible()
     shot(page, "07-telephone")
     page.context.close()
+
+
+# Every rendered character « ? », « ; » or « : » that starts a line (the previous visible
+# character of its text sits on the line above): French typography puts a non-breaking space
+# before them, so none should.
+LINE_START_SIGNS = r"""
+() => {
+  const bad = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  let node;
+  while ((node = walker.nextNode())) {
+    const t = node.textContent;
+    if (!/[?;:]/.test(t)) continue;
+    const el = node.parentElement;
+    if (!el || el.closest('script, style, textarea, input')) continue;
+    for (let i = 1; i < t.length; i++) {
+      if (!'?;:'.includes(t[i])) continue;
+      let j = i - 1;
+      while (j >= 0 && (t[j] === ' ' || t[j] === '\n' || t[j] === '\t')) j--;
+      if (j < 0) continue;
+      const at = (k) => { const r = document.createRange(); r.setStart(node, k);
+        r.setEnd(node, k + 1); return r.getClientRects(); };
+      const me = at(i), before = at(j);
+      if (!me.length || !before.length || me[0].height === 0) continue;
+      if (me[0].top >= before[before.length - 1].bottom - 2) {
+        bad.push(t.slice(Math.max(0, i - 25), i + 10));
+      }
+    }
+  }
+  return bad;
+}
+"""
+
+LONG_STEPS = [
+    "Réunir les partenaires autour d'un diagnostic du quartier et de ses besoins",
+    "Nommer un binôme de pilotage, l'un côté association, l'autre côté entreprise",
+    "Écrire ensemble la raison d'être du projet et ce que chacun en attend",
+    "Choisir trois indicateurs de réussite partagés avant le lancement",
+    "Rédiger la convention avec la durée, les apports et la sortie",
+    "Prévoir le budget de coordination et qui le finance",
+    "Lancer une première action courte et visible pour les habitants",
+    "Tenir un comité de suivi chaque trimestre avec un compte rendu",
+    "Associer les salariés volontaires et les bénévoles aux décisions",
+    "Communiquer sur les résultats auprès des élus et des financeurs",
+    "Faire le bilan annuel avec les indicateurs choisis au départ",
+    "Décider ensemble de renouveler, d'élargir ou de clore le partenariat",
+]
+LONG_QUESTION = "Quelles sont les douze étapes d'un partenariat de quartier réussi ?"
+
+
+@pytest.fixture(scope="module")
+def long_site(tmp_path_factory: pytest.TempPathFactory, e5: Embeddings) -> Iterator[Site]:
+    """A corpus whose answer is long (a twelve-step list, written unlike the shipped guides:
+    a numbered Markdown list with bold steps), so the chat must scroll to show its start."""
+    root = tmp_path_factory.mktemp("long")
+    corpus = make_web_corpus(root / "corpus")
+    steps = "\n".join(f"{i}. **Étape {i}** : {text}." for i, text in enumerate(LONG_STEPS, 1))
+    (corpus / "boite-a-outils" / "douze-etapes.md").write_text(
+        "# Les douze étapes d'un partenariat de quartier réussi\n\n"
+        "Voici les douze étapes d'un partenariat de quartier réussi, dans l'ordre :\n\n"
+        f"{steps}\n",
+        encoding="utf-8",
+    )
+    settings = Settings(corpus_dir=corpus, index_dir=root / "index")
+    assistant = Assistant(settings, embedder=e5)
+    assert not assistant.refresh().failed
+    with running_server(create_app(settings, assistant)) as base:
+        yield Site(base, settings)
+
+
+def answer_start_is_visible(page: Page) -> bool:
+    """Whether the first line of the last answer is on screen, in the chat's visible part,
+    and the topmost thing there (not hidden under a label)."""
+    return bool(
+        page.evaluate(
+            """() => {
+  const bots = document.querySelectorAll('#chat .message.bot');
+  const last = bots[bots.length - 1];
+  const box = document.querySelector('#chat');
+  if (!last || !box) return false;
+  const r = last.getBoundingClientRect(), b = box.getBoundingClientRect();
+  const y = r.top + 12, x = r.left + Math.min(40, r.width / 2);
+  if (y < b.top || y > b.bottom || y < 0 || y > window.innerHeight) return false;
+  const hit = document.elementFromPoint(x, y);
+  return !!hit && last.contains(hit);
+}"""
+        )
+    )
+
+
+def test_a_chip_opens_its_passage_and_the_answer_starts_on_screen(
+    browser: Browser, long_site: Site
+) -> None:
+    page = open_page(browser, long_site, viewport={"width": 1280, "height": 900})
+    assert page.evaluate("document.documentElement.lang") == "fr"
+    ask(page, PDF_QUESTION)  # a first exchange, so the long answer comes below it
+    ask_again(page, LONG_QUESTION)
+    answer = last_answer(page)
+    assert "Étape 12" in answer or "clore le partenariat" in answer, answer
+    assert "**" not in answer  # Markdown emphasis from the document is not shown raw
+    assert answer_start_is_visible(page), "the answer's first line is off screen or covered"
+    shot(page, "13-reponse-bureau")
+
+    chips = page.locator("#chat .message.bot >> nth=-1").locator("a[href^='#source-']")
+    assert chips.count() >= 2
+    chips.first.click()
+    page.wait_for_selector("#passage .passage-meta:has-text('[1]')", timeout=WAIT_MS)
+    passage = page.inner_text("#passage")
+    assert "douze étapes" in passage.lower() and "**" not in passage
+    assert page.locator("#citations input[value='1']").is_checked()
+    assert "douze-etapes.md" not in passage  # title shown, not the file path
+    assert page.evaluate(LINE_START_SIGNS) == []
+    shot(page, "14-passage-ouvert")
+
+    # a chip of the earlier answer opens that answer's passage (the PDF, at its page)
+    page.locator("#chat .message.bot >> nth=0").locator("a[href^='#source-']").first.click()
+    page.wait_for_selector("#passage a.passage-link[href*='#page=2']", timeout=WAIT_MS)
+    assert "temps de coordination" in page.inner_text("#passage mark")
+    assert "common." not in page.inner_text("body")
+    live = page.evaluate(
+        "[...document.querySelectorAll('[aria-live]')].map(e => e.textContent).join(' ')"
+    )
+    assert "common." not in live
+    assert_same_origin(long_site)
+    page.context.close()
+
+
+def test_at_phone_width_the_sources_sit_under_the_answer(browser: Browser, long_site: Site) -> None:
+    page = open_page(browser, long_site, viewport={"width": 390, "height": 844}, is_mobile=True)
+    assert page.locator("#feedback").count() == 0 or not page.locator("#feedback").is_visible()
+    ask_again(page, LONG_QUESTION)
+    page.evaluate("window.__probe = " + PROBE)
+    assert answer_start_is_visible(page), page.evaluate("window.__probe()")
+    gap = page.evaluate(
+        """() => {
+  const chat = document.querySelector('#chat').getBoundingClientRect();
+  const first = document.querySelector('#citations label').getBoundingClientRect();
+  return first.top - chat.bottom;
+}"""
+    )
+    assert 0 <= gap <= 844, f"first source {gap}px below the answer's end"
+    assert page.locator("#feedback").is_visible()  # there is an answer to judge now
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 400, f"horizontal scrolling on a phone ({width}px)"
+    page.locator("#chat a[href^='#source-']").first.click()
+    page.wait_for_selector("#passage .passage-meta:has-text('[1]')", timeout=WAIT_MS)
+    assert page.evaluate(LINE_START_SIGNS) == []
+    shot(page, "15-telephone-390")
+    page.context.close()
+
+
+def test_the_page_is_french_before_any_question(browser: Browser, site: Site) -> None:
+    page = open_page(browser, site, viewport={"width": 390, "height": 844}, is_mobile=True)
+    assert page.evaluate("document.documentElement.lang") == "fr"
+    assert not page.locator("#feedback").is_visible()  # nothing to judge yet
+    body = page.inner_text("body")
+    for example in ("association et une entreprise", "modes de partenariat"):
+        assert example in body  # example questions shown whole, not cut
+    assert "..." not in body.split("Exemples de questions")[-1][:400]
+    assert page.evaluate(LINE_START_SIGNS) == []
+    page.context.close()
+
+
+PROBE = """() => {
+  const last = [...document.querySelectorAll('#chat .message.bot')].pop();
+  const r = last.getBoundingClientRect();
+  const b = document.querySelector('#chat').getBoundingClientRect();
+  const hit = document.elementFromPoint(r.left + 20, r.top + 12);
+  return {msg: [r.top, r.bottom], chat: [b.top, b.bottom], vh: window.innerHeight,
+          hit: hit && hit.outerHTML.slice(0, 120), sy: window.scrollY};
+}"""
+
+
+def ask_again(page: Page, question: str) -> None:
+    before = page.locator("#chat .message.bot").count()
+    page.fill("#question textarea", question)
+    page.click("#send")
+    page.wait_for_function(
+        f"document.querySelectorAll('#chat .message.bot').length > {before}", timeout=WAIT_MS
+    )
+    page.wait_for_function(
+        "[...document.querySelectorAll('#chat .message.bot')].pop().innerText.includes('Sources')",
+        timeout=WAIT_MS,
+    )
+    page.wait_for_timeout(500)  # the scroll to the answer's start runs after the last update
 
 
 def test_raw_traversal_requests_get_404(site: Site) -> None:

@@ -178,4 +178,6 @@ def test_a_running_server_follows_a_switch_made_by_another_process(
 
 def test_render_report_without_switch_adds_nothing() -> None:
     report = RefreshReport(embedder=OLD, active_embedder=OLD)
-    assert "index" not in render_report(report).splitlines()[-1]
+    text = render_report(report)
+    assert "désormais" not in text  # the switch notice « Les réponses utilisent désormais … »
+    assert text.startswith("Rien à faire")

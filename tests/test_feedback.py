@@ -1,4 +1,4 @@
-"""FeedbackStore: durable rows with the question, the answer and its citations."""
+"""FeedbackStore: durable rows with the question, the answer and its citations' ids."""
 
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ def test_add_then_recent_round_trips_newest_first(tmp_path: Path) -> None:
     assert [r.id for r in rows] == [second, first]
     assert rows[0].useful is False and rows[0].comment == "vague" and rows[0].citations == []
     assert rows[1].useful is True and rows[1].answer == "Le Fonds ODD 17. [1]"
-    assert rows[1].citations == [HIT.to_dict()]
+    # a bounded record: the citation's ids, not its text (issue 16)
+    assert rows[1].citations == [{"source": HIT.source, "page": 2, "chunk_id": "abc"}]
     assert rows[1].created_at <= rows[0].created_at
     assert store.recent(1)[0].id == second and store.count() == 2
 

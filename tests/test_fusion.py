@@ -101,3 +101,19 @@ def test_minmax() -> None:
     assert minmax([5.0, 5.0]) == [1.0, 1.0]
     with pytest.raises(ValueError, match="inf"):
         minmax([1.0, math.inf])
+
+
+def test_near_duplicates_can_stop_once_enough_are_kept() -> None:
+    """``keep=k``: the first k kept are the same as without it, every later item is dropped."""
+    base = "la convention de partenariat fixe les engagements de chaque partenaire pour trois ans"
+    texts = [
+        base,
+        base + ".",  # a copy of 0
+        "le comité de pilotage se réunit chaque trimestre afin de suivre les actions menées",
+        "une évaluation partagée mesure l'impact sur le territoire et la relation entre acteurs",
+        "le mécénat de compétences met des salariés au service d'une association partenaire",
+    ]
+    assert near_duplicates(texts) == [1]
+    assert near_duplicates(texts, keep=2) == [1, 3, 4]
+    assert near_duplicates(texts, keep=10) == [1]
+    assert near_duplicates(texts, keep=0) == [0, 1, 2, 3, 4]

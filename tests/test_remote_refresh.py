@@ -77,17 +77,25 @@ def test_refresh_through_a_running_server(
         refused = subprocess.run(
             cli, capture_output=True, text=True, timeout=120, env=no_token, check=False
         )
-        assert refused.returncode == 2 and f"sur {base}" in refused.stderr
+        assert refused.returncode == 2 and f"({base})" in refused.stderr
+        # it says the token is what is missing, and the command to type
+        assert "ALLIANCE_ADMIN_TOKEN=<jeton du serveur> alliance refresh" in refused.stderr
+        # a preview cannot run there: told how to get one
+        dry = subprocess.run(
+            [*cli, "--dry-run"], capture_output=True, text=True, timeout=120, env=env,
+            check=False,
+        )  # fmt: skip
+        assert dry.returncode == 2 and "`alliance refresh --dry-run`" in dry.stderr
 
         # a wrong token: a clear refusal, nothing run
         monkeypatch.setenv("ALLIANCE_ADMIN_TOKEN", "wrong-token-wrong-token-00")
         assert main(["refresh", "--server", base]) == 2
-        assert "refused the admin token" in capsys.readouterr().err
+        assert "a refusé le jeton d'administration" in capsys.readouterr().err
         # the table a local refresh prints, now from the server: nothing changed since
         monkeypatch.setenv("ALLIANCE_ADMIN_TOKEN", TOKEN)
         assert main(["refresh", "--server", base]) == 0
         out = capsys.readouterr().out
-        assert "5 documents : 0 ajoutés, 0 mis à jour, 5 inchangés" in out
+        assert "Rien à faire : l'index est à jour (5 documents inchangés" in out
 
 
 def test_refresh_server_needs_a_token_and_no_dry_run(
@@ -100,4 +108,61 @@ def test_refresh_server_needs_a_token_and_no_dry_run(
     assert main(["refresh", "--dry-run", "--server", "http://127.0.0.1:9"]) == 2
     assert "--dry-run" in capsys.readouterr().err
     assert main(["refresh", "--server", "http://127.0.0.1:9"]) == 2  # nothing listens there
-    assert "cannot reach" in capsys.readouterr().err
+    assert "impossible de joindre" in capsys.readouterr().err
+
+
+def test_ask_and_search_go_to_the_server_holding_the_index(
+    tmp_path: Path, hash_embeddings: Embeddings
+) -> None:
+    """A second terminal next to `alliance serve`: ask and search are answered by the server
+    (its public API, no token), in French, with the same output a local run gives."""
+    corpus = tmp_path / "corpus"
+    (corpus / "boite-a-outils").mkdir(parents=True)
+    (corpus / "boite-a-outils" / "jardins.md").write_text(
+        "# Jardins partagés\n\nUne mairie prête une friche ; trois associations y cultivent "
+        "un jardin partagé avec les habitants du quartier.\n",
+        encoding="utf-8",
+    )
+    # hashing embeddings have their own similarity scale: no abstention floor
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", abstain_threshold=0.0)
+    assistant = Assistant(settings, embedder=hash_embeddings)
+    assistant.refresh()
+    app = create_app(settings, assistant, feedback=FeedbackStore(tmp_path / "fb.sqlite"))
+    cli = [sys.executable, "-m", "ui.cli", "--corpus", str(corpus),
+           "--index", str(settings.index_dir)]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "ALLIANCE_ADMIN_TOKEN"}
+    with running_server(app) as base:
+        # a holder that did not say where it listens (a notebook): refused, told what to do
+        alone = subprocess.run(
+            [*cli, "search", "jardin partagé"], capture_output=True, text=True, timeout=120,
+            env=env, check=False,
+        )  # fmt: skip
+        assert alone.returncode == 2 and "ouvert par un autre processus" in alone.stderr
+        assert "with Assistant(...) as a:" in alone.stderr and "alliance search" in alone.stderr
+
+        ownership.advertise(settings.index_dir, base)  # what `alliance serve` does
+        found = subprocess.run(
+            [*cli, "search", "jardin partagé", "--json", "--k", "1"], capture_output=True,
+            text=True, timeout=120, env=env, check=False,
+        )  # fmt: skip
+        assert found.returncode == 0, found.stderr
+        assert f"`alliance serve` ({base}) : il a répondu" in found.stderr
+        hits = json.loads(found.stdout)
+        assert hits[0]["source"] == "boite-a-outils/jardins.md" and hits[0]["title"]
+
+        asked = subprocess.run(
+            [*cli, "ask", "Qui prête la friche du jardin partagé ?"], capture_output=True,
+            text=True, timeout=120, env=env, check=False,
+        )  # fmt: skip
+        assert asked.returncode == 0, asked.stderr
+        assert "mairie" in asked.stdout and "[1]" in asked.stdout
+        assert "Sources :" in asked.stdout and "jardins.md" in asked.stdout
+
+        # the server's own French refusal comes through, one line, exit 2
+        empty = subprocess.run(
+            [*cli, "ask", "  "], capture_output=True, text=True, timeout=120, env=env,
+            check=False,
+        )  # fmt: skip
+        assert empty.returncode == 2 and empty.stderr.startswith("alliance: erreur :")
+        assert "Traceback" not in empty.stderr
+    assistant.close()

@@ -62,6 +62,9 @@ def test_a_logged_in_staff_member_runs_the_corpus(handlers: StaffHandlers, tmp_p
     bad.write_bytes(b"PK\x03\x04")
     shown = handlers.upload(session, [str(good), str(bad)], "boite-a-outils")
     assert "✅ boite-a-outils/guide.pdf" in shown and "❌ notes.docx : type refusé" in shown
+    again = handlers.upload(session, [str(good)], "boite-a-outils")
+    assert "❌ guide.pdf" in again and "existe déjà" in again  # replacing needs the box ticked
+    assert "✅" in handlers.upload(session, [str(good)], "boite-a-outils", replace=True)
 
     seen: list[float] = []
     summary = handlers.refresh(session, lambda fraction, desc="": seen.append(fraction))

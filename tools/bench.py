@@ -199,6 +199,15 @@ def last_json(text: str) -> dict[str, Any]:
     return data
 
 
+def thread_policy() -> dict[str, str]:
+    """Apply the product's thread policy (``assistant.runtime``) to this process and its
+    children, from the ``ALLIANCE_*`` settings, as ``alliance`` does; returns it."""
+    from assistant import Settings
+    from assistant.runtime import apply_thread_policy
+
+    return apply_thread_policy(Settings.from_env())
+
+
 # -- worker phases (run in their own process) ---------------------------------------------------
 def _settings(cfg: dict[str, Any]) -> Any:
     from assistant import Settings
@@ -307,10 +316,15 @@ def phase_serve(cfg: dict[str, Any]) -> dict[str, Any]:
     first_answer_s = time.perf_counter() - started
     search_ms: list[float] = []
     ask_ms: list[float] = []
+    embed_ms: list[float] = []
     ranked: list[list[str]] = []
     gold: list[list[str]] = []
+    embedder = assistant.embedder
     for q in questions:
         query = contextualize(q.question, q.history)
+        t = time.perf_counter()
+        embedder.embed_query(query)  # the bare model call a search cannot avoid
+        embed_ms.append(1000 * (time.perf_counter() - t))
         t = time.perf_counter()
         hits = assistant.search(query, k=10)
         search_ms.append(1000 * (time.perf_counter() - t))
@@ -324,11 +338,65 @@ def phase_serve(cfg: dict[str, Any]) -> dict[str, Any]:
         "first_answer_in_process_s": first_answer_s,
         "search_ms": _pcts(search_ms),
         "ask_ms": _pcts(ask_ms),
+        "embed_ms": _pcts(embed_ms),
         "questions": len(questions),
         **_quality(ranked, gold),
     }
     if cfg.get("profile_dir"):
         out["profiles"] = _profile(assistant, questions, Path(cfg["profile_dir"]), cfg["label"])
+    return out
+
+
+def phase_pass(cfg: dict[str, Any]) -> dict[str, Any]:
+    """One pass of the contention row: a fresh process and Assistant, one warm-up answer, then
+    search and ask every question. ``cold`` removes the sentence-vector sidecar first, so the
+    answers embed their sentences as on a fresh index."""
+    from assistant import Assistant
+    from assistant.answering.sentence_cache import sidecar_path
+    from assistant.indexing.embedders import embedder_slug
+    from assistant.retrieval.followup import contextualize
+
+    if cfg["cold"]:
+        sidecar_path(Path(cfg["index"]), embedder_slug(cfg["embedder"])).unlink(missing_ok=True)
+    questions = _questions(cfg)
+    assistant = Assistant(_settings(cfg))
+    assistant.ask(questions[0].question)
+    search_ms: list[float] = []
+    ask_ms: list[float] = []
+    for q in questions:
+        t = time.perf_counter()
+        assistant.search(contextualize(q.question, q.history), k=10)
+        search_ms.append(1000 * (time.perf_counter() - t))
+        t = time.perf_counter()
+        assistant.ask(q.question, history=q.history)
+        ask_ms.append(1000 * (time.perf_counter() - t))
+    return {"search_ms": _pcts(search_ms), "ask_ms": _pcts(ask_ms), "loadavg": os.getloadavg()}
+
+
+def spinners(n: int, seconds: float) -> list[subprocess.Popen[bytes]]:
+    """``n`` CPU-bound processes (a busy laptop), each ending by itself after ``seconds``."""
+    code = f"import time\nend = time.time() + {seconds}\nwhile time.time() < end: pass"
+    return [subprocess.Popen([sys.executable, "-c", code]) for _ in range(n)]
+
+
+def contention(cfg: dict[str, Any], hogs: int, timeout: float) -> dict[str, Any]:
+    """The same questions idle and next to ``hogs`` CPU-bound processes, back to back, each
+    pass in a fresh process: sentences not cached ("cold"), then cached ("warm")."""
+    out: dict[str, Any] = {"hogs": hogs}
+    for cache in ("cold", "warm"):
+        for cond in ("idle", "busy"):
+            procs = spinners(hogs, timeout) if cond == "busy" else []
+            try:
+                run = worker("pass", {**cfg, "cold": cache == "cold"})
+            finally:
+                for proc in procs:
+                    proc.kill()
+                    proc.wait()
+            out[f"{cache}_{cond}"] = last_json(run.stdout)
+        for what in ("search", "ask"):
+            idle = out[f"{cache}_idle"][f"{what}_ms"]["p50"]
+            busy = out[f"{cache}_busy"][f"{what}_ms"]["p50"]
+            out[f"{cache}_{what}_ratio"] = busy / idle if idle else None
     return out
 
 
@@ -419,6 +487,7 @@ PHASES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "refresh": phase_refresh,
     "bulk": phase_bulk,
     "serve": phase_serve,
+    "pass": phase_pass,
     "baseline": phase_baseline,
 }
 
@@ -505,6 +574,12 @@ def bench_size(size: str, args: argparse.Namespace, work: Path) -> dict[str, Any
     row["serve"] = {**last_json(run.stdout), "rss_mb": run.rss_mb}
     phase_s["serve"] = run.seconds
 
+    if args.contention_hogs > 0 and target <= args.contention_above_max:
+        log(f"contention: passes idle and next to {args.contention_hogs} CPU-bound processes…")
+        t = time.perf_counter()
+        row["contention"] = contention(cfg, args.contention_hogs, timeout=1800)
+        phase_s["contention"] = time.perf_counter() - t
+
     if not args.no_baseline:
         log("naive baseline…")
         run = worker("baseline", cfg)
@@ -567,26 +642,78 @@ METRICS: list[tuple[str, str, str, dict[str, str]]] = [
     ("baseline search p50 ms", "baseline.search_ms.p50", ".1f", {}),
     ("baseline search p95 ms", "baseline.search_ms.p95", ".1f", {}),
     ("search p50 ours/baseline", "ratio.search_p50", ".2f", {}),
+    ("bare query embed p50 ms", "serve.embed_ms.p50", ".1f", {}),
+    ("search p50 / embed p50", "ratio.search_embed", ".2f", {"*": "<= 1.5"}),
+    ("ask p50 / search p50", "ratio.ask_search", ".2f", {"*": "<= 1.5"}),
+    ("refresh / raw embedder %", "ratio.refresh_raw_pct", ".0f", {"*": ">= 90"}),
+    # contention: fresh process per pass, idle then next to --contention-hogs CPU hogs
+    ("contention cold: search p50 idle ms", "contention.cold_idle.search_ms.p50", ".1f", {}),
+    ("  search p50 busy ms", "contention.cold_busy.search_ms.p50", ".1f", {}),
+    ("  search p95 idle / busy ms", "ratio.cold_search_p95", "s", {}),
+    ("  search busy/idle", "contention.cold_search_ratio", ".2f", {"*": "<= 2"}),
+    ("  ask p50 idle ms", "contention.cold_idle.ask_ms.p50", ".1f", {}),
+    ("  ask p50 busy ms", "contention.cold_busy.ask_ms.p50", ".1f", {}),
+    ("  ask p95 idle / busy ms", "ratio.cold_ask_p95", "s", {}),
+    ("  ask busy/idle", "contention.cold_ask_ratio", ".2f", {"*": "<= 2"}),
+    ("contention warm: search p50 idle", "contention.warm_idle.search_ms.p50", ".1f", {}),
+    ("  search p50 busy ms", "contention.warm_busy.search_ms.p50", ".1f", {}),
+    ("  search busy/idle", "contention.warm_search_ratio", ".2f", {"*": "<= 2"}),
+    ("  ask p50 idle ms", "contention.warm_idle.ask_ms.p50", ".1f", {}),
+    ("  ask p50 busy ms", "contention.warm_busy.ask_ms.p50", ".1f", {}),
+    ("  ask busy/idle", "contention.warm_ask_ratio", ".2f", {"*": "<= 2"}),
+    ("  ask/search p50 idle", "ratio.warm_ask_search_idle", ".2f", {"*": "<= 1.5"}),
+    ("  ask/search p50 busy", "ratio.warm_ask_search_busy", ".2f", {"*": "<= 1.5"}),
     ("bench wall s", "wall_s", ".0f", {}),
 ]
+
+
+def verdict(value: Any, target: str) -> str:
+    """PASS / FAIL for a target such as "<= 1.5" or ">= 90"; blank without one or a value."""
+    if not target or not isinstance(value, int | float):
+        return ""
+    op, _, bound = target.partition(" ")
+    limit = float(bound)
+    return "PASS" if (value <= limit if op == "<=" else value >= limit) else "FAIL"
+
+
+def _pair(row: dict[str, Any], a: str, b: str) -> str | None:
+    x, y = _get(row, a), _get(row, b)
+    return f"{x:.0f} / {y:.0f}" if x is not None and y is not None else None
 
 
 def render(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         row["embedder_label"] = row["embedder"] + ("*" if row["composed_passages"] else "")
+        raw_pct = _ratio(row, "refresh.chunks_per_s", "refresh.raw_chunks_per_s")
         row["ratio"] = {
             "search_p50": _ratio(row, "serve.search_ms.p50", "baseline.search_ms.p50"),
+            "search_embed": _ratio(row, "serve.search_ms.p50", "serve.embed_ms.p50"),
+            "ask_search": _ratio(row, "serve.ask_ms.p50", "serve.search_ms.p50"),
+            "refresh_raw_pct": 100 * raw_pct if raw_pct is not None else None,
+            "cold_search_p95": _pair(
+                row, "contention.cold_idle.search_ms.p95", "contention.cold_busy.search_ms.p95"
+            ),
+            "cold_ask_p95": _pair(
+                row, "contention.cold_idle.ask_ms.p95", "contention.cold_busy.ask_ms.p95"
+            ),
+            "warm_ask_search_idle": _ratio(
+                row, "contention.warm_idle.ask_ms.p50", "contention.warm_idle.search_ms.p50"
+            ),
+            "warm_ask_search_busy": _ratio(
+                row, "contention.warm_busy.ask_ms.p50", "contention.warm_busy.search_ms.p50"
+            ),
         }
     sizes = [r["size"] for r in rows]
     width = max(12, *(len(r["embedder_label"]) + 1 for r in rows))
-    head = f"{'metric':<26} " + "".join(f"{s:>{width}} {'target':>8} " for s in sizes)
+    head = f"{'metric':<36} " + "".join(f"{s:>{width}} {'target':>8}      " for s in sizes)
     lines = [head, "-" * len(head)]
     for label, path, spec, targets in METRICS:
         cells = ""
         for row in rows:
             target = targets.get(row["size"], targets.get("*", ""))
-            cells += f"{_fmt(_get(row, path), spec):>{width}} {target:>8} "
-        lines.append(f"{label:<26} {cells}")
+            value = _get(row, path)
+            cells += f"{_fmt(value, spec):>{width}} {target:>8} {verdict(value, target):<4} "
+        lines.append(f"{label:<36} {cells}")
     if any(r.get("bulk_built") for r in rows):
         lines.append(
             "bulk: index built with our loaders, chunker and BM25 side in big Chroma batches "
@@ -603,6 +730,7 @@ def render(rows: list[dict[str, Any]]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["_worker"]:
+        thread_policy()  # as the `alliance` entry point does, before any engine loads
         result = PHASES[argv[1]](json.loads(argv[2]))
         print(json.dumps(result))
         return 0
@@ -624,6 +752,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="above this many chunks, build the index in bulk instead of a timed refresh",
     )
     p.add_argument("--raw-sample", type=int, default=128, help="chunks for the raw embedder")
+    p.add_argument(
+        "--contention-hogs",
+        type=int,
+        default=2,
+        help="CPU-bound processes of the contention row (0: no contention row)",
+    )
+    p.add_argument(
+        "--contention-above-max",
+        type=int,
+        default=20000,
+        help="no contention row above this many chunks (4 more serving passes)",
+    )
     p.add_argument("--seed", type=int, default=SEED)
     p.add_argument("--no-baseline", action="store_true")
     p.add_argument("--profile", action="store_true", help="pyinstrument search/ask profiles")
@@ -640,6 +780,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "loadavg_start": os.getloadavg(),
         "seed": args.seed,
         "questions_file": str(QUESTIONS.relative_to(ROOT)),
+        "thread_policy": thread_policy(),
     }
     out = args.out or RESULTS / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -655,6 +796,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if not args.keep and args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
+    print(
+        f"load average at start {meta['loadavg_start'][0]:.1f} / "
+        f"{meta['loadavg_start'][1]:.1f} / {meta['loadavg_start'][2]:.1f} on {meta['cpus']} "
+        f"cores; thread policy {meta['thread_policy']}"
+    )
     print(render(rows))
     print(
         f"\nload average start {meta['loadavg_start'][0]:.1f}, end {meta['loadavg_end'][0]:.1f} "

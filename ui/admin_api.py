@@ -5,7 +5,10 @@
                            prefix="/api/admin")   # before api_router: its catch-all is a 404
 
 Every route needs ``Authorization: Bearer <token>``; without it the answer is 401 and nothing
-is done. Errors use the API's ``{"error": ...}`` shape (see ``install_error_handlers``).
+is done. A client that sends ``admin_max_failures`` wrong tokens is locked out (429 with
+``Retry-After``, even with the right token) for ``admin_lockout_s``, doubled at each new
+lockout. Errors use the API's ``{"error": ...}`` shape (see ``install_error_handlers``), their
+status chosen by type (413 too large, 409 exists, 415 wrong type, 400 refused).
 """
 
 from __future__ import annotations
@@ -16,26 +19,32 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 
-from assistant.errors import ConfigError, DocumentError
-from assistant.staff import StaffConsole, token_ok
+from assistant.errors import ConfigError, DocumentError, LimitExceeded
+from assistant.staff import LoginThrottle, StaffConsole, token_ok
 
 log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 16
 
 
-def admin_router(console: StaffConsole, token: str) -> APIRouter:
-    """Admin routes over ``console``, guarded by ``token`` (must be non-empty)."""
+def admin_router(
+    console: StaffConsole, token: str, throttle: LoginThrottle | None = None
+) -> APIRouter:
+    """Admin routes over ``console``, guarded by ``token`` (must be non-empty) and by
+    ``throttle`` (default: from the console's settings)."""
     if not token:
         raise ConfigError("admin routes need a token (ALLIANCE_ADMIN_TOKEN); none is set")
+    guard = throttle or LoginThrottle.from_settings(console.settings)
 
     def authorized(request: Request) -> None:
+        client = request.client.host if request.client else "?"
+        guard.check(client)  # RateLimited -> 429 while locked out
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token_ok(given.strip(), token):
-            log.warning(
-                "admin request refused from %s", request.client.host if request.client else "?"
-            )
+            log.warning("admin request refused from %s", client)
+            guard.failed(client)
             raise HTTPException(status_code=401, detail="jeton d'administration requis")
+        guard.succeeded(client)
 
     router = APIRouter(tags=["admin"], dependencies=[Depends(authorized)])
 
@@ -44,20 +53,22 @@ def admin_router(console: StaffConsole, token: str) -> APIRouter:
         return {"documents": console.documents()}
 
     @router.put("/files/{name}", summary="Déposer un PDF ou une page HTML", status_code=201)
-    async def upload(name: str, request: Request, folder: str = "") -> dict[str, Any]:
+    async def upload(
+        name: str, request: Request, folder: str = "", replace: bool = False
+    ) -> dict[str, Any]:
+        """``replace=true`` to overwrite a file of that name (else 409)."""
         limit = int(console.settings.max_file_mb * 2**20)
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            raise HTTPException(status_code=413, detail="fichier trop volumineux")
+            raise _too_large(console, int(declared))
         body = bytearray()
         async for piece in request.stream():
             body += piece
             if len(body) > limit:
-                raise HTTPException(status_code=413, detail="fichier trop volumineux")
-        try:
-            source = console.upload(name, bytes(body), folder)
-        except DocumentError as exc:
-            raise HTTPException(status_code=_upload_status(exc.reason), detail=exc.reason) from exc
+                raise _too_large(console, len(body))
+        # errors by type: LimitExceeded 413, ConflictError 409, UnsupportedDocument 415,
+        # DocumentError 400 (see ui.api.status_for)
+        source = console.upload(name, bytes(body), folder, replace=replace)
         return {"source": source}
 
     @router.delete("/documents/{source:path}", summary="Supprimer un document du corpus")
@@ -82,14 +93,16 @@ def admin_router(console: StaffConsole, token: str) -> APIRouter:
 
     @router.get("/feedback", summary="Les derniers retours des utilisateurs")
     def feedback(last: int = 50) -> dict[str, Any]:
-        return {"feedback": console.recent_feedback(last)}
+        return {"feedback": console.recent_feedback(last), "dropped": console.feedback_dropped()}
 
     return router
 
 
-def _upload_status(reason: str) -> int:
-    if reason.startswith("fichier trop volumineux"):
-        return 413
-    if reason.startswith(("type refusé", "le contenu n'est pas")):
-        return 415
-    return 400
+def _too_large(console: StaffConsole, size: int) -> LimitExceeded:
+    return LimitExceeded(
+        f"fichier trop volumineux ({size} octets)",
+        limit="max_file_mb",
+        value=console.settings.max_file_mb,
+        got=size,
+        too_large=True,
+    )

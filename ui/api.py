@@ -27,20 +27,26 @@ from assistant import __version__
 from assistant.core import Assistant
 from assistant.errors import (
     AllianceError,
+    ConflictError,
+    DocumentError,
     IndexLockedError,
     IndexNotReadyError,
+    LimitExceeded,
     QueryError,
+    RateLimited,
+    UnsupportedDocument,
 )
 from assistant.feedback import FeedbackStore
 from assistant.indexing.served_files import archive_url, source_url
+from assistant.settings import KINDS, Settings
 from assistant.types import Answer, Hit
 
 log = logging.getLogger(__name__)
 
-# Generous transport bounds; the Assistant applies the real rules (1..1000 chars, k 1..50) with
-# its own French messages.
+# Generous transport bounds (the body itself is capped at Settings.max_body_kb before it is
+# parsed); ``check_kinds``, ``check_history`` and the Assistant apply the real rules, with French
+# messages that name the limit.
 _MAX_FIELD_CHARS = 20_000
-_MAX_HISTORY = 20
 
 
 # -- index state shared by the server, the API and the UI ---------------------------------------
@@ -98,16 +104,53 @@ class Turn(_Strict):
 
 class AskRequest(_Strict):
     question: str = Field(max_length=_MAX_FIELD_CHARS, description="1 à 1000 caractères")
-    history: list[Turn] | None = Field(default=None, max_length=_MAX_HISTORY)
+    history: list[Turn] | None = None
     kinds: list[str] | None = None
 
 
 class FeedbackRequest(_Strict):
     question: str = Field(max_length=_MAX_FIELD_CHARS)
     answer: str = Field(max_length=_MAX_FIELD_CHARS)
-    citations: list[dict[str, Any]] = Field(default_factory=list, max_length=50)
+    citations: list[dict[str, Any]] = Field(
+        default_factory=list, description="source, page, chunk_id de chaque citation"
+    )
     useful: bool
     comment: str = Field(default="", max_length=_MAX_FIELD_CHARS)
+
+
+# -- limits ---------------------------------------------------------------------------------
+def check_kinds(kinds: list[str] | None) -> None:
+    """At most one entry per known kind (each unknown one is refused by the Assistant)."""
+    if kinds is not None and len(kinds) > len(KINDS):
+        raise LimitExceeded(
+            f"trop de types de document ({len(kinds)}) ; choisir parmi {', '.join(KINDS)}",
+            limit="kinds ≤ nombre de types connus",
+            value=len(KINDS),
+            got=len(kinds),
+        )
+
+
+def check_history(history: list[Turn] | None, settings: Settings) -> None:
+    turns = history or []
+    if len(turns) > settings.max_history_turns:
+        raise LimitExceeded(
+            f"historique trop long ({len(turns)} tours)",
+            limit="max_history_turns",
+            value=settings.max_history_turns,
+            got=len(turns),
+        )
+    chars = sum(len(t.content) for t in turns)
+    if chars > settings.max_history_chars:
+        raise LimitExceeded(
+            f"historique trop long ({chars} caractères)",
+            limit="max_history_chars",
+            value=settings.max_history_chars,
+            got=chars,
+        )
+
+
+def client_of(request: Request) -> str:
+    return request.client.host if request.client else "?"
 
 
 # -- response shaping -------------------------------------------------------------------------
@@ -145,6 +188,7 @@ def api_router(
 ) -> APIRouter:
     """The ``/api`` routes over one Assistant (include it with ``prefix="/api"``)."""
     state = state or IndexState()
+    settings = assistant.settings
     router = APIRouter(tags=["api"])
 
     @router.get("/health", summary="État du service et de l'index")
@@ -176,12 +220,15 @@ def api_router(
     @router.post("/search", summary="Les passages les plus pertinents pour une requête")
     def search(req: SearchRequest) -> dict[str, Any]:
         state.check()
+        check_kinds(req.kinds)
         hits = assistant.search(req.query, k=req.k, kinds=req.kinds)
         return {"hits": [hit_payload(h) for h in hits]}
 
     @router.post("/ask", summary="Une réponse citée (les relances utilisent l'historique)")
     def ask(req: AskRequest) -> dict[str, Any]:
         state.check()
+        check_kinds(req.kinds)
+        check_history(req.history, settings)
         history = [t.model_dump() for t in req.history or []]
         answer = assistant.ask(req.question, history=history, kinds=req.kinds)
         return answer_payload(answer)
@@ -193,6 +240,8 @@ def api_router(
     )
     def ask_stream(req: AskRequest) -> StreamingResponse:
         state.check()
+        check_kinds(req.kinds)
+        check_history(req.history, settings)
         history = [t.model_dump() for t in req.history or []]
         # Retrieval runs here, so invalid queries become a JSON 4xx before the stream opens.
         parts = assistant.ask_stream(req.question, history=history, kinds=req.kinds)
@@ -221,8 +270,7 @@ def api_router(
                     "kind": d["kind"],
                     "pages": d["pages"],
                     "chunks": d["chunks"],
-                    "status": d["status"],
-                    "reason": d["reason"],
+                    "status": d["status"],  # not the reason: internal, for staff only
                     "indexed_at": _iso(d["indexed_at"]),
                     "url": source_url(d["source"]),
                     "archive_url": archive_url(d["source"]),
@@ -235,8 +283,15 @@ def api_router(
         store = feedback
 
         @router.post("/feedback", summary="Enregistrer un avis sur une réponse", status_code=201)
-        def add_feedback(req: FeedbackRequest) -> dict[str, Any]:
-            fid = store.add(req.question, req.answer, req.citations, req.useful, req.comment)
+        def add_feedback(req: FeedbackRequest, request: Request) -> dict[str, Any]:
+            fid = store.add(
+                req.question,
+                req.answer,
+                req.citations,
+                req.useful,
+                req.comment,
+                client=client_of(request),
+            )
             return {"id": fid}
 
     @router.api_route(
@@ -251,6 +306,15 @@ def api_router(
 
 # -- errors -----------------------------------------------------------------------------------
 def status_for(exc: AllianceError) -> int:
+    """The HTTP status of an error, by its type."""
+    if isinstance(exc, LimitExceeded):
+        return 413 if exc.too_large else 422
+    if isinstance(exc, RateLimited):
+        return 429
+    if isinstance(exc, ConflictError):
+        return 409
+    if isinstance(exc, UnsupportedDocument):
+        return 415
     if isinstance(exc, QueryError):
         return 422
     if isinstance(exc, IndexNotReadyError | IndexLockedError):
@@ -274,7 +338,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_alliance(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, AllianceError)
-        return JSONResponse({"error": str(exc)}, status_code=status_for(exc))
+        headers = {}
+        if isinstance(exc, RateLimited):
+            headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+        message = exc.reason if isinstance(exc, DocumentError) else str(exc)
+        return JSONResponse({"error": message}, status_code=status_for(exc), headers=headers)
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

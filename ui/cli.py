@@ -6,13 +6,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from assistant.answering.extractive import format_citation
 from assistant.core import Assistant
-from assistant.errors import AllianceError
+from assistant.errors import AllianceError, IndexBusyError
 from assistant.evaluation.run import (
     EVIDENCE_K,
     by_type,
@@ -22,10 +23,15 @@ from assistant.evaluation.run import (
     summarize,
 )
 from assistant.indexing.active import switch_notice
+from assistant.runtime import apply_thread_policy
 from assistant.settings import KINDS, Settings
-from assistant.types import DocumentReport, RefreshReport
-from ui.progress import progress_bar
-from ui.remote import refresh_here_or_on_server
+from assistant.types import Answer, DocumentReport, RefreshReport
+from ui.progress import RefreshProgress
+from ui.remote import (
+    ask_here_or_on_server,
+    refresh_here_or_on_server,
+    search_here_or_on_server,
+)
 
 EXIT_ERROR = 2
 EXIT_FLOOR = 1
@@ -84,17 +90,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sv = sub.add_parser("serve", help="lancer l'interface web et l'API REST")
-    sv.add_argument("--host", default="127.0.0.1")
-    sv.add_argument("--port", type=int, default=7860)
+    sv.add_argument(
+        "--host",
+        default=os.environ.get("ALLIANCE_HOST") or "127.0.0.1",
+        help="adresse d'écoute (défaut : ALLIANCE_HOST, sinon 127.0.0.1)",
+    )
+    sv.add_argument(
+        "--port",
+        type=int,
+        default=_env_port(),
+        help="port (défaut : ALLIANCE_PORT, sinon 7860)",
+    )
     return p
+
+
+def _env_port() -> int:
+    raw = os.environ.get("ALLIANCE_PORT", "").strip()
+    if not raw:
+        return 7860
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise SystemExit(
+            f"alliance: erreur : ALLIANCE_PORT={raw!r} n'est pas un port (1 à 65535) : "
+            "par exemple `ALLIANCE_PORT=8000 alliance serve`"
+        )
+    return int(raw)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    level = logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # bm25s sets its own logger to DEBUG, so its records pass the root level: align it
+    logging.getLogger("bm25s").setLevel(level)
     try:
         settings = Settings.from_env(
             corpus_dir=args.corpus,
@@ -102,7 +129,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             embedder=args.embedder,
             llm=getattr(args, "llm", None),
         )
+        apply_thread_policy(settings)  # before any engine loads (OpenMP reads it at load)
         return _dispatch(args, settings)
+    except IndexBusyError as exc:
+        print(f"alliance: erreur : {exc}", file=sys.stderr)
+        print(
+            "alliance: si c'est un programme Python (un notebook) qui tient un `Assistant`, "
+            "fermez-le (`a.close()`, ou ouvrez-le avec `with Assistant(...) as a:`), puis "
+            f"relancez `alliance {args.command}`",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     except AllianceError as exc:
         print(f"alliance: erreur : {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -119,12 +156,13 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     assistant = Assistant(settings)  # lazy: opens nothing until used
     if args.command == "refresh":
-        report, ran_on = refresh_here_or_on_server(
-            assistant,
-            server=args.server,
-            dry_run=args.dry_run,
-            progress=None if args.json else progress_bar,
-        )
+        with RefreshProgress() as progress:
+            report, ran_on = refresh_here_or_on_server(
+                assistant,
+                server=args.server,
+                dry_run=args.dry_run,
+                progress=None if args.json else progress,
+            )
         if ran_on and not args.server:
             print(
                 f"alliance: l'index est tenu par {ran_on} : il a fait la mise à jour",
@@ -132,7 +170,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             )
         return _print_report(report, args.json)
     if args.command == "search":
-        hits = assistant.search(args.query, k=args.k, kinds=args.kinds)
+        hits, ran_on = search_here_or_on_server(assistant, args.query, k=args.k, kinds=args.kinds)
+        _say_server(ran_on)
         if args.json:
             print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=1))
         else:
@@ -153,6 +192,14 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     raise AssertionError(args.command)
 
 
+def _say_server(url: str) -> None:
+    if url:
+        print(
+            f"alliance: l'index est tenu par `alliance serve` ({url}) : il a répondu",
+            file=sys.stderr,
+        )
+
+
 def _print_report(report: RefreshReport, as_json: bool) -> int:
     if as_json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=1))
@@ -168,7 +215,11 @@ def _print_answer(
     kinds: Sequence[str] | None,
     as_json: bool,
 ) -> str:
-    answer = assistant.ask(question, history=history, kinds=kinds)
+    answer: Answer
+    answer, ran_on = ask_here_or_on_server(
+        assistant, question, history=history, kinds=list(kinds) if kinds else None
+    )
+    _say_server(ran_on)
     if as_json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=1))
         return answer.text
@@ -275,6 +326,15 @@ def render_by_type(types: dict[str, dict[str, float]]) -> str:
 def render_report(report: RefreshReport) -> str:
     """A staff-readable table: one line per document that changed or needs attention (failed,
     warning, duplicate, renamed), what changed in updated ones, then totals."""
+    shown = [d for d in report.documents if d.status != "unchanged" or d.reason]
+    if not shown:
+        verb = "était" if report.dry_run else "est"
+        lines = [
+            f"Rien à faire : l'index {verb} à jour ({len(report.documents)} documents "
+            f"inchangés, vérifiés en {report.seconds:.1f} s, {report.embedder})."
+        ]
+        lines.extend(switch_notice(report))
+        return "\n".join(lines)
     lines = [f"{'statut':<10} {'+chunks':>7} {'-chunks':>7}  document"]
     for d in report.documents:
         if d.status == "unchanged" and not d.reason:

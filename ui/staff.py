@@ -51,14 +51,17 @@ class StaffHandlers:
             for d in self.console.documents()
         ]
 
-    def upload(self, session: str, files: list[str] | None, folder: str) -> str:
+    def upload(
+        self, session: str, files: list[str] | None, folder: str, replace: bool = False
+    ) -> str:
         if not token_ok(session, self.token):
             return DENIED
         lines = []
         for name in files or []:
             path = Path(name)
             try:
-                source = self.console.upload(path.name, path.read_bytes(), folder)
+                data = path.read_bytes()
+                source = self.console.upload(path.name, data, folder, replace=replace)
                 lines.append(f"- ✅ {source}")
             except AllianceError as exc:
                 lines.append(f"- ❌ {path.name} : {getattr(exc, 'reason', exc)}")
@@ -158,6 +161,7 @@ def staff_tab(console: StaffConsole, token: str) -> StaffHandlers:
                 type="filepath",
             )
             folder = gr.Dropdown(list(UPLOAD_FOLDERS), value="boite-a-outils", label="Dossier")
+        replace = gr.Checkbox(False, label="Remplacer un fichier du même nom")
         upload_btn = gr.Button("Déposer")
         with gr.Row():
             to_delete = gr.Textbox(label="Document à supprimer (chemin affiché ci-dessus)")
@@ -177,7 +181,7 @@ def staff_tab(console: StaffConsole, token: str) -> StaffHandlers:
     def do_refresh(tok: str, progress: gr.Progress = gr.Progress()) -> tuple[str, Any]:  # noqa: B008
         return h.refresh(tok, progress), h.documents(tok)
 
-    upload_btn.click(h.upload, [session, files, folder], [result], **private).then(
+    upload_btn.click(h.upload, [session, files, folder, replace], [result], **private).then(
         h.documents, [session], [docs], **private
     )
     delete_btn.click(h.delete, [session, to_delete], [result], **private).then(

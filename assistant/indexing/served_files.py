@@ -65,6 +65,34 @@ def resolve_source(
     return real
 
 
+def corpus_path(corpus_dir: Path, indexed_sources: Collection[str], requested: str) -> Path | None:
+    """The path *inside* the corpus to delete or overwrite for ``requested``, or None to refuse.
+
+    Unlike ``resolve_source`` (which serves the file a link points to), a write acts on the
+    name itself: a symlink is removed as a link, never followed to its target. Its folders must
+    really be inside the corpus (a symlinked folder leaving it is refused)."""
+    if any(_looks_unsafe(form) for form in _decoded_forms(requested)):
+        log.info("refused corpus path %r (traversal or encoding)", requested)
+        return None
+    if requested not in indexed_sources:
+        return None
+    path = corpus_dir / requested
+    if not path.is_symlink() and not path.is_file():
+        return None
+    if not inside_corpus(corpus_dir, path.parent):
+        log.warning("refused corpus path %r: its folder leaves the corpus", requested)
+        return None
+    return path
+
+
+def inside_corpus(corpus_dir: Path, folder: Path) -> bool:
+    """True when ``folder`` (after symlinks) is the corpus folder or one of its sub-folders."""
+    try:
+        return folder.resolve(strict=True).is_relative_to(corpus_dir.resolve(strict=True))
+    except (OSError, RuntimeError):
+        return False
+
+
 def is_web(source: str) -> bool:
     return source.startswith(("http://", "https://"))
 

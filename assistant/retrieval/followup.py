@@ -124,13 +124,16 @@ def _user_questions(history: Sequence[Mapping[str, str]]) -> list[str]:
     ]
 
 
-def contextualize(question: str, history: Sequence[Mapping[str, str]]) -> str:
+def contextualize(
+    question: str, history: Sequence[Mapping[str, str]], max_chars: int | None = None
+) -> str:
     """``question`` unchanged if self-contained, else prefixed with the topic's user question.
 
     The topic is the latest self-contained user question (so "et pour une fondation ?" after
     "et pour une collectivité ?" still reaches back to the real topic); if every earlier user
     turn is elliptical, the latest one is used. A history ending with the question itself is
-    tolerated.
+    tolerated. With ``max_chars``, the topic is cut (at a word) so that the completed query
+    fits: the length limit is the question's, not the question's plus its history's.
     """
     if not is_elliptical(question):
         return question
@@ -140,4 +143,14 @@ def contextualize(question: str, history: Sequence[Mapping[str, str]]) -> str:
     if not asked:
         return question
     anchor = next((q for q in reversed(asked) if not is_elliptical(q)), asked[-1])
-    return f"{anchor} {question.strip()}"
+    asked_now = " ".join(question.split())
+    anchor = " ".join(anchor.split())
+    if max_chars is not None and len(anchor) + 1 + len(asked_now) > max_chars:
+        room = max_chars - 1 - len(asked_now)
+        if room <= 0:
+            return question  # the question alone is at (or over) the limit: it says so
+        cut = anchor[:room]
+        if anchor[room] != " " and " " in cut:  # not mid-word
+            cut = cut.rsplit(" ", 1)[0]
+        anchor = cut
+    return f"{anchor} {asked_now}"

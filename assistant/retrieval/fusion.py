@@ -57,30 +57,40 @@ def rrf(
     return [(i, scores[i]) for i in ordered]
 
 
-def _shingles(text: str) -> set[tuple[str, ...]]:
-    """Word 5-shingles of the folded text; shorter texts give their whole word tuple."""
+def _shingles(text: str) -> frozenset[int]:
+    """Word 5-shingles of the folded text (as hashes: set operations on ints are several times
+    faster than on tuples of strings); shorter texts give their whole word tuple."""
     tokens = _WORD.findall(fold(text))
     if len(tokens) < _SHINGLE:
-        return {tuple(tokens)}
-    return {tuple(tokens[i : i + _SHINGLE]) for i in range(len(tokens) - _SHINGLE + 1)}
+        return frozenset((hash(tuple(tokens)),))
+    last = len(tokens) - _SHINGLE + 1
+    return frozenset(hash(tuple(tokens[i : i + _SHINGLE])) for i in range(last))
 
 
-def _jaccard(a: set[tuple[str, ...]], b: set[tuple[str, ...]]) -> float:
-    union = len(a | b)
-    return len(a & b) / union if union else 1.0
+def _jaccard(a: frozenset[int], b: frozenset[int]) -> float:
+    inter = len(a & b)
+    union = len(a) + len(b) - inter
+    return inter / union if union else 1.0
 
 
-def near_duplicates(texts: Sequence[str], threshold: float = 0.85) -> list[int]:
+def near_duplicates(
+    texts: Sequence[str], threshold: float = 0.85, keep: int | None = None
+) -> list[int]:
     """Indices to drop: items whose shingle Jaccard with an earlier *kept* item is >= threshold.
 
     Texts are compared after accent folding and lowercasing, ignoring punctuation, so the same
     paragraph seen in a PDF and in its HTML twin is dropped once. Quadratic: meant for n <= 100.
+    With ``keep``, stops once that many are kept and drops every later item unread (a search
+    wants its k best: this was 18 % of a search's time when all 30 candidates were compared).
     """
     if not (0.0 < threshold <= 1.0) or math.isnan(threshold):
         raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
-    kept: list[set[tuple[str, ...]]] = []
+    kept: list[frozenset[int]] = []
     drop: list[int] = []
     for index, text in enumerate(texts):
+        if keep is not None and len(kept) >= keep:
+            drop.extend(range(index, len(texts)))
+            break
         shingles = _shingles(text)
         if any(_jaccard(shingles, other) >= threshold for other in kept):
             drop.append(index)

@@ -142,7 +142,7 @@ class HybridSearcher:
                     bm25_rank=bm25_rank.get(cid),
                 )
             )
-        drop = set(near_duplicates([r.chunk.text for r in results]))
+        drop = set(near_duplicates([r.chunk.text for r in results], keep=k))
         results = [r for i, r in enumerate(results) if i not in drop]
         return Retrieval(
             query=q,

@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from langchain_core.documents import Document
 
 from assistant.errors import DocumentError
+from assistant.ingest.budget import ReadBudget
 from assistant.ingest.loaders.html import read_html
 from assistant.ingest.loaders.pdf import read_pdf
 from assistant.ingest.loaders.text import read_text_file
@@ -132,6 +133,7 @@ def load_document(
     max_bytes: int = 50 * 2**20,
     kind: str | None = None,
     title: str | None = None,
+    budget: ReadBudget | None = None,
 ) -> LoadedDocument:
     """Load one file into cleaned Documents; raises ``DocumentError(source, reason)``."""
     relative = _relative(Path(path), Path(corpus_dir))
@@ -146,7 +148,7 @@ def load_document(
     kind = kind or kind_for(relative)
 
     if suffix == ".pdf":
-        pdf = read_pdf(data, source, passwords)
+        pdf = read_pdf(data, source, passwords, budget)
         doc_title = title or pdf.title or prettify_stem(relative.stem)
         meta = {"source": source, "title": doc_title, "kind": kind, "sha256": sha256}
         pages = [

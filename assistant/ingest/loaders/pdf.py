@@ -20,6 +20,7 @@ from pypdf import PageObject, PasswordType, PdfReader
 from pypdf.errors import DependencyError, FileNotDecryptedError, PyPdfError
 
 from assistant.errors import DocumentError
+from assistant.ingest.budget import ReadBudget, guarded_pages
 from assistant.text.cleaning import clean_pdf_pages, letter_count, word_share
 
 logger = logging.getLogger(__name__)
@@ -68,8 +69,10 @@ class PdfPages:
     warnings: list[str] = field(default_factory=list)
 
 
-def read_pdf(data: bytes, source: str, passwords: Sequence[str] = ()) -> PdfPages:
-    """Extract, clean and check every page of a PDF given as bytes."""
+def read_pdf(
+    data: bytes, source: str, passwords: Sequence[str] = (), budget: ReadBudget | None = None
+) -> PdfPages:
+    """Extract, clean and check every page of a PDF given as bytes (within ``budget``)."""
     if b"%PDF-" not in data[:1024]:
         raise DocumentError(source, "fichier PDF invalide — no %PDF- header")
     if b"%%EOF" not in data[-2048:]:
@@ -80,7 +83,7 @@ def read_pdf(data: bytes, source: str, passwords: Sequence[str] = ()) -> PdfPage
         page_count = len(reader.pages)
         raw_pages: list[str] = []
         unreadable: list[int] = []
-        for number, page in enumerate(reader.pages, start=1):
+        for number, page in enumerate(guarded_pages(reader, source, budget), start=1):
             try:
                 raw_pages.append(_page_text(page))
             except _PARSE_ERRORS as exc:  # one damaged page: skip it, keep the others

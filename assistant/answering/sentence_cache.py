@@ -1,0 +1,183 @@
+"""Sentence vectors embedded once: a cache in front of the embedder the answerer uses.
+
+Composing an extractive answer embeds the most promising sentences of the top passages; that
+was 92-97 % of an answer's time. The same sentences come back across questions, processes and
+restarts (they are the corpus's own), so their vectors are kept:
+
+- in memory, an LRU bounded in entries, shared by every answerer of one ``Assistant``;
+- on disk, in ``<index_dir>/sentences-<embedder>.sqlite``, shared by the processes that serve
+  the same index and kept across restarts; ``warm`` fills it ahead of time (at refresh).
+
+Keys are a hash of the embedder spec and the exact text: a sentence edited in the corpus is a
+new key, a vector of another model is never returned. Queries are not cached (they go to the
+embedder unchanged). The cache is an ``Embeddings``, so the answerer's logic does not change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MEMORY_ITEMS = 50_000  # 384 floats each: ~77 MB at most for e5-small
+_SQLITE_VARS = 500  # keys per SELECT ... IN (...)
+
+
+def sidecar_path(index_dir: Path, slug: str) -> Path:
+    return index_dir / f"sentences-{slug}.sqlite"
+
+
+class SentenceCache(Embeddings):
+    """``embed_documents`` through a memory LRU and an optional SQLite sidecar."""
+
+    def __init__(
+        self,
+        inner: Embeddings,
+        *,
+        namespace: str,
+        path: Path | None = None,
+        memory_items: int = DEFAULT_MEMORY_ITEMS,
+        batch_size: int = 32,
+    ) -> None:
+        self.inner = inner
+        self.namespace = namespace
+        self.path = path
+        self.memory_items = max(1, memory_items)
+        self.batch_size = batch_size
+        self._memory: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with self._db() as db:
+                    db.execute(
+                        "CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, vec BLOB)"
+                    )
+            except (OSError, sqlite3.Error) as exc:  # read-only index: memory only
+                log.warning("sentence cache %s unusable (%s): memory only", path, exc)
+                self.path = None
+
+    # -- Embeddings ------------------------------------------------------------------------
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [v.tolist() for v in self.vectors(texts)]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.inner.embed_query(text)
+
+    # -- the cache -------------------------------------------------------------------------
+    def key(self, text: str) -> bytes:
+        return hashlib.blake2b(f"{self.namespace}\0{text}".encode(), digest_size=16).digest()
+
+    def vectors(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """The vector of each text (float32), embedding only those never seen."""
+        keys = [self.key(t) for t in texts]
+        found: dict[bytes, np.ndarray] = {}
+        with self._lock:
+            for k in keys:
+                v = self._memory.get(k)
+                if v is not None:
+                    self._memory.move_to_end(k)
+                    found[k] = v
+        wanted = [k for k in dict.fromkeys(keys) if k not in found]
+        if wanted and self.path is not None:
+            found.update(self._read(wanted))
+        todo = {k: t for k, t in zip(keys, texts, strict=True) if k not in found}
+        self.hits += len(keys) - len(todo)
+        self.misses += len(todo)
+        fresh: dict[bytes, np.ndarray] = {}
+        if todo:
+            vecs = self.inner.embed_documents(list(todo.values()))
+            fresh = {k: np.asarray(v, dtype=np.float32) for k, v in zip(todo, vecs, strict=True)}
+            found.update(fresh)
+            if self.path is not None:
+                self._write(fresh)
+        self._remember({k: found[k] for k in dict.fromkeys(keys)})
+        return [found[k] for k in keys]
+
+    def warm(self, texts: Iterable[str]) -> int:
+        """Embed, in batches, the texts not in the sidecar yet; returns how many were embedded.
+        Nothing goes to memory: this fills the disk for the processes that will serve."""
+        pending = dict.fromkeys(texts)
+        keyed = {self.key(t): t for t in pending}
+        if self.path is not None:
+            for start in range(0, len(keyed), _SQLITE_VARS):
+                chunk = list(keyed)[start : start + _SQLITE_VARS]
+                for k in self._read(chunk, vectors=False):
+                    keyed.pop(k, None)
+        items = list(keyed.items())
+        for start in range(0, len(items), self.batch_size):
+            batch = items[start : start + self.batch_size]
+            vecs = self.inner.embed_documents([t for _, t in batch])
+            fresh = {
+                k: np.asarray(v, dtype=np.float32) for (k, _), v in zip(batch, vecs, strict=True)
+            }
+            if self.path is not None:
+                self._write(fresh)
+            else:
+                self._remember(fresh)
+        return len(items)
+
+    def __len__(self) -> int:
+        return len(self._memory)
+
+    # -- storage ---------------------------------------------------------------------------
+    def _db(self) -> sqlite3.Connection:
+        assert self.path is not None
+        return sqlite3.connect(self.path, timeout=10)
+
+    def _read(self, keys: Sequence[bytes], vectors: bool = True) -> dict[bytes, np.ndarray]:
+        out: dict[bytes, np.ndarray] = {}
+        try:
+            db = self._db()
+            try:
+                for start in range(0, len(keys), _SQLITE_VARS):
+                    part = list(keys[start : start + _SQLITE_VARS])
+                    marks = ",".join("?" * len(part))
+                    rows = db.execute(
+                        f"SELECT key, vec FROM vectors WHERE key IN ({marks})", part
+                    ).fetchall()
+                    for k, blob in rows:
+                        out[bytes(k)] = (
+                            np.frombuffer(blob, dtype=np.float32).copy() if vectors else _EMPTY
+                        )
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            log.warning("sentence cache read failed (%s): embedding instead", exc)
+        return out
+
+    def _write(self, fresh: dict[bytes, np.ndarray]) -> None:
+        try:
+            db = self._db()
+            try:
+                with db:
+                    db.executemany(
+                        "INSERT OR IGNORE INTO vectors VALUES (?, ?)",
+                        [(k, v.astype(np.float32).tobytes()) for k, v in fresh.items()],
+                    )
+            finally:
+                db.close()
+        except sqlite3.Error as exc:  # a busy or read-only sidecar costs speed, not answers
+            log.warning("sentence cache write failed (%s)", exc)
+
+    def _remember(self, items: dict[bytes, np.ndarray]) -> None:
+        with self._lock:
+            for k, v in items.items():
+                self._memory[k] = v
+                self._memory.move_to_end(k)
+            while len(self._memory) > self.memory_items:
+                self._memory.popitem(last=False)
+
+
+_EMPTY = np.zeros(0, dtype=np.float32)

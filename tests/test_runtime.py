@@ -1,0 +1,117 @@
+"""The thread policy for the native engines (assistant.runtime) and the catalogue cache that
+keeps a search from reading SQLite on every query."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from assistant.errors import ConfigError
+from assistant.indexing.store import DocumentRecord, IndexStore, catalog_version
+from assistant.runtime import apply_thread_policy, thread_count, thread_env
+from assistant.settings import Settings
+
+
+def test_auto_policy_is_passive_waiting_on_every_core() -> None:
+    env = thread_env(Settings(), cpus=4)
+    assert env == {"OMP_NUM_THREADS": "4", "OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def test_explicit_threads_and_policies() -> None:
+    assert thread_env(Settings(threads=1, omp_wait_policy="passive"), cpus=8) == {
+        "OMP_NUM_THREADS": "1",
+        "OMP_WAIT_POLICY": "PASSIVE",
+    }
+    assert thread_env(Settings(omp_wait_policy="Active"), cpus=2)["OMP_WAIT_POLICY"] == "ACTIVE"
+    assert thread_count(Settings(), cpus=0) == 1
+
+
+def test_bad_values_are_config_errors() -> None:
+    with pytest.raises(ConfigError):
+        thread_env(Settings(omp_wait_policy="spin"))
+    with pytest.raises(ConfigError):
+        thread_env(Settings(threads=-1))
+
+
+def test_settings_read_from_the_environment() -> None:
+    s = Settings.from_env({"ALLIANCE_THREADS": "3", "ALLIANCE_OMP_WAIT_POLICY": "passive"})
+    assert thread_env(s) == {"OMP_NUM_THREADS": "3", "OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def test_apply_keeps_what_the_user_exported() -> None:
+    env = {"OMP_WAIT_POLICY": "active", "OMP_NUM_THREADS": "7"}
+    in_force = apply_thread_policy(Settings(threads=2), env)
+    assert env == {"OMP_WAIT_POLICY": "active", "OMP_NUM_THREADS": "7"}  # nothing changed
+    assert in_force == env
+    spin = {"GOMP_SPINCOUNT": "1000"}  # a spin count chosen by the user: no wait policy added
+    assert apply_thread_policy(Settings(threads=2), spin) == {
+        "GOMP_SPINCOUNT": "1000",
+        "OMP_NUM_THREADS": "2",
+    }
+    fresh: dict[str, str] = {}
+    apply_thread_policy(Settings(threads=2), fresh)
+    assert fresh == {"OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def test_importing_the_library_sets_nothing() -> None:
+    code = (
+        "import os, assistant, assistant.core, assistant.runtime\n"
+        "print(sorted(k for k in os.environ if k.startswith(('OMP_', 'GOMP_'))))"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("OMP", "GOMP"))}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_cli_applies_the_policy_before_any_engine(tmp_path: Path) -> None:
+    """`alliance` sets the policy in its own environment at start (the children inherit it)."""
+    code = (
+        "import os, sys\n"
+        "from ui import cli\n"
+        "cli.main(['--index', sys.argv[1], 'search', 'x'])\n"
+        "print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('OMP_NUM_THREADS'))"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("OMP", "GOMP"))}
+    env["ALLIANCE_THREADS"] = "1"
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "idx")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip().splitlines()[-1] == "PASSIVE 1"
+
+
+def _record(source: str, sha: str) -> DocumentRecord:
+    return DocumentRecord(source, sha, "T", "autre", None, 1, "indexed", "", 0.0)
+
+
+def test_catalogue_cache_sees_every_write(tmp_path: Path, hash_embeddings) -> None:  # type: ignore[no-untyped-def]
+    settings = Settings(index_dir=tmp_path / "idx", embedder="hash")
+    store = IndexStore(settings, hash_embeddings)
+    other = IndexStore(settings, hash_embeddings)  # another writer on the same files
+    assert store.documents() == {}
+    store.save_document(_record("a.md", "1" * 64))
+    assert store.documents()["a.md"].sha256 == "1" * 64
+    v1 = catalog_version(tmp_path / "idx" / "catalog.sqlite")
+    # same size, same source, another sha256, written by the other instance right away
+    other.save_document(_record("a.md", "2" * 64))
+    assert catalog_version(tmp_path / "idx" / "catalog.sqlite") != v1
+    assert store.documents()["a.md"].sha256 == "2" * 64
+    other.forget_document("a.md")
+    assert store.documents() == {}
+    # a fresh dict each time: a caller changing it changes no later answer
+    store.save_document(_record("b.md", "3" * 64))
+    got = store.documents()
+    got.clear()
+    assert list(store.documents()) == ["b.md"]
+
+
+def test_catalog_version_of_a_missing_file(tmp_path: Path) -> None:
+    assert catalog_version(tmp_path / "none.sqlite") is None
