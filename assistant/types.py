@@ -6,6 +6,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+# Who wrote an answer: quotes of the documents, a model on an OpenAI-compatible server, or the
+# bundled local model (ALLIANCE_LLM=local).
+AnswerKind = Literal["extractive", "llm", "local-llm"]
+
 
 @dataclass(frozen=True)
 class Hit:
@@ -35,6 +39,11 @@ class Answer:
     citations: list[Hit]
     grounded: bool
     query: str = ""  # the query actually searched (follow-ups are completed from history)
+    kind: AnswerKind = "extractive"
+    # A model's answer: how many sentences it wrote, and how many of them the checks removed
+    # (no supporting passage, or a number or name not in it). Kept on a fallback too.
+    drafted: int = 0
+    dropped: int = 0
 
     def to_dict(self, hit: Callable[[Hit], dict[str, Any]] = Hit.to_dict) -> dict[str, Any]:
         """The one JSON shape of an answer (CLI, REST, stream); ``hit`` shapes each citation
@@ -44,6 +53,9 @@ class Answer:
             "citations": [hit(c) for c in self.citations],
             "grounded": self.grounded,
             "query": self.query,
+            "kind": self.kind,
+            "drafted": self.drafted,
+            "dropped": self.dropped,
         }
 
 
