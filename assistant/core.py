@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from chromadb.api import ClientAPI
 from langchain_core.embeddings import Embeddings
@@ -179,6 +180,11 @@ class Assistant:
             self._client = None
             self._stores.clear()
             self._searcher = None
+            for answerer in self._answerers.values():  # stops a local model's server
+                close = getattr(answerer, "close", None)
+                if callable(close):
+                    close()
+            self._answerers.clear()
 
     def __enter__(self) -> Assistant:
         return self
@@ -307,6 +313,17 @@ class Assistant:
         return AllianceRetriever(searcher=self, k=k, kinds=list(kinds) if kinds else None)
 
     # -- state -----------------------------------------------------------------------------
+    def answerer_info(self) -> dict[str, Any]:
+        """Which answerer is active: ``{"kind": "extractive" | "llm" | "local-llm", ...}``."""
+        settings = self.settings
+        if self._fixed_answerer is None and not self._answerers:
+            kind = "local-llm" if settings.llm else "llm" if settings.llm_url else "extractive"
+            return {"kind": kind}  # without building it: health must not load a model
+        with self._lock:
+            answerer = self._fixed_answerer or next(iter(self._answerers.values()))
+        describe = getattr(answerer, "describe", None)
+        return describe() if callable(describe) else {"kind": "extractive"}
+
     def stats(self) -> IndexStats:
         """What answers now: documents and chunks of the serving collection, and the
         configured embedder's collection when it is still being built."""

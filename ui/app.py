@@ -23,6 +23,7 @@ from assistant.settings import KINDS
 from assistant.types import Answer, Hit
 from ui.api import IndexState
 from ui.render import (
+    answer_kind_label,
     answer_markdown,
     citation_label,
     french_spacing,
@@ -255,7 +256,8 @@ def build_ui(
             time.sleep(STREAM_DELAY_S)
         chat[-1] = {
             "role": "assistant",
-            "content": answer_markdown(text, turn.citations, turn.grounded, turn=len(turns)),
+            "content": answer_markdown(text, turn.citations, turn.grounded, turn=len(turns))
+            + answer_kind_label(answer.kind, answer.grounded),
         }
         new_turns = [*turns, turn]
         box = gr.update(visible=True)

@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--min-mrr", type=float, default=None, help="plancher (gold strict)")
     e.add_argument("--min-abstention", type=float, default=None)
     e.add_argument("--min-answered", type=float, default=None)
+    e.add_argument(
+        "--llm",
+        choices=["local", "local:qwen2.5-coder-0.5b"],
+        help="répondre avec le modèle local (défaut : extraits)",
+    )
+    e.add_argument("--limit", type=int, default=None, help="les N premières questions seulement")
     e.add_argument("--min-fact-coverage", type=float, default=None)
     e.add_argument(
         "--min-evidence-recall", type=float, default=None, help="plancher (faits dans le top 5)"
@@ -118,7 +124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("bm25s").setLevel(level)
     try:
         settings = Settings.from_env(
-            corpus_dir=args.corpus, index_dir=args.index, embedder=args.embedder
+            corpus_dir=args.corpus,
+            index_dir=args.index,
+            embedder=args.embedder,
+            llm=getattr(args, "llm", None),
         )
         apply_thread_policy(settings)  # before any engine loads (OpenMP reads it at load)
         return _dispatch(args, settings)
@@ -176,7 +185,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         return _interactive(assistant, args.kinds)
     if args.command == "eval":
-        return _eval(assistant, args)
+        try:
+            return _eval(assistant, args)
+        finally:
+            assistant.close()  # stops a local model's server
     raise AssertionError(args.command)
 
 
@@ -240,7 +252,7 @@ def _interactive(assistant: Assistant, kinds: Sequence[str] | None) -> int:
 
 
 def _eval(assistant: Assistant, args: argparse.Namespace) -> int:
-    questions = load_questions(args.questions)
+    questions = load_questions(args.questions)[: args.limit]
     rows = run_eval(assistant, questions, k=args.k)
     summary = summarize(rows)
     if args.details:

@@ -139,6 +139,18 @@ def _with_chips(text: str, citations: Sequence[Hit], turn: int) -> str:
     return "".join(out)
 
 
+ANSWER_KIND_LABELS = {
+    "local-llm": "rédigée par le modèle local",
+    "llm": "rédigée par le modèle de langue",
+    "extractive": "extraits des documents",
+}
+
+
+def answer_kind_label(kind: str, grounded: bool) -> str:
+    """A small line saying who wrote the answer (none for a decline)."""
+    return f"\n\n<small>Réponse {ANSWER_KIND_LABELS.get(kind, kind)}</small>" if grounded else ""
+
+
 def answer_markdown(
     text: str, citations: Sequence[Hit], grounded: bool, turn: int | None = None
 ) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -40,9 +40,18 @@ _LIST_ITEM = re.compile(r"^\s*(?:\d{1,2}[.)]|[-•–*])\s+")
 
 
 class Answerer(Protocol):
-    """Anything that answers from a retrieval, citing its hits."""
+    """Anything that answers from a retrieval, citing its hits. ``stream`` yields text deltas
+    (a draft) then exactly one final ``Answer``; an answerer that does not stream yields only
+    the ``Answer`` (as simonw/llm's ``Model.execute`` yields once)."""
 
     def answer(self, question: str, retrieval: Retrieval) -> Answer: ...
+
+    def stream(
+        self,
+        question: str,
+        retrieval: Retrieval,
+        history: Sequence[Mapping[str, str]] | None = None,
+    ) -> Iterator[str | Answer]: ...
 
 
 @dataclass(frozen=True)
@@ -263,6 +272,15 @@ class ExtractiveAnswerer:
     def answer(self, question: str, retrieval: Retrieval) -> Answer:
         return self.answer_with_verdict(question, retrieval)[0]
 
+    def stream(
+        self,
+        question: str,
+        retrieval: Retrieval,
+        history: Sequence[Mapping[str, str]] | None = None,
+    ) -> Iterator[str | Answer]:
+        """The answer, once (extracts are not drafted)."""
+        yield self.answer(question, retrieval)
+
     def answer_with_verdict(self, question: str, retrieval: Retrieval) -> tuple[Answer, Verdict]:
         """The answer and why it was given or declined (see ``assistant.answering.abstention``)."""
         results = retrieval.results[: self.passages]
@@ -348,6 +366,10 @@ class ExtractiveAnswerer:
                         units.append(Unit(text, i, pos, is_item, chunk, own))
                     pos += 1
         return units
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        """Unit-norm document embeddings of ``texts``, one row each (cached)."""
+        return self._embed(texts)
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         missing = [t for t in dict.fromkeys(texts) if t not in self._cache]

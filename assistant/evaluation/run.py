@@ -30,6 +30,7 @@ from assistant.evaluation.metrics import (
     word_count,
 )
 from assistant.retrieval.followup import contextualize
+from assistant.types import Answer
 
 if TYPE_CHECKING:
     from assistant.core import Assistant
@@ -97,6 +98,11 @@ class EvalRow:
     fact_coverage: float
     seconds: float
     answer: str
+    kind: str = "extractive"
+    drafted: int = 0  # sentences a model wrote
+    dropped: int = 0  # of which the checks removed
+    first_token_seconds: float | None = None  # a model's first draft token, from the start
+    draft: str = ""  # the model's raw output
     type: str = UNTYPED
     facts_found: list[str] = field(default_factory=list)
     facts_missing: list[str] = field(default_factory=list)
@@ -112,7 +118,16 @@ def run_eval(assistant: Assistant, questions: Sequence[Question], k: int = 10) -
         started = time.perf_counter()
         query = contextualize(q.question, q.history)
         retrieval = assistant.retrieve(query, k=max(k, 10))
-        answer = assistant.answerer.answer(q.question, retrieval)
+        answer: Answer | None = None
+        first: float | None = None
+        deltas: list[str] = []
+        for part in assistant.answerer.stream(q.question, retrieval, q.history):
+            if isinstance(part, Answer):
+                answer = part
+            else:
+                first = time.perf_counter() - started if first is None else first
+                deltas.append(part)
+        assert answer is not None  # every stream ends with its Answer
         seconds = time.perf_counter() - started
         hits = retrieval.hits
         in_answer = facts_found(answer.text, q.facts) if answer.grounded else [False] * len(q.facts)
@@ -131,6 +146,11 @@ def run_eval(assistant: Assistant, questions: Sequence[Question], k: int = 10) -
                 fact_coverage=_share(in_answer) if answer.grounded else 0.0,
                 seconds=seconds,
                 answer=answer.text,
+                kind=answer.kind,
+                drafted=answer.drafted,
+                dropped=answer.dropped,
+                first_token_seconds=first,
+                draft="".join(deltas),
                 type=q.type,
                 facts_found=[f for f, ok in zip(q.facts, in_answer, strict=True) if ok],
                 facts_missing=[f for f, ok in zip(q.facts, in_answer, strict=True) if not ok],
@@ -176,6 +196,18 @@ def summarize(rows: Sequence[EvalRow]) -> dict[str, float]:
     secs = [r.seconds * 1000 for r in rows]
     out["latency_p50_ms"] = percentile(secs, 50)
     out["latency_p95_ms"] = percentile(secs, 95)
+    drafted = [r for r in rows if r.drafted or r.first_token_seconds is not None]
+    if drafted:  # a model wrote: how much of it the checks kept, and how fast it started
+        out["model_answers"] = _mean(1.0 if r.kind != "extractive" else 0.0 for r in ans)
+        out["dropped_sentence_rate"] = sum(r.dropped for r in rows) / max(
+            1, sum(r.drafted for r in rows)
+        )
+        firsts = [r.first_token_seconds * 1000 for r in drafted if r.first_token_seconds]
+        out["first_token_p50_ms"] = percentile(firsts, 50)
+        out["first_token_p95_ms"] = percentile(firsts, 95)
+        model_secs = [r.seconds * 1000 for r in drafted]
+        out["model_total_p50_ms"] = percentile(model_secs, 50)
+        out["model_total_p95_ms"] = percentile(model_secs, 95)
     return out
 
 
