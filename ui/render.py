@@ -175,14 +175,16 @@ def _span_pattern(unit: str) -> re.Pattern[str] | None:
     words = unit.split()
     if not words:
         return None
-    return re.compile(r"\s+".join(re.escape(w) for w in words))
+    # between two words: spaces, or a Markdown source's emphasis (« 1. **Étape 1** : »)
+    return re.compile(r"(?:\s|[*_])+".join(re.escape(w) for w in words))
 
 
 def highlight_spans(passage: str, quotes: Sequence[str]) -> list[tuple[int, int]]:
     """Sorted, non-overlapping character spans of ``passage`` holding each quoted sentence
-    (whitespace-insensitive)."""
+    (whitespace-insensitive). Each line of a quote is looked for on its own: a unit of the
+    answer may open with its framing line (« D'après … : »), which is in no passage."""
     spans: list[tuple[int, int]] = []
-    for q in quotes:
+    for q in (line for unit in quotes for line in unit.split("\n") if line.strip()):
         pat = _span_pattern(q)
         m = pat.search(passage) if pat else None
         if m:

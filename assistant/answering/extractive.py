@@ -254,7 +254,7 @@ class ExtractiveAnswerer:
         max_embedded: int = 16,
         read_sections: int = 3,
         section_chunks: int = 8,
-        max_list_items: int = 10,
+        max_list_items: int = 20,  # a whole list, up to a length one can read in a chat
     ) -> None:
         self.read_sections = read_sections
         self.section_chunks = section_chunks
