@@ -315,8 +315,6 @@ def status_for(exc: AllianceError) -> int:
         return 503
     if isinstance(exc, TooLargeError):
         return 413
-    if isinstance(exc, UnsupportedTypeError):
-        return 415
     if isinstance(exc, RemoteError):
         return 502
     return 400

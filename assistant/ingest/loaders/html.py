@@ -79,10 +79,12 @@ def read_html_blocks(data: bytes, source: str) -> tuple[str | None, str, list[Bl
     return (*_flat(html, source), [])
 
 
-def _xml_blocks(html: str) -> list[Block]:
-    xml = trafilatura.extract(
+def _extract(html: str, output_format: str) -> str | None:
+    """trafilatura's main text, with the same options for both readings of a page (its
+    structure as XML, its flat text as Markdown)."""
+    return trafilatura.extract(
         html,
-        output_format="xml",
+        output_format=output_format,
         include_formatting=True,
         include_tables=True,
         include_comments=False,
@@ -91,6 +93,10 @@ def _xml_blocks(html: str) -> list[Block]:
         favor_precision=True,
         deduplicate=False,
     )
+
+
+def _xml_blocks(html: str) -> list[Block]:
+    xml = _extract(html, "xml")
     if not xml:
         return []
     try:
@@ -164,17 +170,7 @@ def _element_blocks(element: ElementTree.Element, builder: BlockBuilder) -> None
 
 
 def _flat(html: str, source: str) -> tuple[str | None, str]:
-    extracted = trafilatura.extract(
-        html,
-        output_format="markdown",
-        include_formatting=True,
-        include_tables=True,
-        include_comments=False,
-        include_images=False,
-        include_links=False,
-        favor_precision=True,
-        deduplicate=False,
-    )
+    extracted = _extract(html, "markdown")
     text = clean_text(strip_markdown(extracted or ""))
     if letter_count(text) < MIN_MAIN_LETTERS:
         raise DocumentError(source, "pas de texte principal (page vide ou générée en JavaScript)")
