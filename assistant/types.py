@@ -62,6 +62,24 @@ class Answer:
             "dropped": self.dropped,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Answer:
+        """The inverse of ``to_dict`` (an answer read back from the REST API); fields the type
+        does not know, such as the API's links on citations, are ignored."""
+        known = set(Hit.__dataclass_fields__)
+        kind = data.get("kind")
+        return cls(
+            text=str(data.get("answer", "")),
+            citations=[
+                Hit(**{k: v for k, v in h.items() if k in known}) for h in data.get("citations", [])
+            ],
+            grounded=bool(data.get("grounded")),
+            query=str(data.get("query", "")),
+            kind=kind if kind in ("extractive", "llm", "local-llm") else "extractive",
+            drafted=int(data.get("drafted") or 0),
+            dropped=int(data.get("dropped") or 0),
+        )
+
 
 @dataclass(frozen=True)
 class Building:

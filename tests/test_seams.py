@@ -110,3 +110,9 @@ def test_tests_cannot_reach_the_network() -> None:
     server.listen(1)
     with server, socket.create_connection(server.getsockname(), timeout=5):
         pass  # loopback is allowed
+
+
+def test_an_answer_read_back_from_its_json_is_the_same_answer() -> None:
+    hit = Hit("texte", "notes/a.md", "A", "autre", 2, 0.5, "c1")
+    answer = Answer("Une phrase. [1]", [hit], True, "q", kind="local-llm", drafted=3, dropped=1)
+    assert Answer.from_dict(answer_payload(answer)) == answer  # the API's links are ignored

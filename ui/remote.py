@@ -79,15 +79,7 @@ def ask_here_or_on_server(
         log.info("the index is held by %s: asking there", url)
         body: dict[str, Any] = {"question": question, "history": history or None, "kinds": kinds}
         data = _public(url, "/api/ask", body, client)
-        return (
-            Answer(
-                text=str(data.get("answer", "")),
-                citations=[_hit(h) for h in data.get("citations", [])],
-                grounded=bool(data.get("grounded")),
-                query=str(data.get("query", "")),
-            ),
-            url,
-        )
+        return Answer.from_dict(data), url
 
 
 def _hit(data: dict[str, Any]) -> Hit:
