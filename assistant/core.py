@@ -17,9 +17,9 @@ from chromadb.api import ClientAPI
 from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 
-from assistant.answering.extractive import Answerer
+from assistant.answering.extractive import Answerer, sentence_units
 from assistant.answering.llm import make_answerer, stream_answer
-from assistant.answering.sentence_cache import SentenceCache, sidecar_path
+from assistant.answering.sentence_cache import ChunkSentences, SentenceCache, sidecar_path
 from assistant.errors import ConfigError, IndexNotReadyError
 from assistant.indexing.active import chunk_count, serving_build, settle
 from assistant.indexing.build import Build
@@ -249,8 +249,18 @@ class Assistant:
 
         serving = self.serving_build()
         carry = self._store_for(serving) if serving != target else None
+        # the answerer's sentence vectors, embedded with the chunks (not at each question)
+        sentences = ChunkSentences(
+            self._sentences_for(target.embedder), store.collection_name, sentence_units
+        )
         report = refresh(
-            self.settings, store, dry_run=dry_run, progress=progress, finish=finish, carry=carry
+            self.settings,
+            store,
+            dry_run=dry_run,
+            progress=progress,
+            finish=finish,
+            carry=carry,
+            sentences=sentences,
         )
         if dry_run:
             report.active_embedder = self.serving_build().label

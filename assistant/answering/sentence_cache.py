@@ -6,7 +6,13 @@ restarts (they are the corpus's own), so their vectors are kept:
 
 - in memory, an LRU bounded in entries, shared by every answerer of one ``Assistant``;
 - on disk, in ``<index_dir>/sentences-<embedder>.sqlite``, shared by the processes that serve
-  the same index and kept across restarts; ``warm`` fills it ahead of time (at refresh).
+  the same index and kept across restarts.
+
+A refresh fills the sidecar ahead of questions: ``ChunkSentences`` (the refresh's
+``indexing.plan.SentenceWarmer``) embeds the quotable sentences of every chunk it writes, before
+the catalogue switches to them, and records which chunk holds which sentence; when chunks are
+deleted, the vectors no other chunk holds are forgotten. So answering a question on a refreshed
+index embeds nothing but the question (ask costs about a search).
 
 Keys are a hash of the embedder spec and the exact text: a sentence edited in the corpus is a
 new key, a vector of another model is never returned. Queries are not cached (they go to the
@@ -20,7 +26,7 @@ import logging
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -60,10 +66,21 @@ class SentenceCache(Embeddings):
         if path is not None:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                with self._db() as db:
-                    db.execute(
-                        "CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, vec BLOB)"
-                    )
+                db = self._db()
+                try:
+                    with db:
+                        db.execute(
+                            "CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, vec BLOB)"
+                        )
+                        # which chunk (of which collection) holds which sentence: what a
+                        # deleted chunk lets go of
+                        db.execute(
+                            "CREATE TABLE IF NOT EXISTS holders (scope TEXT, chunk TEXT, "
+                            "key BLOB, PRIMARY KEY (scope, chunk, key))"
+                        )
+                        db.execute("CREATE INDEX IF NOT EXISTS holders_key ON holders (key)")
+                finally:
+                    db.close()
             except (OSError, sqlite3.Error) as exc:  # read-only index: memory only
                 log.warning("sentence cache %s unusable (%s): memory only", path, exc)
                 self.path = None
@@ -128,6 +145,78 @@ class SentenceCache(Embeddings):
                 self._remember(fresh)
         return len(items)
 
+    def hold(self, scope: str, held: dict[str, list[str]]) -> None:
+        """Record that chunk ``id`` of collection ``scope`` holds each of ``held[id]``."""
+        rows = [(scope, cid, self.key(t)) for cid, texts in held.items() for t in texts]
+        if self.path is None or not rows:
+            return
+        try:
+            db = self._db()
+            try:
+                with db:
+                    db.executemany("INSERT OR IGNORE INTO holders VALUES (?, ?, ?)", rows)
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            log.warning("sentence cache write failed (%s)", exc)
+
+    def held(self, scope: str, chunk_ids: Sequence[str]) -> set[str]:
+        """The chunks among ``chunk_ids`` recorded as holders (their sentences are in)."""
+        out: set[str] = set()
+        if self.path is None:
+            return out
+        try:
+            db = self._db()
+            try:
+                for start in range(0, len(chunk_ids), _SQLITE_VARS):
+                    part = list(chunk_ids[start : start + _SQLITE_VARS])
+                    marks = ",".join("?" * len(part))
+                    query = (
+                        f"SELECT DISTINCT chunk FROM holders WHERE scope = ? AND chunk IN ({marks})"
+                    )
+                    rows = db.execute(query, [scope, *part]).fetchall()
+                    out.update(str(r[0]) for r in rows)
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            log.warning("sentence cache read failed (%s)", exc)
+        return out
+
+    def forget(self, scope: str, chunk_ids: Iterable[str]) -> int:
+        """Chunks of ``scope`` deleted: drop their records, then the vectors no chunk holds any
+        more (a sentence another chunk or collection still quotes stays). Returns how many
+        vectors went."""
+        ids = list(dict.fromkeys(chunk_ids))
+        if self.path is None or not ids:
+            return 0
+        gone = 0
+        try:
+            db = self._db()
+            try:
+                with db:
+                    for start in range(0, len(ids), _SQLITE_VARS):
+                        part = ids[start : start + _SQLITE_VARS]
+                        marks = ",".join("?" * len(part))
+                        where = f"scope = ? AND chunk IN ({marks})"
+                        keys = [
+                            r[0]
+                            for r in db.execute(
+                                f"SELECT DISTINCT key FROM holders WHERE {where}", [scope, *part]
+                            )
+                        ]
+                        db.execute(f"DELETE FROM holders WHERE {where}", [scope, *part])
+                        for k in keys:
+                            if db.execute("SELECT 1 FROM holders WHERE key = ?", (k,)).fetchone():
+                                continue
+                            gone += db.execute("DELETE FROM vectors WHERE key = ?", (k,)).rowcount
+                            with self._lock:
+                                self._memory.pop(bytes(k), None)
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            log.warning("sentence cache cleanup failed (%s)", exc)
+        return gone
+
     def __len__(self) -> int:
         return len(self._memory)
 
@@ -181,3 +270,35 @@ class SentenceCache(Embeddings):
 
 
 _EMPTY = np.zeros(0, dtype=np.float32)
+
+
+class ChunkSentences:
+    """The refresh's sentence warmer (``indexing.plan.SentenceWarmer``) for one collection:
+    embeds, into ``cache``'s sidecar, the sentences an answer may quote from each chunk
+    written (``units``: ``answering.extractive.sentence_units``), and forgets them with the
+    chunks. ``scope`` names the collection (two builds of one embedder share the sidecar)."""
+
+    def __init__(self, cache: SentenceCache, scope: str, units: Callable[[str], list[str]]) -> None:
+        self.cache = cache
+        self.scope = scope
+        self.units = units
+        self.embedded = 0  # sentences embedded by this warmer (the others were in already)
+
+    def warm(self, chunks: Sequence[tuple[str, str]]) -> int:
+        """(id, text) of chunks about to be searchable: embed their sentences not in yet.
+        Chunks already recorded are skipped (a copy from a killed refresh, a rewrite)."""
+        done = self.cache.held(self.scope, [cid for cid, _ in chunks])
+        held = {cid: self.units(text) for cid, text in chunks if cid not in done}
+        n = self.cache.warm(t for texts in held.values() for t in texts)
+        self.cache.hold(self.scope, held)
+        self.embedded += n
+        return n
+
+    def forget(self, chunk_ids: Sequence[str]) -> int:
+        return self.cache.forget(self.scope, chunk_ids)
+
+    def missing(self, chunk_ids: Sequence[str]) -> list[str]:
+        if self.cache.path is None:
+            return []  # memory only: nothing to catch up across processes
+        done = self.cache.held(self.scope, chunk_ids)
+        return [cid for cid in chunk_ids if cid not in done]

@@ -10,7 +10,7 @@ from langchain_core.documents import Document
 from assistant.indexing.catalogue import PENDING, DocumentRecord, is_live
 from assistant.indexing.plan import Plan
 from assistant.indexing.store import IndexStore
-from assistant.indexing.write import embed_chunks, save_status, stored
+from assistant.indexing.write import embed_chunks, save_status, stored, warm_sentences
 from assistant.types import DocumentReport
 
 
@@ -42,6 +42,7 @@ def carried(
         plan.wrote = True
         save_status(store, doc.source, PENDING)
         embed_chunks(store, kept, plan.embedded)
+        warm_sentences(plan, kept)
         store.save_document(
             DocumentRecord(**{**vars(record), "chunks": len(kept), "indexed_at": time.time()})
         )

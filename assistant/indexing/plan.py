@@ -9,9 +9,10 @@ of a document is its version: its bytes plus staff metadata if any. Nothing is w
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from assistant.indexing.catalogue import DocumentRecord, is_live
 from assistant.indexing.hashing import file_sha256
@@ -26,6 +27,23 @@ from assistant.ingest.manifest import (
 )
 from assistant.ingest.web_fetch import fetch_all
 from assistant.settings import Settings
+
+
+class SentenceWarmer(Protocol):
+    """What the answerer needs of a chunk, computed when the chunk is written rather than at
+    each question (``answering.sentence_cache.ChunkSentences``: its sentence vectors)."""
+
+    def warm(self, chunks: Sequence[tuple[str, str]]) -> int:
+        """(id, text) of chunks about to become searchable; returns how much was computed."""
+        ...
+
+    def forget(self, chunk_ids: Sequence[str]) -> int:
+        """Chunks deleted from the collection."""
+        ...
+
+    def missing(self, chunk_ids: Sequence[str]) -> list[str]:
+        """The chunks among ``chunk_ids`` never warmed (an index older than the warmer)."""
+        ...
 
 
 @dataclass
@@ -44,6 +62,7 @@ class Plan:
     web: list[str] = field(default_factory=list)  # URLs listed in sources.toml
     notes: dict[str, str] = field(default_factory=dict)  # source -> what staff should know
     embedded: Callable[[int], None] | None = None  # progress.embedded, if the caller has one
+    sentences: SentenceWarmer | None = None  # precomputes the answerer's sentence vectors
 
 
 def plan_refresh(

@@ -25,12 +25,18 @@ from assistant.errors import DocumentError
 from assistant.indexing.carry import carried
 from assistant.indexing.catalogue import DocumentRecord, is_live
 from assistant.indexing.paths import WEB_DIR, IndexPaths
-from assistant.indexing.plan import Plan, plan_refresh
+from assistant.indexing.plan import Plan, SentenceWarmer, plan_refresh
 from assistant.indexing.refresh_lock import refresh_lock
 from assistant.indexing.refresh_log import append_log
 from assistant.indexing.store import IndexStore
 from assistant.indexing.sweep import sweep
-from assistant.indexing.write import remove, save_status, write_alias, write_version
+from assistant.indexing.write import (
+    remove,
+    save_status,
+    warm_missing,
+    write_alias,
+    write_version,
+)
 from assistant.ingest.budget import ReadBudget
 from assistant.ingest.chunking import chunk_document
 from assistant.ingest.loaders import LoadedDocument, load_document
@@ -59,12 +65,15 @@ def refresh(
     progress: Progress | None = None,
     finish: Finish | None = None,
     carry: IndexStore | None = None,
+    sentences: SentenceWarmer | None = None,
 ) -> RefreshReport:
     """Bring ``store`` in line with ``settings.corpus_dir``; see the module docstring.
 
     ``carry`` is the collection that answers while ``store`` is being built for a new build:
     a document that cannot be read now but is indexed there keeps that version in ``store``
-    too (its stored passages embedded with the new model), so switching never drops it."""
+    too (its stored passages embedded with the new model), so switching never drops it.
+    ``sentences`` precomputes what answers need of each chunk written (its sentence vectors),
+    before the chunk becomes searchable, and forgets it with the chunk."""
     started = time.perf_counter()
     report = RefreshReport(embedder=store.build.label, dry_run=dry_run)
     paths = IndexPaths(settings.index_dir)
@@ -75,6 +84,7 @@ def refresh(
         carried_docs = carry.documents() if carry is not None else {}  # read once
         plan = plan_refresh(settings, known)  # a broken sources.toml stops here, before any change
         plan.embedded = getattr(progress, "embedded", None)
+        plan.sentences = sentences
         if not dry_run:
             pending.touch()
         sources = sorted([*plan.shas, *plan.unreadable])
@@ -109,8 +119,11 @@ def refresh(
             progress(len(sources), len(sources), "")
         if not dry_run:
             if interrupted:
-                swept = sweep(store)
+                swept = sweep(store, plan)
                 log.warning("previous refresh was interrupted: %d stray chunks removed", swept)
+            caught_up = warm_missing(store, plan)
+            if caught_up:
+                log.info("sentence vectors computed for %d chunks indexed before", caught_up)
             if plan.wrote or interrupted:
                 # Chunk ids changed (maybe with no vector embedded, e.g. a rename): whoever
                 # opens the lexical side next rebuilds it. Not done per document, so a server

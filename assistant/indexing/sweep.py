@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from assistant.indexing.catalogue import visible_versions
+from assistant.indexing.plan import Plan
 from assistant.indexing.store import IndexStore
 from assistant.indexing.write import delete_chunks
 
 
-def sweep(store: IndexStore) -> int:
+def sweep(store: IndexStore, plan: Plan | None = None) -> int:
     """Delete chunks that belong to no current version (left by a killed refresh); returns
     how many went."""
     versions = visible_versions(store.documents())
@@ -19,5 +20,5 @@ def sweep(store: IndexStore) -> int:
             meta = meta or {}
             if versions.get(str(meta.get("source"))) != meta.get("sha256"):
                 stale.append(cid)
-    delete_chunks(store, stale)
+    delete_chunks(store, stale, plan)
     return len(stale)

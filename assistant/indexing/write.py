@@ -100,6 +100,7 @@ def write_version(
             save_status(store, source, PENDING)
         copy_vectors(store, copy, [pool[chunk_key(c.metadata, c.page_content)] for c in copy])
         embed_chunks(store, embed, plan.embedded)
+        warm_sentences(plan, chunks)  # before the switch: the first answer embeds none
         store.save_document(  # the switch: from here search shows the new version
             DocumentRecord(
                 source,
@@ -116,7 +117,7 @@ def write_version(
         if renamed_from:
             store.forget_document(renamed_from)
         keep = {str(c.id) for c in chunks}
-        delete_chunks(store, [e.id for e in existing if e.id not in keep])
+        delete_chunks(store, [e.id for e in existing if e.id not in keep], plan)
     return DocumentReport(
         source=source,
         status=status,
@@ -165,10 +166,36 @@ def copy_vectors(store: IndexStore, chunks: list[Document], from_ids: list[str])
         )
 
 
-def delete_chunks(store: IndexStore, ids: Iterable[str]) -> int:
+def warm_sentences(plan: Plan, chunks: Sequence[Document]) -> None:
+    """Have ``plan.sentences`` (if any) precompute what answers need of ``chunks``."""
+    if plan.sentences is not None and chunks:
+        plan.sentences.warm([(str(c.id), c.page_content) for c in chunks])
+
+
+def warm_missing(store: IndexStore, plan: Plan) -> int:
+    """Chunks of the collection ``plan.sentences`` never saw (an index built before it, or in
+    bulk): warm them now. Costs a listing of ids when there are none. Returns how many."""
+    if plan.sentences is None:
+        return 0
+    ids: list[str] = []
+    total = store.count()
+    for offset in range(0, total, 5000):
+        ids += store.collection.get(include=[], limit=5000, offset=offset)["ids"]
+    todo = plan.sentences.missing(ids)
+    for start in range(0, len(todo), 500):
+        got = store.collection.get(ids=todo[start : start + 500], include=["documents"])
+        texts = got.get("documents") or []
+        plan.sentences.warm([(cid, t or "") for cid, t in zip(got["ids"], texts, strict=True)])
+    return len(todo)
+
+
+def delete_chunks(store: IndexStore, ids: Iterable[str], plan: Plan | None = None) -> int:
+    """Delete chunks, and what ``plan.sentences`` computed for them."""
     ids = list(ids)
     for start in range(0, len(ids), 500):
         store.collection.delete(ids=ids[start : start + 500])
+    if plan is not None and plan.sentences is not None and ids:
+        plan.sentences.forget(ids)
     return len(ids)
 
 
@@ -204,7 +231,7 @@ def write_alias(
         store.save_document(
             DocumentRecord(alias, sha, title, kind, None, 0, ALIAS, reason, time.time())
         )
-        removed = delete_chunks(store, [e.id for e in stored(store, [alias])])
+        removed = delete_chunks(store, [e.id for e in stored(store, [alias])], plan)
         if removed:
             plan.wrote = True
     return DocumentReport(
@@ -221,6 +248,6 @@ def remove(store: IndexStore, plan: Plan, source: str, dry_run: bool) -> Documen
     ids = [e.id for e in stored(store, [source])]
     if not dry_run:
         store.forget_document(source)
-        if delete_chunks(store, ids):
+        if delete_chunks(store, ids, plan):
             plan.wrote = True
     return DocumentReport(source=source, status="removed", chunks_removed=len(ids))
