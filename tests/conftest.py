@@ -31,6 +31,7 @@ UNIT_MODULES = frozenset(
         "test_bm25",
         "test_chunking",
         "test_cleaning",
+        "test_drafting",
         "test_feedback",
         "test_followup",
         "test_french",

@@ -112,6 +112,10 @@ def answerer(
     env = Path(f"/proc/{server.process.pid}/environ")
     if env.exists():
         assert b"OMP_WAIT_POLICY=PASSIVE" in env.read_bytes()
+        cmdline = Path(f"/proc/{server.process.pid}/cmdline").read_bytes().split(b"\0")
+        for flag in (b"--logits_all", b"--use_mlock"):  # what kept RSS at 3 GB for the 1.5B
+            assert cmdline[cmdline.index(flag) + 1] == b"false"
+    assert server.peak_rss_mb() is None or server.peak_rss_mb() > 100  # type: ignore[operator]
     yield answerer
     answerer.close()
     assert server.process is None  # stopped

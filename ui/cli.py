@@ -7,6 +7,7 @@ import argparse
 import json
 import logging
 import os
+import resource
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -255,6 +256,11 @@ def _eval(assistant: Assistant, args: argparse.Namespace) -> int:
     questions = load_questions(args.questions)[: args.limit]
     rows = run_eval(assistant, questions, k=args.k)
     summary = summarize(rows)
+    # memory: this process, and the local model's server when one ran (before it is stopped)
+    summary["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    model_rss = assistant.answerer_info().get("model_peak_rss_mb")
+    if model_rss is not None:
+        summary["model_peak_rss_mb"] = float(model_rss)
     if args.details:
         with args.details.open("w", encoding="utf-8") as fh:
             for r in rows:
@@ -291,7 +297,7 @@ def render_summary(summary: dict[str, float]) -> str:
         shown = (
             f"{value:.0f}"
             if name in {"questions", "answerable", "unanswerable"}
-            else (f"{value:.1f}" if name.endswith(("_ms", "_words_p50")) else f"{value:.3f}")
+            else (f"{value:.1f}" if name.endswith(("_ms", "_mb", "_words_p50")) else f"{value:.3f}")
         )
         lines.append(f"{name:<22} {shown:>10}")
     return "\n".join(lines)

@@ -31,6 +31,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from assistant.answering.attribution import Attributor, strip_citations
+from assistant.answering.drafting import chosen_passages, screen
 from assistant.answering.extractive import Answerer, ExtractiveAnswerer
 from assistant.errors import ConfigError
 from assistant.indexing.embedders import abstain_threshold
@@ -341,6 +342,7 @@ class LLMAnswerer:
         kind: AnswerKind = "llm",
         cooldown: float = 30.0,
         passage_chars: int | None = None,
+        passage_budget: int | None = None,
     ) -> None:
         if passages < 1:
             raise ConfigError(f"passages must be >= 1, got {passages}")
@@ -358,6 +360,9 @@ class LLMAnswerer:
         self.kind: AnswerKind = kind
         self.cooldown = cooldown
         self.passage_chars = passage_chars
+        # set: the passages the extractive answer chose, then the next ones, within this many
+        # characters in all (``drafting.chosen_passages``); unset: the top ``passages``
+        self.passage_budget = passage_budget
         self.unavailable_until = 0.0  # monotonic time before which the model is not tried
         self.last_error = ""
 
@@ -369,6 +374,9 @@ class LLMAnswerer:
     def describe(self) -> dict[str, Any]:
         """What /api/health shows about this answerer."""
         out: dict[str, Any] = {"kind": self.kind, "available": self.available}
+        source = getattr(self.chat, "describe", None)
+        if not isinstance(self.chat, BaseChatModel) and callable(source):
+            out.update(source())
         if self.last_error:
             out["last_error"] = self.last_error
         return out
@@ -410,7 +418,13 @@ class LLMAnswerer:
         if not self.available:
             yield with_notice(extractive, NOTICE_UNAVAILABLE)
             return
-        passages = retrieval.results[: self.passages]
+        passages = (
+            retrieval.results[: self.passages]
+            if self.passage_budget is None
+            else chosen_passages(
+                extractive, retrieval, most=self.passages, budget=self.passage_budget
+            )
+        )
         messages = build_messages(
             question,
             passages,
@@ -442,23 +456,34 @@ class LLMAnswerer:
             return
         self.last_error = ""
         raw = "".join(parts)
-        yield self._checked(raw, passages, retrieval, extractive)
+        yield self._checked(question, raw, passages, retrieval, extractive)
 
     def _checked(
-        self, raw: str, passages: Sequence[Scored], retrieval: Retrieval, extractive: Answer
+        self,
+        question: str,
+        raw: str,
+        passages: Sequence[Scored],
+        retrieval: Retrieval,
+        extractive: Answer,
     ) -> Answer:
+        # wrong-language and placeholder sentences go first, whoever cites
+        lines, screened = screen(
+            split_answer(strip_citations(raw) if self.attributor else raw), question
+        )
+        for sentence, reason in screened:
+            log.info("dropped (%s): %r", reason, sentence[:200])
         if self.attributor is not None:
-            lines = split_answer(strip_citations(raw))
             attributed = self.attributor.attribute(lines, passages)
             text, sources = attributed.text, attributed.sources
-            dropped = len(attributed.dropped)
+            dropped = len(attributed.dropped) + len(screened)
             drafted = dropped + attributed.kept
             for d in attributed.dropped:
                 log.info("dropped (%s): %r", d.reason, d.sentence[:200])
         else:
-            checked = check_citations(raw, len(passages))
+            kept = "\n".join(" ".join(units) for units in lines)
+            checked = check_citations(kept, len(passages))
             text, sources = checked.text, checked.sources
-            dropped = len(checked.dropped)
+            dropped = len(checked.dropped) + len(screened)
             drafted = dropped + sum(len(u) for u in _units(checked.text))
         if dropped:
             log.info("dropped %d of %d sentence(s) from the LLM answer", dropped, drafted)
@@ -547,12 +572,19 @@ def make_answerer(settings: Settings, embedder: Embeddings) -> Answerer:
     return LLMAnswerer(make_chat_model(settings), extractive, timeout=settings.llm_timeout)
 
 
-# The local model's budget on 2 cores: three passages cut at 700 characters (~600 tokens of
-# prompt; prompt evaluation ran at 8 tokens/s on a loaded machine) and a few hundred tokens out.
+# The local model's budget on 2 cores. The first token waits for the prompt, read at ~50
+# tokens/s on one thread (1.5B, load 1.3; the fixed system prompt, 194 tokens, is cached by
+# llama.cpp between answers): top 3 passages of 700 characters, ~490 new tokens, gave a first
+# token after 11.8 s p50. So: the passages the extractive answer chose, then the next ones,
+# 1200 characters in all (~300 tokens; the chosen one may take them all: a list cut at 700
+# lost its last steps), the history within 200 tokens, 300 tokens out. Measured on the first
+# 10 gold questions (load 1.7-3.1, with the server flags of ``local_model``): first token
+# 8.3 s p50 (11.8 s before, load 1.3), 18.4 s p95.
 LOCAL_PASSAGES = 3
-LOCAL_PASSAGE_CHARS = 700
+LOCAL_PASSAGE_CHARS: int | None = None
+LOCAL_PASSAGE_BUDGET = 1200
 LOCAL_MAX_TOKENS = 300
-LOCAL_HISTORY_TOKENS = 300
+LOCAL_HISTORY_TOKENS = 200
 LOCAL_TIMEOUT = 120.0
 
 
@@ -573,4 +605,5 @@ def make_local_answerer(settings: Settings, extractive: ExtractiveAnswerer) -> L
         attributor=Attributor(extractive.embed_texts),
         kind="local-llm",
         passage_chars=LOCAL_PASSAGE_CHARS,
+        passage_budget=LOCAL_PASSAGE_BUDGET,
     )

@@ -278,7 +278,7 @@ class LocalModelServer:
         model_path: Path,
         *,
         alias: str = "local",
-        n_ctx: int = 4096,
+        n_ctx: int = 2048,
         threads: int | None = None,
         start_timeout: float = 120.0,
         log_path: Path | None = None,
@@ -289,6 +289,7 @@ class LocalModelServer:
         # one core left to the embedder and the web server (measured on 2 shared cores: two
         # OpenMP threads crawl when another process wants the CPU)
         self.threads = threads or max(1, min(4, (os.cpu_count() or 2) - 1))
+        self.batch_threads = max(self.threads, min(8, os.cpu_count() or 2))
         self.start_timeout = start_timeout
         self.log_path = log_path or model_path.with_suffix(".server.log")
         self.process: subprocess.Popen[bytes] | None = None
@@ -298,6 +299,20 @@ class LocalModelServer:
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def peak_rss_mb(self) -> float | None:
+        """The running server's peak resident memory (Linux ``VmHWM``), None when unknown."""
+        proc = self.process
+        if proc is None or proc.poll() is not None:
+            return None
+        try:
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+        except OSError:
+            return None
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+        return None
 
     def start(self) -> str:
         """The server's base URL (``http://127.0.0.1:<port>/v1``), starting it when it is not
@@ -319,6 +334,14 @@ class LocalModelServer:
                 "--host", "127.0.0.1", "--port", str(port),
                 "--n_ctx", str(self.n_ctx),
                 "--n_threads", str(self.threads),
+                # the prompt is read on every core, the answer written on ``threads``
+                "--n_threads_batch", str(self.batch_threads),
+                # No logits kept for every prompt token (the server's default): they cost an
+                # output-layer product per prompt token and a 600 KB row of scores each.
+                "--logits_all", "false",
+                # Not pinned in RAM: llama.cpp repacks most weights into its own buffer, so
+                # the mapped file's pages are read once and may go.
+                "--use_mlock", "false",
             ]  # fmt: skip
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             log.info("starting the local model server: %s", " ".join(cmd))
@@ -328,7 +351,7 @@ class LocalModelServer:
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
-                    env=server_env(self.threads),
+                    env=server_env(self.batch_threads),
                     preexec_fn=_die_with_parent if sys.platform == "linux" else None,
                 )
             atexit.register(self.stop)
@@ -432,6 +455,14 @@ class LocalChat:
                 self._chat = make_chat_model(settings, self.max_tokens, temperature=0.0)
                 self._url = url
             return self._chat
+
+    def describe(self) -> dict[str, Any]:
+        """The model and, once its server ran, that server's peak RSS (for health and eval)."""
+        out: dict[str, Any] = {"model": self.spec.key}
+        peak = self.server.peak_rss_mb() if self.server is not None else None
+        if peak is not None:
+            out["model_peak_rss_mb"] = round(peak, 1)
+        return out
 
     def close(self) -> None:
         with self._lock:
