@@ -233,22 +233,48 @@ def phase_refresh(cfg: dict[str, Any]) -> dict[str, Any]:
         "chunks_per_s": chunks / seconds,
     }
     if not cfg["compose"] and cfg["raw_sample"] > 0:
-        texts = [c.text for c in assistant.store.all_chunks()]
-        sample = random.Random(SEED).sample(texts, min(cfg["raw_sample"], len(texts)))
-        started = time.perf_counter()
-        embedder.embed_documents(sample)
-        raw = len(sample) / (time.perf_counter() - started)
-        out["raw_chunks_per_s"] = raw
-        out["raw_sample"] = len(sample)
-        out["overhead_pct"] = 100.0 * (raw / out["chunks_per_s"] - 1.0)
+        out.update(raw_embedder(embedder, [c.text for c in assistant.store.all_chunks()]))
+        out["overhead_pct"] = 100.0 * (out["raw_work_chunks_per_s"] / out["chunks_per_s"] - 1.0)
     return out
+
+
+def raw_embedder(embedder: Embeddings, texts: list[str], sample: int = 128) -> dict[str, Any]:
+    """The embedder alone, on seeded samples: chunks/s, sentences/s, and the throughput it would
+    reach doing exactly the embedding work a refresh does (every chunk, and once each distinct
+    sentence an answer may quote: ``answering.sentence_cache.ChunkSentences``)."""
+    from assistant.answering.extractive import sentence_units
+
+    rng = random.Random(SEED)
+    chunks = rng.sample(texts, min(sample, len(texts)))
+    started = time.perf_counter()
+    embedder.embed_documents(chunks)
+    chunk_rate = len(chunks) / (time.perf_counter() - started)
+    distinct = list(dict.fromkeys(u for t in texts for u in sentence_units(t)))
+    sentences = rng.sample(distinct, min(sample, len(distinct)))
+    sentence_rate = 0.0
+    if sentences:
+        started = time.perf_counter()
+        for start in range(0, len(sentences), 32):  # the warmer's batches
+            embedder.embed_documents(sentences[start : start + 32])
+        sentence_rate = len(sentences) / (time.perf_counter() - started)
+    work_s = len(texts) / chunk_rate + (len(distinct) / sentence_rate if sentence_rate else 0)
+    return {
+        "raw_chunks_per_s": chunk_rate,
+        "raw_sample": len(chunks),
+        "raw_sentences_per_s": sentence_rate,
+        "sentences": len(distinct),
+        "raw_work_chunks_per_s": len(texts) / work_s,
+    }
 
 
 def phase_bulk(cfg: dict[str, Any]) -> dict[str, Any]:
     """Build the index directly (our loaders and chunker, big Chroma batches, our BM25 side),
     skipping the record manager: for sizes where a timed refresh would take too long. Serving
     reads exactly what a refresh would have written."""
+    from assistant.answering.extractive import sentence_units
+    from assistant.answering.sentence_cache import ChunkSentences, SentenceCache, sidecar_path
     from assistant.errors import DocumentError
+    from assistant.indexing.embedders import embedder_slug
     from assistant.indexing.lexical import LexicalIndex
     from assistant.indexing.store import IndexStore
     from assistant.ingest.chunking import split_pages
@@ -276,7 +302,21 @@ def phase_bulk(cfg: dict[str, Any]) -> dict[str, Any]:
         )
     LexicalIndex.build(store)
     seconds = time.perf_counter() - started
-    return {"bulk_s": seconds, "chunks": store.count(), "chunks_per_s": store.count() / seconds}
+    # the answer sentences, as a refresh embeds them (with the real model, composed or not)
+    started = time.perf_counter()
+    real = embedder.inner if isinstance(embedder, SentenceMeanEmbeddings) else embedder
+    path = sidecar_path(settings.index_dir, embedder_slug(cfg["embedder"]))
+    cache = SentenceCache(real, namespace=cfg["embedder"], path=path)
+    warmer = ChunkSentences(cache, store.collection_name, sentence_units)
+    for start in range(0, len(chunks), 4000):
+        warmer.warm([(str(c.id), c.page_content) for c in chunks[start : start + 4000]])
+    return {
+        "bulk_s": seconds,
+        "chunks": store.count(),
+        "chunks_per_s": store.count() / seconds,
+        "sentences_s": time.perf_counter() - started,
+        "sentences": warmer.embedded,
+    }
 
 
 def _questions(cfg: dict[str, Any]) -> list[Any]:
@@ -347,22 +387,35 @@ def phase_serve(cfg: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+class _Counted(Embeddings):
+    """The serving embedder, counting what it is asked: sentences embedded while serving."""
+
+    def __init__(self, inner: Embeddings) -> None:
+        self.inner = inner
+        self.documents = 0
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.documents += len(texts)
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.inner.embed_query(text)
+
+
 def phase_pass(cfg: dict[str, Any]) -> dict[str, Any]:
-    """One pass of the contention row: a fresh process and Assistant, one warm-up answer, then
-    search and ask every question. ``cold`` removes the sentence-vector sidecar first, so the
-    answers embed their sentences as on a fresh index."""
+    """One pass of the contention row: a fresh process and Assistant on the index as the
+    refresh left it, one warm-up answer, then search and ask every question."""
     from assistant import Assistant
-    from assistant.answering.sentence_cache import sidecar_path
-    from assistant.indexing.embedders import embedder_slug
+    from assistant.indexing.embedders import make_embedder
     from assistant.retrieval.followup import contextualize
 
-    if cfg["cold"]:
-        sidecar_path(Path(cfg["index"]), embedder_slug(cfg["embedder"])).unlink(missing_ok=True)
     questions = _questions(cfg)
-    assistant = Assistant(_settings(cfg))
+    embedder = _Counted(make_embedder(cfg["embedder"]))
+    assistant = Assistant(_settings(cfg), embedder=embedder)
     assistant.ask(questions[0].question)
     search_ms: list[float] = []
     ask_ms: list[float] = []
+    load = [os.getloadavg()[0]]
     for q in questions:
         t = time.perf_counter()
         assistant.search(contextualize(q.question, q.history), k=10)
@@ -370,7 +423,13 @@ def phase_pass(cfg: dict[str, Any]) -> dict[str, Any]:
         t = time.perf_counter()
         assistant.ask(q.question, history=q.history)
         ask_ms.append(1000 * (time.perf_counter() - t))
-    return {"search_ms": _pcts(search_ms), "ask_ms": _pcts(ask_ms), "loadavg": os.getloadavg()}
+    load.append(os.getloadavg()[0])
+    return {
+        "search_ms": _pcts(search_ms),
+        "ask_ms": _pcts(ask_ms),
+        "loadavg": load,
+        "sentences_embedded": embedder.documents,
+    }
 
 
 def spinners(n: int, seconds: float) -> list[subprocess.Popen[bytes]]:
@@ -381,22 +440,21 @@ def spinners(n: int, seconds: float) -> list[subprocess.Popen[bytes]]:
 
 def contention(cfg: dict[str, Any], hogs: int, timeout: float) -> dict[str, Any]:
     """The same questions idle and next to ``hogs`` CPU-bound processes, back to back, each
-    pass in a fresh process: sentences not cached ("cold"), then cached ("warm")."""
+    pass in a fresh process (no cache in memory helps) on the index the refresh wrote."""
     out: dict[str, Any] = {"hogs": hogs}
-    for cache in ("cold", "warm"):
-        for cond in ("idle", "busy"):
-            procs = spinners(hogs, timeout) if cond == "busy" else []
-            try:
-                run = worker("pass", {**cfg, "cold": cache == "cold"})
-            finally:
-                for proc in procs:
-                    proc.kill()
-                    proc.wait()
-            out[f"{cache}_{cond}"] = last_json(run.stdout)
-        for what in ("search", "ask"):
-            idle = out[f"{cache}_idle"][f"{what}_ms"]["p50"]
-            busy = out[f"{cache}_busy"][f"{what}_ms"]["p50"]
-            out[f"{cache}_{what}_ratio"] = busy / idle if idle else None
+    for cond in ("idle", "busy"):
+        procs = spinners(hogs, timeout) if cond == "busy" else []
+        try:
+            run = worker("pass", cfg)
+        finally:
+            for proc in procs:
+                proc.kill()
+                proc.wait()
+        out[cond] = last_json(run.stdout)
+    for what in ("search", "ask"):
+        idle = out["idle"][f"{what}_ms"]["p50"]
+        busy = out["busy"][f"{what}_ms"]["p50"]
+        out[f"{what}_ratio"] = busy / idle if idle else None
     return out
 
 
@@ -622,10 +680,14 @@ METRICS: list[tuple[str, str, str, dict[str, str]]] = [
     ("embedder", "embedder_label", "s", {}),
     ("refresh: total s", "refresh.refresh_s", ".1f", {}),
     ("refresh: chunks/s", "refresh.chunks_per_s", ".1f", {}),
+    ("  of which answer sentences", "refresh.sentences", ",d", {}),
     ("raw embedder chunks/s", "refresh.raw_chunks_per_s", ".1f", {}),
+    ("raw embedder sentences/s", "refresh.raw_sentences_per_s", ".1f", {}),
+    ("raw, chunks + sentences, chunks/s", "refresh.raw_work_chunks_per_s", ".1f", {}),
     ("pipeline overhead %", "refresh.overhead_pct", ".1f", {"*": "<= 15"}),
     ("refresh peak RSS MB", "refresh.rss_mb", ".0f", {}),
     ("bulk build s (no refresh)", "bulk.bulk_s", ".1f", {}),
+    ("  + answer sentences s", "bulk.sentences_s", ".1f", {}),
     ("bulk build peak RSS MB", "bulk.rss_mb", ".0f", {}),
     ("2nd refresh, no change s", "noop_refresh.cli_s", ".2f", {"shipped": "<= 3"}),
     ("  of which library s", "noop_refresh.library_s", ".2f", {}),
@@ -645,24 +707,22 @@ METRICS: list[tuple[str, str, str, dict[str, str]]] = [
     ("bare query embed p50 ms", "serve.embed_ms.p50", ".1f", {}),
     ("search p50 / embed p50", "ratio.search_embed", ".2f", {"*": "<= 1.5"}),
     ("ask p50 / search p50", "ratio.ask_search", ".2f", {"*": "<= 1.5"}),
-    ("refresh / raw embedder %", "ratio.refresh_raw_pct", ".0f", {"*": ">= 90"}),
+    ("refresh / raw embedder, same work %", "ratio.refresh_work_pct", ".0f", {"*": ">= 90"}),
+    ("refresh / raw embedder, chunks only %", "ratio.refresh_raw_pct", ".0f", {}),
     # contention: fresh process per pass, idle then next to --contention-hogs CPU hogs
-    ("contention cold: search p50 idle ms", "contention.cold_idle.search_ms.p50", ".1f", {}),
-    ("  search p50 busy ms", "contention.cold_busy.search_ms.p50", ".1f", {}),
-    ("  search p95 idle / busy ms", "ratio.cold_search_p95", "s", {}),
-    ("  search busy/idle", "contention.cold_search_ratio", ".2f", {"*": "<= 2"}),
-    ("  ask p50 idle ms", "contention.cold_idle.ask_ms.p50", ".1f", {}),
-    ("  ask p50 busy ms", "contention.cold_busy.ask_ms.p50", ".1f", {}),
-    ("  ask p95 idle / busy ms", "ratio.cold_ask_p95", "s", {}),
-    ("  ask busy/idle", "contention.cold_ask_ratio", ".2f", {"*": "<= 2"}),
-    ("contention warm: search p50 idle", "contention.warm_idle.search_ms.p50", ".1f", {}),
-    ("  search p50 busy ms", "contention.warm_busy.search_ms.p50", ".1f", {}),
-    ("  search busy/idle", "contention.warm_search_ratio", ".2f", {"*": "<= 2"}),
-    ("  ask p50 idle ms", "contention.warm_idle.ask_ms.p50", ".1f", {}),
-    ("  ask p50 busy ms", "contention.warm_busy.ask_ms.p50", ".1f", {}),
-    ("  ask busy/idle", "contention.warm_ask_ratio", ".2f", {"*": "<= 2"}),
-    ("  ask/search p50 idle", "ratio.warm_ask_search_idle", ".2f", {"*": "<= 1.5"}),
-    ("  ask/search p50 busy", "ratio.warm_ask_search_busy", ".2f", {"*": "<= 1.5"}),
+    ("contention: load avg idle pass", "ratio.load_idle", "s", {}),
+    ("  load avg busy pass", "ratio.load_busy", "s", {}),
+    ("  search p50 idle ms", "contention.idle.search_ms.p50", ".1f", {}),
+    ("  search p50 busy ms", "contention.busy.search_ms.p50", ".1f", {}),
+    ("  search p95 idle / busy ms", "ratio.search_p95", "s", {}),
+    ("  search busy/idle", "contention.search_ratio", ".2f", {"*": "<= 2"}),
+    ("  ask p50 idle ms", "contention.idle.ask_ms.p50", ".1f", {}),
+    ("  ask p50 busy ms", "contention.busy.ask_ms.p50", ".1f", {}),
+    ("  ask p95 idle / busy ms", "ratio.ask_p95", "s", {}),
+    ("  ask busy/idle", "contention.ask_ratio", ".2f", {"*": "<= 2"}),
+    ("  ask/search p50 idle", "ratio.ask_search_idle", ".2f", {"*": "<= 1.5"}),
+    ("  ask/search p50 busy", "ratio.ask_search_busy", ".2f", {"*": "<= 1.5"}),
+    ("  sentences embedded serving", "ratio.sentences_serving", "d", {"*": "<= 0"}),
     ("bench wall s", "wall_s", ".0f", {}),
 ]
 
@@ -681,27 +741,37 @@ def _pair(row: dict[str, Any], a: str, b: str) -> str | None:
     return f"{x:.0f} / {y:.0f}" if x is not None and y is not None else None
 
 
+def _loads(row: dict[str, Any], path: str) -> str | None:
+    """« 1.2 → 3.4 »: the 1-minute load average at the start and the end of a pass."""
+    got = _get(row, path)
+    return f"{got[0]:.1f} → {got[-1]:.1f}" if got else None
+
+
 def render(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         row["embedder_label"] = row["embedder"] + ("*" if row["composed_passages"] else "")
         raw_pct = _ratio(row, "refresh.chunks_per_s", "refresh.raw_chunks_per_s")
+        work_pct = _ratio(row, "refresh.chunks_per_s", "refresh.raw_work_chunks_per_s")
+        passes = [_get(row, f"contention.{c}.sentences_embedded") for c in ("idle", "busy")]
         row["ratio"] = {
             "search_p50": _ratio(row, "serve.search_ms.p50", "baseline.search_ms.p50"),
             "search_embed": _ratio(row, "serve.search_ms.p50", "serve.embed_ms.p50"),
             "ask_search": _ratio(row, "serve.ask_ms.p50", "serve.search_ms.p50"),
             "refresh_raw_pct": 100 * raw_pct if raw_pct is not None else None,
-            "cold_search_p95": _pair(
-                row, "contention.cold_idle.search_ms.p95", "contention.cold_busy.search_ms.p95"
+            "refresh_work_pct": 100 * work_pct if work_pct is not None else None,
+            "load_idle": _loads(row, "contention.idle.loadavg"),
+            "load_busy": _loads(row, "contention.busy.loadavg"),
+            "search_p95": _pair(
+                row, "contention.idle.search_ms.p95", "contention.busy.search_ms.p95"
             ),
-            "cold_ask_p95": _pair(
-                row, "contention.cold_idle.ask_ms.p95", "contention.cold_busy.ask_ms.p95"
+            "ask_p95": _pair(row, "contention.idle.ask_ms.p95", "contention.busy.ask_ms.p95"),
+            "ask_search_idle": _ratio(
+                row, "contention.idle.ask_ms.p50", "contention.idle.search_ms.p50"
             ),
-            "warm_ask_search_idle": _ratio(
-                row, "contention.warm_idle.ask_ms.p50", "contention.warm_idle.search_ms.p50"
+            "ask_search_busy": _ratio(
+                row, "contention.busy.ask_ms.p50", "contention.busy.search_ms.p50"
             ),
-            "warm_ask_search_busy": _ratio(
-                row, "contention.warm_busy.ask_ms.p50", "contention.warm_busy.search_ms.p50"
-            ),
+            "sentences_serving": None if None in passes else sum(p or 0 for p in passes),
         }
     sizes = [r["size"] for r in rows]
     width = max(12, *(len(r["embedder_label"]) + 1 for r in rows))
