@@ -45,15 +45,14 @@ install-local-llm: $(LOCAL_STAMP)
 ## The same assistant, its answers written by the local model (offline) and checked sentence
 ## by sentence against the passages.
 run-local: install-local-llm
-	$(VENV)/bin/alliance refresh
 	ALLIANCE_LLM=local $(VENV)/bin/alliance serve $(if $(PORT),--port $(PORT)) $(if $(HOST),--host $(HOST))
 
-## Build the index if it is missing or stale, then start the assistant; it prints its URL.
+## Start the assistant; it prints its URL. A missing or stale index is built in the
+## background: a first build answers from BM25 within seconds, then hybrid once complete.
 ## Where it listens: make run PORT=8000 HOST=0.0.0.0 (or ALLIANCE_PORT / ALLIANCE_HOST).
 PORT ?=
 HOST ?=
 run: install
-	$(VENV)/bin/alliance refresh
 	$(VENV)/bin/alliance serve $(if $(PORT),--port $(PORT)) $(if $(HOST),--host $(HOST))
 
 test: install-dev

@@ -21,11 +21,13 @@ from assistant.answering.extractive import Answerer, sentence_units
 from assistant.answering.llm import make_answerer, stream_answer
 from assistant.answering.sentence_cache import ChunkSentences, SentenceCache, sidecar_path
 from assistant.errors import ConfigError, IndexNotReadyError
-from assistant.indexing.active import chunk_count, serving_build, settle
+from assistant.indexing.active import chunk_count, read_active, serving_build, settle
 from assistant.indexing.build import Build
 from assistant.indexing.catalogue import DocumentRecord
+from assistant.indexing.early import build_early
 from assistant.indexing.embedders import embedder_slug, make_embedder
 from assistant.indexing.lexical import LexicalIndex
+from assistant.indexing.paths import IndexPaths
 from assistant.indexing.plan import is_current, plan_refresh
 from assistant.indexing.refresh import Progress, refresh
 from assistant.indexing.rwlock import ReadWriteLock
@@ -35,6 +37,7 @@ from assistant.retrieval.hybrid import (
     MAX_QUERY_CHARS,
     AllianceRetriever,
     HybridSearcher,
+    Mode,
     Retrieval,
 )
 from assistant.settings import Settings
@@ -217,6 +220,52 @@ class Assistant:
             return True
         return searcher.store.fingerprint() != searcher.lexical.fingerprint
 
+    # -- a first build answers at once (see ``indexing.early``) -------------------------------
+    def first_build(self) -> bool:
+        """Whether the configured build was never complete and nothing else answers: its
+        collection is empty, or a first build was killed half-way (no collection was ever
+        switched to and that refresh's pending mark is still there)."""
+        with self._gate.read():
+            target = Build.of(self.settings)
+            if self.serving_build() != target:
+                return False  # another build's collection answers meanwhile
+            store = self.store
+            if store.count() == 0:
+                return True
+            pending = IndexPaths(self.settings.index_dir).pending(store.slug)
+            return read_active(store.client) is None and pending.exists()
+
+    def warm_start(self) -> bool:
+        """On a first build, answer at once from the early index (BM25 over the corpus as it
+        reads now, plus the vectors already written) until a refresh completes the build and
+        the searcher switches to hybrid (no restart). Call it before that refresh; it costs
+        reading the corpus (seconds), no embedding. Returns whether the early index answers."""
+        if not self.first_build():
+            return False
+        lexical = build_early(self.settings)
+        if not len(lexical):
+            return False
+        with self._gate.read():
+            searcher = self._open_searcher(self.serving_build(), lexical)
+            with self._lock:
+                if self._searcher is None or self._searcher.mode == "lexical":
+                    self._searcher = searcher
+                    return True
+        return False  # a refresh completed meanwhile: hybrid already
+
+    def search_mode(self) -> Mode:
+        """``lexical`` while the early index of a first build answers (``warm_start``),
+        ``hybrid`` otherwise."""
+        with self._lock:
+            searcher = self._searcher
+        return searcher.mode if searcher is not None else "hybrid"
+
+    def _early(self) -> LexicalIndex | None:
+        """The early index, while it answers."""
+        with self._lock:
+            searcher = self._searcher
+        return searcher.lexical if searcher is not None and searcher.mode == "lexical" else None
+
     # -- public API --------------------------------------------------------------------------
     def refresh(self, *, dry_run: bool = False, progress: Progress | None = None) -> RefreshReport:
         """Index what changed in the corpus (see ``indexing.refresh``); when the configured
@@ -349,9 +398,10 @@ class Assistant:
         if serving != target:
             # counted without opening it: opening creates it, and stats() must not write
             building = Building(target.label, chunk_count(store.client, target))
+        early = self._early()
         return IndexStats(
             documents=sum(1 for d in docs.values() if d.status in ("indexed", "warning")),
-            chunks=store.count(),
+            chunks=len(early) if early is not None else store.count(),
             embedder=serving.label,
             collection=store.collection_name,
             building=building,
@@ -370,7 +420,11 @@ class Assistant:
 
     def _catalogue(self) -> dict[str, DocumentRecord]:
         """The serving collection's documents: its local catalogue or, on a replica of a
-        shared Chroma server (the catalogue lives with the writer), what its chunks say."""
+        shared Chroma server (the catalogue lives with the writer), what its chunks say; while
+        the early index of a first build answers, the documents it holds."""
+        early = self._early()
+        if early is not None:
+            return dict(early.documents)
         docs = self.serving_store.documents()
         if docs or not self.settings.chroma_url:
             return docs

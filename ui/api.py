@@ -60,15 +60,21 @@ class IndexState:
 
     building: bool = False
     blocking: bool = True
+    first: bool = False  # a first build: answers come from the early index (BM25) meanwhile
     done: int = 0
     total: int = 0
     error: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def start(self, blocking: bool = True) -> None:
+    def start(self, blocking: bool = True, first: bool = False) -> None:
         with self._lock:
             self.building, self.done, self.total, self.error = True, 0, 0, ""
-            self.blocking = blocking
+            self.blocking, self.first = blocking, first
+
+    def unblock(self) -> None:
+        """Something answers now (the early index of a first build): queries go on."""
+        with self._lock:
+            self.blocking = False
 
     def progress(self, done: int, total: int, source: str = "") -> None:
         with self._lock:
@@ -194,6 +200,7 @@ def api_router(
                 "chunks": 0,
                 "embedder": assistant.settings.embedder,
                 "version": __version__,
+                "mode": "lexical" if state.first else assistant.search_mode(),
                 "progress": {"done": state.done, "total": state.total},
             }
         stats = assistant.stats()
@@ -204,6 +211,8 @@ def api_router(
             "embedder": stats.embedder,
             "version": __version__,
             "answerer": assistant.answerer_info(),
+            # lexical: a first build answers from BM25 while its vectors are written
+            "mode": assistant.search_mode(),
         }
         if stats.building is not None:  # a new build's collection, answering once complete
             out["building"] = asdict(stats.building)

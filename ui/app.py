@@ -146,6 +146,12 @@ class Turn:
 
 def index_notice(assistant: Assistant, state: IndexState) -> str:
     """The banner: index building or updating, empty, or failed; empty when all is ready."""
+    if state.building and not state.blocking and assistant.search_mode() == "lexical":
+        return notice_html(
+            f"Index en cours de construction ({state.done}/{state.total} documents) : "
+            "les réponses s'amélioreront quand il sera complet.",
+            "info",
+        )
     if state.building and not state.blocking:
         return notice_html(
             f"Mise à jour de l'index en cours ({state.done}/{state.total} documents) : "

@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from langchain_core.documents import Document
+
 from assistant.errors import DocumentError
 from assistant.indexing.carry import carried
 from assistant.indexing.catalogue import DocumentRecord, is_live
@@ -178,23 +180,8 @@ def _refresh_one(
             reason=_join(note, previous.reason if previous.status == "warning" else ""),
             aliases=aliases,
         )
-    meta = plan.overrides.get(source, Override())
     try:
-        loaded = load_document(
-            plan.paths[source],
-            settings.corpus_dir,
-            passwords=settings.pdf_passwords,
-            max_bytes=int(settings.max_file_mb * 2**20),
-            kind=meta.kind or None,
-            title=meta.title or None,
-            budget=ReadBudget.from_settings(settings),
-        )
-        _as_version(loaded, source, sha, meta)
-        chunks = chunk_document(
-            loaded.pages, loaded.blocks, settings.chunk_size, settings.chunk_overlap
-        )
-        if not chunks:
-            raise DocumentError(source, "aucun passage à indexer")
+        loaded, chunks = prepare_document(settings, plan, source)
     except DocumentError as exc:
         log.warning("skipping %s: %s", source, exc.reason)
         live = previous is not None and is_live(previous)
@@ -211,6 +198,32 @@ def _refresh_one(
     return doc
 
 
+def prepare_document(
+    settings: Settings, plan: Plan, source: str
+) -> tuple[LoadedDocument, list[Document]]:
+    """Load and chunk one planned document as the index knows it (its name, version and
+    manifest metadata): what a refresh writes, and what the early index of a first build
+    (``indexing.early``) searches. Raises ``DocumentError`` when it cannot be read or holds
+    no passage."""
+    meta = plan.overrides.get(source, Override())
+    loaded = load_document(
+        plan.paths[source],
+        settings.corpus_dir,
+        passwords=settings.pdf_passwords,
+        max_bytes=int(settings.max_file_mb * 2**20),
+        kind=meta.kind or None,
+        title=meta.title or None,
+        budget=ReadBudget.from_settings(settings),
+    )
+    _as_version(loaded, source, plan.shas[source], meta)
+    chunks = chunk_document(
+        loaded.pages, loaded.blocks, settings.chunk_size, settings.chunk_overlap
+    )
+    if not chunks:
+        raise DocumentError(source, "aucun passage à indexer")
+    return loaded, chunks
+
+
 def _join(*reasons: str) -> str:
     return "; ".join(r for r in reasons if r)
 
@@ -225,4 +238,4 @@ def _as_version(loaded: LoadedDocument, source: str, sha: str, meta: Override) -
             page.metadata["date"] = meta.date
 
 
-__all__ = ["WEB_DIR", "Finish", "Progress", "refresh"]
+__all__ = ["WEB_DIR", "Finish", "Progress", "prepare_document", "refresh"]

@@ -47,6 +47,17 @@ def stored(store: IndexStore, sources: Sequence[str]) -> list[Stored]:
     ]
 
 
+def tag_version(chunks: Sequence[Document], sha: str) -> None:
+    """Give ``chunks`` the ids the collection stores them under: ids carry the version, so
+    two versions never share a chunk (the early index of a first build, ``indexing.early``,
+    uses the same ids, so its passages and the stored ones are the same passages)."""
+    tag = f"-{sha[:12]}"
+    for c in chunks:
+        base = str(c.metadata["chunk_id"])
+        if not base.endswith(tag):  # tagging twice changes nothing
+            c.id = c.metadata["chunk_id"] = base + tag
+
+
 def write_version(
     store: IndexStore,
     plan: Plan,
@@ -59,9 +70,7 @@ def write_version(
     """Write the new version beside the old one, switch the catalogue, then drop the old."""
     sha = loaded.sha256
     renamed_from = plan.renamed_from.get(source)
-    tag = sha[:12]
-    for c in chunks:  # ids carry the version, so two versions never share a chunk
-        c.id = c.metadata["chunk_id"] = f"{c.metadata['chunk_id']}-{tag}"
+    tag_version(chunks, sha)
     existing = stored(store, [source] + ([renamed_from] if renamed_from else []))
     old_sha = previous.sha256 if previous is not None and is_live(previous) else None
     old_source = source

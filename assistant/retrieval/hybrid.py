@@ -8,13 +8,17 @@ import logging
 import re
 from collections import ChainMap
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import replace
+from typing import Any, Literal
 
+import numpy as np
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
 from assistant.errors import QueryError
+from assistant.indexing.build import embedding_text
+from assistant.indexing.early import is_early
 from assistant.indexing.embedders import Embedder
 from assistant.indexing.lexical import LexicalIndex
 from assistant.indexing.store import Store, StoredChunk
@@ -23,11 +27,15 @@ from assistant.retrieval.rerank import KEEP_ORDER, Reranker
 from assistant.retrieval.results import Retrieval, Scored
 from assistant.settings import KINDS, Settings
 
-__all__ = ["AllianceRetriever", "HybridSearcher", "Retrieval", "Scored", "validate"]
+__all__ = ["AllianceRetriever", "HybridSearcher", "Mode", "Retrieval", "Scored", "validate"]
 
 log = logging.getLogger(__name__)
 
 MAX_QUERY_CHARS = 1000
+
+Mode = Literal["lexical", "hybrid"]
+"""``hybrid``: dense + BM25 over a complete index; ``lexical``: over the early index of a first
+build, BM25 first (see ``HybridSearcher``)."""
 
 
 def normalize_query(query: str) -> str:
@@ -51,7 +59,14 @@ def validate(query: str, k: int, kinds: Sequence[str] | None) -> str:
 
 
 class HybridSearcher:
-    """Dense + BM25 search over one ``Store`` and its LexicalIndex, then ``reranker``."""
+    """Dense + BM25 search over one ``Store`` and its LexicalIndex, then ``reranker``.
+
+    Over the early index of a first build (``indexing.early``: ``lexical`` holds the corpus as
+    read now, ``store`` the vectors written so far, maybe none) the searcher is *lexical*: only
+    the early index's passages are candidates, the dense side adds what is already embedded,
+    and the final passages that no dense candidate scored are embedded to get their
+    similarity to the query, so ``Retrieval.evidence_strength`` (when to decline) means what
+    it means over a complete index."""
 
     def __init__(
         self,
@@ -65,6 +80,7 @@ class HybridSearcher:
         self.store = store
         self.embedder = embedder
         self.lexical = lexical
+        self.mode: Mode = "lexical" if is_early(lexical) else "hybrid"
         self._sections: dict[str, list[StoredChunk]] = {}
         self._sections_of: object = None
         self.reranker = reranker
@@ -73,11 +89,15 @@ class HybridSearcher:
         q = validate(query, k, kinds)
         vector = self.embedder.embed_query(q)
         n = max(self.settings.candidates, k * 3)
-        raw_dense = self.store.query(vector, n, kinds)
-        chunks = self._with_dense_chunks([cid for cid, _ in raw_dense])
-        # Only chunks of each document's fully indexed version (see assistant/indexer.py): a
-        # refresh in progress or killed half-way never shows a mix of two versions.
-        current = self.store.chunk_filter()
+        early = self.mode == "lexical"
+        raw_dense = self.store.query(vector, n, kinds) if self._dense_side() else []
+        chunks = (
+            self.lexical.chunks if early else self._with_dense_chunks([c for c, _ in raw_dense])
+        )
+        # Only chunks of each document's fully indexed version (see indexing/catalogue.py): a
+        # refresh in progress or killed half-way never shows a mix of two versions. Over the
+        # early index: only its passages (the corpus as it reads now; ids carry the version).
+        current = None if early else self.store.chunk_filter()
         wanted = set(kinds or ())
 
         def allowed(cid: str) -> bool:
@@ -114,14 +134,41 @@ class HybridSearcher:
             )
         drop = set(near_duplicates([r.chunk.text for r in results], keep=k))
         results = [r for i, r in enumerate(results) if i not in drop]
-        results = self.reranker.rerank(q, results)
+        results = self.reranker.rerank(q, results)[:k]
+        if early:
+            results = self._with_similarity(vector, results)
         return Retrieval(
             query=q,
             query_vector=list(vector),
-            results=results[:k],
+            results=results,
             document_frequency=self.lexical.bm25.document_frequency,
             section_chunks=self._section_chunks,
         )
+
+    def _dense_side(self) -> bool:
+        """Whether to query the vectors: always over a complete index; over the early index
+        only once some are written (a first build resumed, or half-way)."""
+        return self.mode == "hybrid" or self.store.count() > 0
+
+    def _with_similarity(self, vector: Sequence[float], results: list[Scored]) -> list[Scored]:
+        """``results`` with the cosine similarity to the query of those the dense side did not
+        score: the passages are embedded now, as the collection embeds them (with their
+        title), k at most."""
+        todo = [i for i, r in enumerate(results) if r.dense_rank is None]
+        if not todo:
+            return results
+        texts = [
+            embedding_text(str(results[i].chunk.metadata.get("title", "")), results[i].chunk.text)
+            for i in todo
+        ]
+        passages = np.asarray(self.embedder.embed_documents(texts), dtype=np.float64)
+        q = np.asarray(vector, dtype=np.float64)
+        norms = np.linalg.norm(passages, axis=1) * (np.linalg.norm(q) or 1.0)
+        sims = passages @ q / np.where(norms == 0, 1.0, norms)
+        out = list(results)
+        for i, sim in zip(todo, sims, strict=True):
+            out[i] = replace(out[i], dense=float(sim))
+        return out
 
     def _section_chunks(self, chunk: StoredChunk) -> list[StoredChunk]:
         """The chunks of ``chunk``'s section in the lexical table (built once per table)."""
