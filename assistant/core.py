@@ -25,7 +25,7 @@ from assistant.indexing.active import chunk_count, read_active, serving_build, s
 from assistant.indexing.build import Build
 from assistant.indexing.catalogue import DocumentRecord
 from assistant.indexing.early import build_early
-from assistant.indexing.embedders import embedder_slug, make_embedder
+from assistant.indexing.embedders import bulk_embedding, embedder_slug, make_embedder
 from assistant.indexing.lexical import LexicalIndex
 from assistant.indexing.paths import IndexPaths
 from assistant.indexing.plan import is_current, plan_refresh
@@ -302,15 +302,16 @@ class Assistant:
         sentences = ChunkSentences(
             self._sentences_for(target.embedder), store.collection_name, sentence_units
         )
-        report = refresh(
-            self.settings,
-            store,
-            dry_run=dry_run,
-            progress=progress,
-            finish=finish,
-            carry=carry,
-            sentences=sentences,
-        )
+        with bulk_embedding():  # questions asked meanwhile embed first (``EngineLock``)
+            report = refresh(
+                self.settings,
+                store,
+                dry_run=dry_run,
+                progress=progress,
+                finish=finish,
+                carry=carry,
+                sentences=sentences,
+            )
         if dry_run:
             report.active_embedder = self.serving_build().label
         return report

@@ -15,6 +15,7 @@ from conftest import HashEmbeddings, write_corpus
 from fastapi.testclient import TestClient
 
 from assistant import Assistant, Settings
+from assistant.indexing.embedders import EngineLock, bulk_embedding
 from ui.api import IndexState
 from ui.app import index_notice
 from ui.server import create_app, start_background_build
@@ -217,3 +218,34 @@ def test_web_pages_of_sources_toml_answer_early(tmp_path: Path, site: str) -> No
         hits = assistant.search("ressourcerie déchetterie salariés en insertion")
         assert hits[0].source == url and hits[0].kind == "recit"
         assert url in assistant.indexed_sources()
+
+
+def test_a_question_embeds_before_the_next_batch_of_a_build() -> None:
+    lock = EngineLock(grace_s=0.0)
+    order: list[str] = []
+    entered = [threading.Event() for _ in range(3)]
+    proceed = [threading.Event() for _ in range(3)]
+
+    def build() -> None:
+        with bulk_embedding():
+            for i in range(3):
+                with lock.hold():
+                    order.append(f"batch{i}")
+                    entered[i].set()
+                    assert proceed[i].wait(timeout=30)
+
+    def question() -> None:
+        with lock.hold():
+            order.append("question")
+
+    builder = threading.Thread(target=build)
+    builder.start()
+    assert entered[0].wait(timeout=30)
+    asker = threading.Thread(target=question)
+    asker.start()
+    wait_until(lambda: lock.waiting == 1)
+    for event in proceed:
+        event.set()
+    builder.join(timeout=30)
+    asker.join(timeout=30)
+    assert order == ["batch0", "question", "batch1", "batch2"]

