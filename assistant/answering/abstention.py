@@ -165,9 +165,17 @@ def is_english(question: str) -> bool:
     return en >= 2 and en > fr
 
 
+# « quand » joining two clauses (« les étapes … quand on est une association ») asks no date:
+# it does when it opens the question, ends it (« c'est prévu quand ? ») or is « quand est-ce ».
+_WHEN_CONJUNCTION = re.compile(
+    r"\b(?!(?:depuis|jusqu|a|pour|de)\b)(\w+)[ ,]+(?:quand|lorsqu(?:e|'))\s+"
+    r"(?!est-ce\b)(?=\w+\W+\w)"
+)
+
+
 def expected_kind(question: str) -> Kind | None:
     """What kind of value the question asks for, if it asks for a value at all."""
-    q = fold(question)
+    q = _WHEN_CONJUNCTION.sub(r"\1 ; ", fold(question).replace("’", "'"))
     if _ASKS_PHONE.search(q):
         return "phone"
     if _ASKS_HOURS.search(q.replace("’", "'")):
@@ -283,16 +291,21 @@ def unknown_share(
 _ENTITY = re.compile(r"\b(?:[A-Z]{2,}[A-Za-z0-9]*|[A-ZÀ-Ý][a-zà-ÿ]+(?:[-'][A-ZÀ-Ý][a-zà-ÿ]+)*)\b")
 
 
+_SENTENCE_START = re.compile(r"(?:^|[.!?:;…]\s+)[\s«\"'(¿]*$")
+
+
 def named_entities(question: str) -> list[str]:
-    """Acronyms and capitalised names that are not the question's first word
-    (« RNMA », « Belgique », « Mbappé »), folded. In English questions only acronyms count:
-    capitalised English words (« French ») would not appear in a French corpus anyway."""
+    """Acronyms and capitalised names that do not open a sentence of the question
+    (« RNMA », « Belgique », « Mbappé »), folded: in « … ? Quelles sont les étapes ? » the
+    second « Quelles » is capitalised as a sentence start, not as a name. In English questions
+    only acronyms count: capitalised English words (« French ») would not appear in a French
+    corpus anyway."""
     english = is_english(question)
-    start = len(question) - len(question.lstrip(" «\"'(¿"))
     out: list[str] = []
     for m in _ENTITY.finditer(question):
         token = m.group(0)
-        if len(token) < 3 or m.start() == start:  # the first word is capitalised anyway
+        opens = bool(_SENTENCE_START.search(question[: m.start()]))
+        if len(token) < 3 or (opens and not token.isupper()):  # a sentence start
             continue
         if english and not token.isupper():
             continue
@@ -301,12 +314,14 @@ def named_entities(question: str) -> list[str]:
 
 
 _YEAR = re.compile(r"\b(?:19|20)\d\d\b")
+_DOTTED_LETTER = re.compile(r"\b([a-z])\.")
 
 
 def missing_entities(question: str, evidence: Iterable[str]) -> list[str]:
     """Names, acronyms and years of the question that the evidence never mentions (« pour
     2025 » when the passages only know 2020-2022)."""
     text = " ".join(fold(e) for e in evidence)
+    text += " " + _DOTTED_LETTER.sub(r"\1", text)  # « M.E.D.O.C. » names « MEDOC »
     asked = [*named_entities(question), *_YEAR.findall(question)]
     return [e for e in asked if e not in text]
 

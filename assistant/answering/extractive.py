@@ -206,7 +206,20 @@ def _is_useful(text: str) -> bool:
         and _ends_sentence(stripped)
         and not stripped.endswith("?")
         and not _is_numbered_title(stripped)
+        and not _POINTER.match(stripped)
     )
+
+
+# « Voir Évaluer un partenariat et son impact. », « Cf. annexe 2. », « Le détail figure dans le
+# document … »: a pointer to another text, not an answer.
+_POINTER = re.compile(
+    r"^(?:Voir|Cf\.|Pour en savoir plus|Lire aussi|See)\b"
+    r"|^.{0,60}\b(?:figure|figurent|se trouve|se trouvent|"
+    r"(?:est|sont) (?:présenté|détaillé|décrit)e?s?)"
+    r" dans (?:le|la|les|ce|cette|l'|un|une) ?(?:document|guide|fiche|note|chapitre|section|"
+    r"annexe|partie|page|rapport)",
+    re.IGNORECASE,
+)
 
 
 _SECTION_NUMBER = re.compile(r"^\d{1,2}(?:\.\d{1,2})+\.?\s")
@@ -318,7 +331,7 @@ class ExtractiveAnswerer:
                 scores = scores + 0.08 * np.array([satisfies(kind, u.text) for u in units])
             if noun is not None:  # the sentence that gives the count must be quoted
                 scores = scores + 0.15 * np.array([counts(noun, u.text) for u in units])
-            chosen = self._whole_list(units, scores) if asked == "list" else []
+            chosen = self._whole_list(units, scores, question) if asked == "list" else []
             if not chosen:
                 chosen = self._choose(units, scores)
                 chosen = self._ensure_value(question, units, scores, chosen, kind, noun)
@@ -434,16 +447,34 @@ class ExtractiveAnswerer:
             # « ... en cinq étapes : » followed by the steps: quote the intro and the list
             chosen = [best, *self._list_after(units, best)[:8]]
         else:
-            floor = float(scores[best]) - 0.08
-            for i in order:
-                if len(chosen) >= self.max_sentences:
-                    break
-                if float(scores[i]) < floor and len(chosen) >= 2:
-                    break
-                if any(_similar(units[i].text, units[j].text) for j in chosen):
-                    continue
-                chosen.append(i)
+            chosen = self._coherent(units, scores, order)
         return _in_passage_order(units, chosen)
+
+    def _coherent(self, units: list[Unit], scores: np.ndarray, order: list[int]) -> list[int]:
+        """The best sentence, then the next best ones, preferring those next to a sentence
+        already chosen in the same passage: the sentence after the one that matched often holds
+        the answer (« La Charte n'édicte pas de règles. Elle est non contraignante… »), and a
+        passage read in order answers better than fragments of several documents."""
+        best = order[0]
+        floor = float(scores[best]) - 0.08
+        chosen = [best]
+        pool = list(order[1:])
+        while pool and len(chosen) < self.max_sentences:
+            places = {(units[j].hit_index, units[j].position) for j in chosen}
+
+            def gain(i: int, places: set[tuple[int, int]] = places) -> float:
+                u = units[i]
+                near = {(u.hit_index, u.position - 1), (u.hit_index, u.position + 1)} & places
+                return float(scores[i]) + (NEXT_TO_CHOSEN if near else 0.0)
+
+            i = max(pool, key=gain)
+            pool.remove(i)
+            if gain(i) < floor and len(chosen) >= 2:
+                break
+            if any(_similar(units[i].text, units[j].text) for j in chosen):
+                continue
+            chosen.append(i)
+        return chosen
 
     def _ensure_value(
         self,
@@ -518,7 +549,7 @@ class ExtractiveAnswerer:
         text = f"{framing}\n{body}" if framing else body
         return Answer(text=text, citations=citations, grounded=True, query=retrieval.query)
 
-    def _whole_list(self, units: list[Unit], scores: np.ndarray) -> list[int]:
+    def _whole_list(self, units: list[Unit], scores: np.ndarray, question: str = "") -> list[int]:
         """For a list or steps question: the best list of the passages, whole from its first
         item, with the sentence that introduces it, when it scores near the best sentence."""
         best = float(np.max(scores))
@@ -535,8 +566,9 @@ class ExtractiveAnswerer:
                 runs[-1].append(i)
             else:
                 runs.append([i])
-        candidates: list[tuple[float, list[int]]] = []
+        candidates: list[tuple[float, float, list[int]]] = []
         by_place = {(u.hit_index, u.position): j for j, u in enumerate(units)}
+        wanted = asked_count(question)
         for run in runs:
             if len(run) < 2:
                 continue
@@ -547,11 +579,18 @@ class ExtractiveAnswerer:
             score = max(float(scores[j]) for j in members)
             if lead_ok and lead is not None and units[lead].text.rstrip().endswith(":"):
                 score += 0.03
-            candidates.append((score, members))
+            # a list far below the best sentence is taken only when its heading or lead-in
+            # is about the question, and it has as many items as the question says
+            context = _section_heading(first) + (f" {units[lead].text}" if lead_ok and lead else "")
+            about = lexical_overlap(question, context) > 0
+            if wanted is not None and wanted != len(run):
+                about = False
+            margin = LIST_MARGIN if about else 0.1
+            candidates.append((score, score + margin, members))
         if not candidates:
             return []
-        score, members = max(candidates, key=lambda c: c[0])
-        if score < best - 0.1:
+        score, reach, members = max(candidates, key=lambda c: c[0])
+        if reach < best:
             return []
         items = [j for j in members if units[j].is_list_item][: self.max_list_items]
         intro = [j for j in members if not units[j].is_list_item]
@@ -656,6 +695,11 @@ def frame(chunks: Sequence[StoredChunk], english: bool = False) -> str:
     listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " et " + named[-1]
     return f"D'après {listed} :"
 
+
+# A list or steps question gets the best list when it scores this close to the best sentence:
+# a list's items are short and score lower one by one than a sentence echoing the question.
+LIST_MARGIN = 0.2
+NEXT_TO_CHOSEN = 0.12  # a sentence next to one already quoted may score this much lower
 
 MAX_ITEM_CHARS = 320
 
@@ -776,6 +820,31 @@ def _with_antecedents(units: list[Unit], chosen: list[int]) -> list[int]:
         if before and not units[before[0]].is_list_item:
             out.add(before[0])
     return _in_passage_order(units, out)
+
+
+def _section_heading(unit: Unit) -> str:
+    """The last heading of the section a unit was read from."""
+    meta = unit.chunk.metadata if unit.chunk is not None else {}
+    return str(meta.get("section", "")).split(" > ")[-1]
+
+
+_COUNT_WORDS = {
+    "deux": 2, "trois": 3, "quatre": 4, "cinq": 5, "six": 6, "sept": 7, "huit": 8, "neuf": 9,
+    "dix": 10, "two": 2, "three": 3, "four": 4, "five": 5, "seven": 7, "eight": 8, "nine": 9,
+    "ten": 10,
+}  # fmt: skip
+_ASKED_COUNT = re.compile(
+    r"\b(?:les|des|ses|leurs|ces|the|its|their)\s+(\d{1,2}|" + "|".join(_COUNT_WORDS) + r")\s+[a-z]"
+)
+
+
+def asked_count(question: str) -> int | None:
+    """How many items the question says the answer has (« les six étapes », « the four modes »)."""
+    m = _ASKED_COUNT.search(fold(question))
+    if m is None:
+        return None
+    word = m.group(1)
+    return int(word) if word.isdigit() else _COUNT_WORDS[word]
 
 
 def _in_passage_order(units: list[Unit], indices: Iterable[int]) -> list[int]:

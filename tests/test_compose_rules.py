@@ -1,0 +1,113 @@
+"""Composition rules of issue 15 on a document written unlike the shipped sample: a club's
+practical sheet in HTML (FAQ headings in <h3>, a pointer to another document, a resources list)
+and questions in a newcomer's words. Each rule is general: none depends on the sample's wording."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import HashEmbeddings
+
+from assistant.answering.abstention import expected_kind, missing_entities, named_entities
+from assistant.answering.extractive import ExtractiveAnswerer, asked_count
+from assistant.indexing.store import StoredChunk
+from assistant.ingest.chunking import chunk_document
+from assistant.ingest.loaders import load_document
+from assistant.retrieval.hybrid import Retrieval, Scored
+
+SHEET = """<!doctype html><html lang="fr"><head><meta charset="utf-8">
+<title>Fiche pratique : le jardin partagé du quartier</title></head><body><main><article>
+<h1>Fiche pratique : le jardin partagé du quartier</h1>
+<h3>Faut-il une assurance pour ouvrir le jardin au public ?</h3>
+<p>Beaucoup de bénévoles pensent que le contrat de la mairie suffit pour ouvrir le jardin.
+Il ne couvre pourtant que le terrain : une assurance responsabilité civile du collectif reste
+indispensable pour les ateliers ouverts au public. Les modalités sont détaillées dans la fiche
+assurance du réseau. Le jardin ouvre chaque samedi matin.</p>
+<h3>Les quatre règles du jardin</h3>
+<p>Le collectif applique quatre règles simples :</p>
+<ul><li>pas de pesticides ;</li><li>une parcelle par foyer ;</li>
+<li>l'arrosage partagé par roulement ;</li><li>un atelier ouvert chaque mois.</li></ul>
+<h3>Ressources</h3>
+<ul><li>Le guide du jardin partagé de la ville (2019).</li>
+<li>La charte des jardins partagés du réseau régional.</li>
+<li>Le calendrier des semis du collectif.</li></ul>
+</article></main></body></html>"""
+
+
+def _chunks(tmp_path: Path) -> list[StoredChunk]:
+    path = tmp_path / "outils" / "jardin.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(SHEET, encoding="utf-8")
+    loaded = load_document(path, tmp_path)
+    docs = chunk_document(loaded.pages, loaded.blocks, 300, 0)
+    return [StoredChunk(str(d.id), d.page_content, dict(d.metadata)) for d in docs]
+
+
+def _ask(question: str, hits: list[StoredChunk], every: list[StoredChunk]) -> str:
+    emb = HashEmbeddings()
+
+    def section_chunks(chunk: StoredChunk) -> list[StoredChunk]:
+        sid = chunk.metadata.get("section_id")
+        return [c for c in every if c.metadata.get("section_id") == sid]
+
+    results = [Scored(c, 1.0 / (i + 1), 0.95, 1.0, i + 1, i + 1) for i, c in enumerate(hits)]
+    retrieval = Retrieval(question, emb.embed_query(question), results, lambda t: 1, section_chunks)
+    answer = ExtractiveAnswerer(emb, threshold=0.5).answer(question, retrieval)
+    assert answer.grounded, answer.text
+    return answer.text
+
+
+def test_the_sentence_after_the_matched_one_is_quoted_and_pointers_are_not(tmp_path: Path) -> None:
+    chunks = _chunks(tmp_path)
+    question = "Le contrat de la mairie suffit-il pour ouvrir le jardin au public ?"
+    faq = [c for c in chunks if "assurance" in c.metadata["section"]]
+    others = [c for c in chunks if c not in faq]
+    text = _ask(question, faq + others, chunks)
+    # the matched sentence says what people think; the next one answers
+    assert "Il ne couvre pourtant que le terrain" in text
+    assert "Beaucoup de bénévoles" in text  # and « Il » keeps its antecedent
+    assert "détaillées dans la fiche" not in text  # a pointer to another text answers nothing
+
+
+def test_a_list_off_the_subject_does_not_replace_the_sentence_that_answers(
+    tmp_path: Path,
+) -> None:
+    chunks = _chunks(tmp_path)
+    rules = [c for c in chunks if "règles" in c.metadata["section"]]
+    resources = [c for c in chunks if c.metadata["section"].endswith("Ressources")]
+    text = _ask("Quelles sont les quatre règles du jardin partagé ?", rules + resources, chunks)
+    assert "pas de pesticides" in text and "un atelier ouvert chaque mois" in text
+    assert "calendrier des semis" not in text
+    # the resources list has three items, not the four the question asks for
+    assert asked_count("Quelles sont les quatre règles du jardin ?") == 4
+    assert asked_count("What are the three steps?") == 3
+    assert asked_count("Quelles sont les règles ?") is None
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("Quelles sont les étapes pour trouver un mécène quand on est un petit club ?", None),
+        ("Que faire lorsqu'une commune refuse le projet ?", None),
+        ("Quand la convention est-elle signée ?", "date"),
+        ("La réponse du jury arrive quand ?", "date"),
+        ("Depuis quand le réseau existe-t-il ?", "date"),
+        ("Jusqu'à quand peut-on déposer un dossier ?", "date"),
+        ("Quand est-ce que le jury se réunit ?", "date"),
+    ],
+)
+def test_quand_joining_two_clauses_asks_no_date(question: str, kind: str | None) -> None:
+    assert expected_kind(question) == kind
+
+
+def test_a_word_opening_the_second_sentence_of_a_question_is_not_a_name() -> None:
+    question = "Comment utiliser la Charte au début ? Quelles sont les étapes ?"
+    assert named_entities(question) == ["charte"]
+    assert named_entities("Le rôle du RNMA en Belgique ? Et Mbappé ?") == [
+        "rnma",
+        "belgique",
+        "mbappe",
+    ]
+    # an acronym written with dots in the passages is found
+    assert missing_entities("Que veut dire MEDOC ?", ["les « M.E.D.O.C. » : Méthodes…"]) == []
