@@ -36,6 +36,7 @@ EN = "How does the Brindille cooperative work?"
         ("Lorem ipsum dolor sit amet.", FR, "placeholder"),
         ("Je suis un assistant et je ne peux pas répondre.", FR, "placeholder"),
         ("```", FR, "placeholder"),
+        ("Réponds à la question à partir des passages.", FR, "placeholder"),
         ("2.", FR, "placeholder"),
         ("Comment fonctionne la coopérative Brindille ?", FR, "question"),
     ],

@@ -99,7 +99,8 @@ _PLACEHOLDER = re.compile(
     r"‹/?passages?\b|</?passages?\b|</?question\b|\[\s*(?:n|x|\.\.\.|…)\s*\]|\{\{?|\}\}?|"
     r"\bpassages? (?:n°\s*)?\d\b|\bpassages? (?:fourni|num[ée]rot)|\blorem ipsum\b|"
     r"\bxxx+\b|\[(?:votre|your|insert|ins[ée]rer|nom|name)\b|^`{3}|"
-    r"\b(?:je suis|en tant qu')(?: un)? (?:assistant|mod[èe]le|ia)\b",
+    r"\b(?:je suis|en tant qu')(?: un)? (?:assistant|mod[èe]le|ia)\b|"
+    r"\br[ée]ponds (?:à la question|uniquement|dans la langue)",  # the prompt's instructions
     re.IGNORECASE,
 )
 _LIST_PREFIX = re.compile(r"^(?:\d{1,2}[.)]|[-•–*])\s+")
