@@ -27,7 +27,8 @@ EN = "How does the Brindille cooperative work?"
         ("La coopérative réunit 40 maraîchers de la Drôme.", FR, ""),
         ("The cooperative brings together 40 growers in the Drôme.", FR, "language: en"),
         ("The cooperative brings together 40 growers in the Drôme.", EN, ""),
-        ("La coopérative réunit 40 maraîchers de la Drôme.", EN, "language: fr"),
+        ("La coopérative réunit 40 maraîchers de la Drôme.", EN, ""),  # a French quote
+        ("l'innovation ;", FR, ""),  # a one-word list item
         ("该合作社每周为学校食堂供货。", FR, "language: other"),
         ("Brindille: 40 maraîchers.", FR, ""),  # too few function words to judge: kept
         ("Réponse : [n]", FR, "placeholder"),

@@ -8,8 +8,9 @@ while a character budget lasts:
     passages = chosen_passages(extractive_answer, retrieval, most=3, budget=1100)
 
 Its draft is then screened sentence by sentence, before any passage is matched: a sentence in
-another language than the question's, or one that is a placeholder (the prompt's own markup or
-example, a template slot, a question instead of an answer), is dropped with its reason:
+another language than the question's (French, the corpus's, always passes), or a placeholder
+(the prompt's own markup or example, a template slot, a question instead of an answer), is
+dropped with its reason:
 
     kept, dropped = screen(split_answer(raw), question)
 """
@@ -145,19 +146,19 @@ def language_of(text: str) -> str:
 
 def screen_reason(sentence: str, question: str) -> str:
     """Why ``sentence`` of a draft answering ``question`` is not an answer ("" when it may
-    be one): ``language: en`` when written in another language than the question,
-    ``placeholder`` for markup, template slots or filler, ``question`` for a question."""
+    be one): ``language: en`` for English in the answer to a French question, ``language:
+    other`` for a script neither language uses, ``placeholder`` for markup, template slots,
+    filler or no word at all, ``question`` for a question."""
     body = sentence.strip()
     if _FOREIGN_SCRIPT.search(body):
         return "language: other"
-    if len(_LETTERS.findall(body)) < 2 or _PLACEHOLDER.search(body):
+    if not _LETTERS.search(body) or _PLACEHOLDER.search(body):
         return "placeholder"
     if body.rstrip('*_ )»"').endswith("?"):
         return "question"
-    wanted = "en" if is_english(question) else "fr"
-    found = language_of(body)
-    if found in ("fr", "en") and found != wanted:
-        return f"language: {found}"
+    # French is the corpus's language: quoting it is fine whatever the question's language
+    if language_of(body) == "en" and not is_english(question):
+        return "language: en"
     return ""
 
 
