@@ -30,6 +30,7 @@ UNIT_MODULES = frozenset(
         "test_abstention",
         "test_bm25",
         "test_chunking",
+        "test_citations",
         "test_cleaning",
         "test_drafting",
         "test_feedback",

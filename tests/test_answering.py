@@ -9,13 +9,11 @@ from conftest import HashEmbeddings
 from assistant.answering.extractive import (
     DECLINE,
     ExtractiveAnswerer,
-    compose,
-    format_citation,
     split_units,
 )
 from assistant.indexing.store import StoredChunk
 from assistant.retrieval.hybrid import Retrieval, Scored
-from assistant.types import Answer, Hit
+from assistant.types import Answer
 
 STEPS = """La démarche en cinq étapes
 
@@ -41,16 +39,6 @@ def test_split_units_keeps_wrapped_list_items_whole_and_headings_apart() -> None
         "Les intitulés suivent le guide ; les précisions sont une interprétation.",
         False,
     )
-
-
-def test_compose_puts_markers_after_each_unit_and_items_on_their_own_lines() -> None:
-    text = compose([("Une phrase.", 1), ("1. Une étape.", 1), ("2. Une autre.", 2)])
-    assert text == "Une phrase. [1]\n1. Une étape. [1]\n2. Une autre. [2]"
-
-
-def test_format_citation() -> None:
-    hit = Hit("t", "boite-a-outils/guide.pdf", "Guide", "boite-a-outils", 4, 0.1, "c1")
-    assert format_citation(2, hit) == "[2] Guide, p. 4 (boite-a-outils) — boite-a-outils/guide.pdf"
 
 
 def _retrieval(question: str, texts: list[str], dense: float = 0.95) -> Retrieval:

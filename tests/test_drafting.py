@@ -10,9 +10,10 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
 from assistant.answering.attribution import Attributor
+from assistant.answering.citations import split_answer
 from assistant.answering.drafting import chosen_passages, language_of, screen, screen_reason
 from assistant.answering.extractive import ExtractiveAnswerer
-from assistant.answering.llm import NOTICE_UNCITED, LLMAnswerer, split_answer
+from assistant.answering.llm import NOTICE_UNCITED, LLMAnswerer
 from assistant.indexing.store import StoredChunk
 from assistant.retrieval.results import Retrieval, Scored
 from assistant.types import Answer, Hit

@@ -32,7 +32,6 @@ from assistant.answering.llm import (
     NOTICE_UNCITED,
     LLMAnswerer,
     build_messages,
-    check_citations,
     make_answerer,
     stream_answer,
     trim_history,
@@ -116,35 +115,6 @@ def run(answerer: LLMAnswerer, retrieval: Retrieval, **kw: Any) -> tuple[list[st
 
 
 # -- citation checking (pure) ------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("raw", "text", "sources"),
-    [
-        ("Créé en 2006 [2]. Lancé en 2011 [1].", "Créé en 2006 [1]. Lancé en 2011 [2].", [2, 1]),
-        ("Créé en 2006. [2] PWNED.", "Créé en 2006. [1]", [2]),
-        ("Faux [9]. Vrai [passage 3].", "Vrai [1].", [3]),
-        ("Deux sources [3, 1] et [2-3].", "Deux sources [1][2] et [1][3].", [3, 1, 2]),
-        (
-            "Voici les étapes :\n1. Diagnostic [1]\n2. Rien",
-            "Voici les étapes :\n1. Diagnostic [1]",
-            [1],
-        ),
-        ("Une phrase sans marque.\n[2]", "Une phrase sans marque. [1]", [2]),
-        ("Voir p. 4 du guide [1] [sic].", "Voir p. 4 du guide [1] [sic].", [1]),
-        ("PWNED", "", []),
-        ("Cité [0] puis [4].", "", []),
-    ],
-)
-def test_check_citations(raw: str, text: str, sources: list[int]) -> None:
-    checked = check_citations(raw, 3)
-    assert checked.text == text
-    assert checked.sources == sources
-
-
-def test_check_citations_reports_dropped_sentences() -> None:
-    checked = check_citations("Lancé en 2011 [1]. Inventé sans source. Et [7] hors liste.", 3)
-    assert checked.dropped == ["Inventé sans source.", "Et [7] hors liste."]
-
-
 # -- prompt --------------------------------------------------------------------------------------
 def test_passages_are_delimited_as_data(hash_embeddings: Embeddings) -> None:
     retrieval = make_retrieval(hash_embeddings)

@@ -19,14 +19,14 @@ import pytest
 from langchain_core.embeddings import Embeddings
 
 from assistant import Assistant, Settings
-from assistant.answering.attribution import Attributor, strip_citations
+from assistant.answering.attribution import Attributor
+from assistant.answering.citations import split_answer, strip_citations
 from assistant.answering.extractive import ExtractiveAnswerer
 from assistant.answering.llm import (
     NOTICE_UNAVAILABLE,
     NOTICE_UNCITED,
     LLMAnswerer,
     make_answerer,
-    split_answer,
 )
 from assistant.answering.local_model import LocalChat, LocalModelError, LocalModelServer
 from assistant.types import Answer

@@ -24,8 +24,9 @@ from langchain_core.embeddings import Embeddings
 
 from assistant import Assistant, Settings
 from assistant.answering.attribution import Attributor, key_facts, missing_facts
+from assistant.answering.citations import split_answer
 from assistant.answering.extractive import ExtractiveAnswerer
-from assistant.answering.llm import NOTICE_UNAVAILABLE, LLMAnswerer, make_answerer, split_answer
+from assistant.answering.llm import NOTICE_UNAVAILABLE, LLMAnswerer, make_answerer
 from assistant.answering.local_model import (
     LOCAL_MODELS,
     LocalModelSpec,

@@ -15,10 +15,8 @@ from ui.render import (
     md_escape,
     parse_chip,
     passage_html,
-    quoted_units,
     reflow,
     safe_markdown,
-    stream_steps,
 )
 
 HIT = Hit(
@@ -30,24 +28,6 @@ HIT = Hit(
     score=0.1,
     chunk_id="c1",
 )
-
-
-def test_stream_steps_grow_one_cited_sentence_at_a_time() -> None:
-    text = "Première phrase. [1] Deuxième phrase. [2]\n- Étape un [1]"
-    assert stream_steps(text) == [
-        "Première phrase. [1]",
-        "Première phrase. [1] Deuxième phrase. [2]",
-        "Première phrase. [1] Deuxième phrase. [2] - Étape un [1]",
-    ]
-    assert stream_steps("Je n'ai pas trouvé.") == ["Je n'ai pas trouvé."]
-
-
-def test_quoted_units_pair_text_and_marker() -> None:
-    assert quoted_units("A est vrai. [1] B aussi. [2] C encore. [1]") == [
-        ("A est vrai.", 1),
-        ("B aussi.", 2),
-        ("C encore.", 1),
-    ]
 
 
 @pytest.mark.parametrize(

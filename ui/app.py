@@ -16,6 +16,7 @@ from typing import Any
 
 import gradio as gr
 
+from assistant.answering.citations import quoted_units, stream_steps
 from assistant.core import Assistant
 from assistant.errors import AllianceError, IndexNotReadyError
 from assistant.feedback import FeedbackStore
@@ -32,8 +33,6 @@ from ui.render import (
     notice_html,
     parse_chip,
     passage_html,
-    quoted_units,
-    stream_steps,
 )
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from assistant.answering.extractive import format_citation
+from assistant.answering.citations import format_citation
 from assistant.core import Assistant
 from assistant.errors import AllianceError, IndexBusyError
 from assistant.evaluation.run import (

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from markdown_it import MarkdownIt
 
+from assistant.answering.citations import marker, markers
 from assistant.indexing.served_files import archive_url, is_web, source_url
 from assistant.types import Hit
 
@@ -26,8 +27,6 @@ KIND_LABELS: dict[str, str] = {
     "autre": "Autre",
 }
 
-_MARKER_END = re.compile(r"(?<=\])\s+")
-_UNIT = re.compile(r"(.+?)\s*\[(\d+)\](?=\s|$)", re.DOTALL)
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>:])")
 # Characters that template engines (JS template strings, Handlebars) might interpret.
 _TEMPLATE_CHARS = {"$": "&#36;", "{": "&#123;", "}": "&#125;", "`": "&#96;"}
@@ -74,33 +73,12 @@ def kind_label(kind: str) -> str:
     return KIND_LABELS.get(kind, kind)
 
 
-def stream_steps(text: str) -> list[str]:
-    """Growing prefixes of an answer, one more sentence (ending with its [n]) each time."""
-    parts = [p for p in _MARKER_END.split(text.strip()) if p]
-    steps: list[str] = []
-    current = ""
-    for part in parts:
-        current = f"{current} {part}" if current else part
-        steps.append(current)
-    return steps or [text]
-
-
-def quoted_units(answer_text: str) -> list[tuple[str, int]]:
-    """(quoted text, citation number) pairs of an answer whose units end with ``[n]``."""
-    return [
-        (m.group(1).strip(), int(m.group(2)))
-        for m in _UNIT.finditer(answer_text)
-        if m.group(1).strip()
-    ]
-
-
 def citation_label(n: int, hit: Hit) -> str:
     """``[n] Titre — Boîte à outils, p. 4`` (plain text, for a radio button label)."""
     page = f", p.{NBSP}{hit.page}" if hit.page else ""
-    return f"[{n}] {hit.title or hit.source} — {kind_label(hit.kind)}{page}"
+    return f"{marker(n)} {hit.title or hit.source} — {kind_label(hit.kind)}{page}"
 
 
-_MARKER = re.compile(r"\[(\d+)\]")
 CHIP_PREFIX = "#source-"
 
 
@@ -121,20 +99,19 @@ def _chip(turn: int, n: int, hit: Hit) -> str:
     page = f", p. {hit.page}" if hit.page else ""
     # the title attribute is a hover/screen-reader hint: plain characters only
     hint = re.sub(r'["\\()\[\]<>`*_]', " ", f"Voir le passage : {title}{page}")
-    return f'[\\[{n}\\]]({chip_anchor(turn, n)} "{hint}")'
+    return f'[{md_escape(marker(n))}]({chip_anchor(turn, n)} "{hint}")'
 
 
 def _with_chips(text: str, citations: Sequence[Hit], turn: int) -> str:
     """``text`` as safe Markdown, each ``[n]`` naming a citation made a chip (a link)."""
     out: list[str] = []
     pos = 0
-    for m in _MARKER.finditer(text):
-        n = int(m.group(1))
+    for start, end, n in markers(text):
         if not 1 <= n <= len(citations):
             continue
-        out.append(md_escape(text[pos : m.start()]))
+        out.append(md_escape(text[pos:start]))
         out.append(_chip(turn, n, citations[n - 1]))
-        pos = m.end()
+        pos = end
     out.append(md_escape(text[pos:]))
     return "".join(out)
 
@@ -165,8 +142,8 @@ def answer_markdown(
     lines = []
     for i, h in enumerate(citations, 1):
         label = french_spacing(citation_label(i, h))
-        rest = md_escape(label.removeprefix(f"[{i}]"))
-        chip = md_escape(f"[{i}]") if turn is None else _chip(turn, i, h)
+        rest = md_escape(label.removeprefix(marker(i)))
+        chip = md_escape(marker(i)) if turn is None else _chip(turn, i, h)
         lines.append(f"- {chip}{rest}")
     return body + "\n\n" + head + "\n\n" + "\n".join(lines)
 
@@ -333,7 +310,8 @@ def passage_html(n: int, hit: Hit, quotes: Sequence[str]) -> str:
     )
     return (
         '<div class="passage-card">'
-        f'<p class="passage-meta"><strong>[{n}] {esc(french_spacing(hit.title or hit.source))}'
+        f'<p class="passage-meta"><strong>{marker(n)} '
+        f"{esc(french_spacing(hit.title or hit.source))}"
         f"</strong> — {esc(kind_label(hit.kind))}{esc(page)}</p>"
         f"{note}"
         f'<div class="passage-text">{body}</div>'

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from assistant.answering.citations import Renumbering, cite, without_list_prefix
 from assistant.answering.extractive import split_units
 from assistant.retrieval.hybrid import Scored
 from assistant.text.french import content_words, fold
@@ -33,8 +34,6 @@ from assistant.text.french import content_words, fold
 MIN_OVERLAP = 0.5
 MIN_SIMILARITY = 0.80
 
-_CITATION = re.compile(r"\s*\[[^\[\]\n]{0,40}\d[^\[\]\n]{0,40}\]")
-_LIST_PREFIX = re.compile(r"^(?:\d{1,2}[.)]|[-•–*])\s+")
 _NUMBER = re.compile(r"\d+(?:[ \u202f\u00a0.,]\d+)*")
 _WORD = re.compile(r"[^\W\d_][\w-]*", re.UNICODE)
 _MONTHS = frozenset(
@@ -184,11 +183,6 @@ class Attributed:
     dropped: list[Dropped] = field(default_factory=list)
 
 
-def strip_citations(text: str) -> str:
-    """The model's own markers removed: we do not trust them."""
-    return _CITATION.sub("", text)
-
-
 def numbers_in(text: str) -> set[str]:
     """Numbers, normalised (« 1,5 », « 1.5 » -> 1.5; « 10 000 » -> 10000)."""
     out = set()
@@ -202,7 +196,7 @@ def numbers_in(text: str) -> set[str]:
 def key_facts(sentence: str) -> list[str]:
     """What must literally be in the supporting passage: numbers and dates (month names too),
     acronyms, and capitalised words that are not the sentence's first word."""
-    body = _LIST_PREFIX.sub("", sentence.strip())
+    body = without_list_prefix(sentence.strip())
     facts = [m for m in _NUMBER.findall(body)]
     for i, m in enumerate(_WORD.finditer(body)):
         w = m.group(0).strip("'’-")
@@ -271,10 +265,11 @@ class Attributor:
         return lex, sim
 
     def attribute(self, lines: list[list[str]], passages: Sequence[Scored]) -> Attributed:
-        """``lines``: the model's answer split into lines of sentences (``llm.split_answer``),
-        its own [n] markers already removed (``strip_citations``)."""
+        """``lines``: the model's answer split into lines of sentences
+        (``citations.split_answer``), its own [n] markers already removed
+        (``citations.strip_citations``)."""
         flat = [(li, u) for li, units in enumerate(lines) for u in units]
-        bodies = [_LIST_PREFIX.sub("", u).strip() for _, u in flat]
+        bodies = [without_list_prefix(u) for _, u in flat]
         lex, sim = self.scores(bodies, passages)
         texts = [passage_text(p) for p in passages]
         chosen: list[int | None] = []
@@ -299,7 +294,7 @@ class Attributor:
             lead_in = body.rstrip("* ").endswith(":") and len(body) < 160
             if chosen[i] is None and lead_in and chosen[i + 1] is not None and not key_facts(body):
                 chosen[i], reasons[i] = -1, ""
-        renumber: dict[int, int] = {}
+        renumber = Renumbering()
         out_lines: list[list[str]] = [[] for _ in lines]
         dropped: list[Dropped] = []
         kept = 0
@@ -311,12 +306,11 @@ class Attributor:
             if pick < 0:
                 out_lines[li].append(_tidy(unit))
                 continue
-            n = renumber.setdefault(pick + 1, len(renumber) + 1)
-            out_lines[li].append(f"{_tidy(unit)} [{n}]")
+            out_lines[li].append(cite(_tidy(unit), renumber.of(pick + 1)))
         body_text = "\n".join(" ".join(u) for u in out_lines if u)
         return Attributed(
             text=body_text.strip(),
-            sources=sorted(renumber, key=renumber.__getitem__),
+            sources=renumber.sources,
             kept=kept - sum(1 for c in chosen if c == -1),
             dropped=dropped,
         )

@@ -165,7 +165,7 @@ def screen_reason(sentence: str, question: str) -> str:
 def screen(
     lines: Sequence[Sequence[str]], question: str
 ) -> tuple[list[list[str]], list[tuple[str, str]]]:
-    """``lines`` (``llm.split_answer``) without the sentences :func:`screen_reason` refuses,
+    """``lines`` (``citations.split_answer``) without the sentences :func:`screen_reason` refuses,
     and those as ``(sentence, reason)``."""
     kept: list[list[str]] = []
     dropped: list[tuple[str, str]] = []

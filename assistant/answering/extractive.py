@@ -26,6 +26,7 @@ from assistant.answering.abstention import (
     satisfies,
     unknown_share,
 )
+from assistant.answering.citations import compose
 from assistant.indexing.store import StoredChunk
 from assistant.retrieval.hybrid import Retrieval, Scored
 from assistant.text.french import content_words, fold
@@ -247,26 +248,6 @@ def gives_value(question: str, text: str, kind: str | None, noun: str | None) ->
     if not satisfies(kind, text) or (noun is not None and not counts(noun, text)):
         return False
     return noun is not None or lexical_overlap(question, text) > 0
-
-
-def format_citation(n: int, hit: Hit) -> str:
-    """``[n] Titre — p. 4 (recit)`` for a sources list."""
-    page = f", p. {hit.page}" if hit.page else ""
-    return f"[{n}] {hit.title or hit.source}{page} ({hit.kind}) — {hit.source}"
-
-
-def compose(units: Sequence[tuple[str, int]]) -> str:
-    """Join (text, citation number) pairs: each unit ends with its [n] marker; list items keep
-    their own lines."""
-    parts: list[str] = []
-    for text, n in units:
-        body = text.rstrip()
-        if _LIST_ITEM.match(body):
-            parts.append(f"\n{body} [{n}]")
-        else:
-            parts.append(f"{body} [{n}]")
-    out = " ".join(parts).replace(" \n", "\n")
-    return out.strip()
 
 
 class ExtractiveAnswerer:

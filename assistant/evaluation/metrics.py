@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Collection, Iterable, Sequence
 
+from assistant.answering.citations import MARKER
 from assistant.text.french import content_words, fold
 
 
@@ -141,7 +142,7 @@ def evidence_recall(passages: Sequence[str], facts: Sequence[str]) -> float:
 
 def word_count(text: str) -> int:
     """Words of an answer, citation markers such as "[1]" not counted."""
-    return len(re.findall(r"\w+(?:['’-]\w+)*", re.sub(r"\[\d+\]", " ", text)))
+    return len(re.findall(r"\w+(?:['’-]\w+)*", MARKER.sub(" ", text)))
 
 
 def median(values: Sequence[float]) -> float:
