@@ -111,3 +111,75 @@ def test_a_word_opening_the_second_sentence_of_a_question_is_not_a_name() -> Non
     ]
     # an acronym written with dots in the passages is found
     assert missing_entities("Que veut dire MEDOC ?", ["les « M.E.D.O.C. » : Méthodes…"]) == []
+
+
+GUIDE_MD = """# Créer une épicerie solidaire
+
+Ce document accompagne les bénévoles qui veulent ouvrir une épicerie solidaire.
+
+## Le parcours en quatre phases
+
+Chaque phase prend quelques semaines.
+
+### Phase 1 – Mesurer le besoin
+
+Interrogez les travailleurs sociaux et les familles du quartier avant toute décision. Un
+questionnaire court suffit.
+
+### Phase 2 – Trouver un local
+
+Cherchez un local accessible, au rez-de-chaussée, près des transports. La mairie connaît
+souvent des locaux vacants.
+
+### Phase 3 – Nouer les partenariats d'approvisionnement
+
+Signez des conventions avec la banque alimentaire et deux ou trois commerces du quartier.
+Les invendus des commerces complètent l'offre.
+
+### Phase 4 – Ouvrir et évaluer
+
+Ouvrez d'abord deux demi-journées par semaine, puis faites le bilan avec les familles après
+six mois.
+
+## Les financements possibles
+
+La caisse d'allocations familiales et le département financent souvent le démarrage.
+"""
+
+
+def test_steps_written_as_headings_are_answered_with_the_whole_outline(tmp_path: Path) -> None:
+    path = tmp_path / "outils" / "epicerie.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(GUIDE_MD, encoding="utf-8")
+    loaded = load_document(path, tmp_path)
+    docs = chunk_document(loaded.pages, loaded.blocks, 900, 0)
+    chunks = [StoredChunk(str(d.id), d.page_content, dict(d.metadata)) for d in docs]
+    emb = HashEmbeddings()
+    # retrieval found phases 3 and 2, not the first one
+    hits = [c for c in chunks if "Phase 3" in c.metadata["section"]]
+    hits += [c for c in chunks if "Phase 2" in c.metadata["section"]]
+    question = "Quelles sont les étapes pour ouvrir une épicerie solidaire ?"
+    results = [Scored(c, 1.0 / (i + 1), 0.95, 1.0, i + 1, i + 1) for i, c in enumerate(hits)]
+    retrieval = Retrieval(
+        question,
+        emb.embed_query(question),
+        results,
+        lambda t: 1,
+        None,
+        lambda chunk: sorted(chunks, key=lambda c: int(c.metadata["chunk_index"])),
+    )
+    answer = ExtractiveAnswerer(emb, threshold=0.5).answer(question, retrieval)
+    assert answer.grounded
+    lines = answer.text.split("\n")
+    assert lines[0].startswith("D'après « Créer une épicerie solidaire »")
+    assert [ln.split(" –")[0] for ln in lines[1:]] == [
+        "- Phase 1",
+        "- Phase 2",
+        "- Phase 3",
+        "- Phase 4",
+    ]
+    assert lines[1].startswith("- Phase 1 – Mesurer le besoin : Interrogez les travailleurs")
+    assert "financent" not in answer.text
+    assert lines[0] == (
+        "D'après « Créer une épicerie solidaire » (section « Le parcours en quatre phases ») :"
+    )

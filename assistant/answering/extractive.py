@@ -312,7 +312,10 @@ class ExtractiveAnswerer:
                 scores = scores + 0.08 * np.array([satisfies(kind, u.text) for u in units])
             if noun is not None:  # the sentence that gives the count must be quoted
                 scores = scores + 0.15 * np.array([counts(noun, u.text) for u in units])
-            chosen = self._whole_list(units, scores, question) if asked == "list" else []
+            if asked == "list" and (outline := self._outline(question, retrieval, results)):
+                units, chosen = outline, list(range(len(outline)))
+            else:
+                chosen = self._whole_list(units, scores, question) if asked == "list" else []
             if not chosen:
                 chosen = self._choose(units, scores)
                 chosen = self._ensure_value(question, units, scores, chosen, kind, noun)
@@ -530,6 +533,56 @@ class ExtractiveAnswerer:
         text = f"{framing}\n{body}" if framing else body
         return Answer(text=text, citations=citations, grounded=True, query=retrieval.query)
 
+    def _outline(
+        self, question: str, retrieval: Retrieval, results: Sequence[Scored]
+    ) -> list[Unit]:
+        """Steps written as headings (« Étape 1 : clarifier votre projet », « Step 2 — … »):
+        when two of the top passages sit in sibling step sections of one document, the answer
+        is the outline, every step from the first, each heading with the first sentence of its
+        section, instead of the body of whichever step matched best."""
+        if retrieval.document_chunks is None:
+            return []
+        for r in results[:3]:
+            path = _path(r.chunk)
+            if len(path) < 2 or _step_number(path[-1]) is None:
+                continue
+            parent = path[:-1]
+            hits = {
+                _path(o.chunk)[-1]
+                for o in results
+                if _path(o.chunk)[:-1] == parent
+                and o.chunk.metadata.get("source") == r.chunk.metadata.get("source")
+                and _step_number(_path(o.chunk)[-1]) is not None
+            }
+            if len(hits) < 2:
+                continue
+            steps: dict[str, StoredChunk] = {}
+            for chunk in retrieval.document_chunks(r.chunk):
+                p = _path(chunk)
+                if len(p) == len(path) and p[:-1] == parent and _step_number(p[-1]) is not None:
+                    steps.setdefault(p[-1], chunk)
+            numbers = [_step_number(h) or 0 for h in steps]
+            if len(steps) < 3 or numbers[0] != 1 or numbers != sorted(numbers):
+                continue
+            hit_index = results.index(r)
+            out: list[Unit] = []
+            for pos, (heading, chunk) in enumerate(list(steps.items())[: self.max_list_items]):
+                first = next(
+                    (
+                        t
+                        for t, item in split_units(chunk.text)
+                        if not item
+                        and _is_useful(t)
+                        and fold(t) != fold(heading)
+                        and not t.rstrip().endswith(":")  # its list is not quoted
+                    ),
+                    "",
+                )
+                line = f"- {heading}" + (f" : {first}" if first else "")
+                out.append(Unit(line, hit_index, pos, True, chunk, chunk.id == r.chunk.id))
+            return out
+        return []
+
     def _whole_list(self, units: list[Unit], scores: np.ndarray, question: str = "") -> list[int]:
         """For a list or steps question: the best list of the passages, whole from its first
         item, with the sentence that introduces it, when it scores near the best sentence."""
@@ -656,12 +709,17 @@ def frame(chunks: Sequence[StoredChunk], english: bool = False) -> str:
     « D'après « Guide pour les collectivités » (section « Par où commencer ») : »."""
     named: list[str] = []
     seen: set[str] = set()
+    paths: dict[str, list[tuple[str, ...]]] = {}
+    for chunk in chunks:
+        paths.setdefault(str(chunk.metadata.get("title", "")).strip(), []).append(_path(chunk))
     for chunk in chunks:
         title = str(chunk.metadata.get("title", "")).strip()
         if not title or title in seen:
             continue
         seen.add(title)
-        section = str(chunk.metadata.get("section", "")).split(" > ")[-1].strip()
+        # quotes from sibling sections (the steps of an outline) name the section above them
+        common = _common_prefix(paths[title])
+        section = common[-1] if common else ""
         if section and fold(section) != fold(title) and len(section) <= 90:
             named.append(f"« {title} » (section « {section} »)")
         else:
@@ -801,6 +859,29 @@ def _with_antecedents(units: list[Unit], chosen: list[int]) -> list[int]:
         if before and not units[before[0]].is_list_item:
             out.add(before[0])
     return _in_passage_order(units, out)
+
+
+def _common_prefix(paths: Sequence[tuple[str, ...]]) -> tuple[str, ...]:
+    out: list[str] = []
+    for level in zip(*paths, strict=False):
+        if any(h != level[0] for h in level):
+            break
+        out.append(level[0])
+    return tuple(out)
+
+
+def _path(chunk: StoredChunk) -> tuple[str, ...]:
+    """A chunk's heading path (« Guide > La démarche > Étape 1 : … »)."""
+    return tuple(h.strip() for h in str(chunk.metadata.get("section", "")).split(" > ") if h)
+
+
+# « Étape 1 : … », « Étape 2 — … », « Step 3. … », « Phase 4 – … »: a step written as a heading.
+_STEP_HEADING = re.compile(r"^(?:etape|step|phase)\s+(\d{1,2})\b", re.IGNORECASE)
+
+
+def _step_number(heading: str) -> int | None:
+    m = _STEP_HEADING.match(fold(heading))
+    return int(m.group(1)) if m else None
 
 
 def _section_heading(unit: Unit) -> str:

@@ -83,6 +83,8 @@ class HybridSearcher:
         self.mode: Mode = "lexical" if is_early(lexical) else "hybrid"
         self._sections: dict[str, list[StoredChunk]] = {}
         self._sections_of: object = None
+        self._documents: dict[str, list[StoredChunk]] = {}
+        self._documents_of: object = None
         self.reranker = reranker
 
     def retrieve(self, query: str, k: int, kinds: Sequence[str] | None = None) -> Retrieval:
@@ -143,6 +145,7 @@ class HybridSearcher:
             results=results,
             document_frequency=self.lexical.bm25.document_frequency,
             section_chunks=self._section_chunks,
+            document_chunks=self._document_chunks,
         )
 
     def _dense_side(self) -> bool:
@@ -184,6 +187,19 @@ class HybridSearcher:
                     sections.setdefault(str(key), []).append(c)
             self._sections, self._sections_of = sections, table
         return self._sections.get(str(sid)) or [chunk]
+
+    def _document_chunks(self, chunk: StoredChunk) -> list[StoredChunk]:
+        """The chunks of ``chunk``'s document in the lexical table, in reading order (built
+        once per table)."""
+        table = self.lexical.chunks
+        if self._documents_of is not table:
+            documents: dict[str, list[StoredChunk]] = {}
+            for c in table.values():
+                documents.setdefault(str(c.metadata.get("source", "")), []).append(c)
+            for chunks in documents.values():
+                chunks.sort(key=lambda c: int(c.metadata.get("chunk_index", 0)))
+            self._documents, self._documents_of = documents, table
+        return self._documents.get(str(chunk.metadata.get("source", ""))) or [chunk]
 
     def _with_dense_chunks(self, ids: Sequence[str]) -> Mapping[str, StoredChunk]:
         """The lexical table plus dense hits it does not hold yet (written by a refresh that

@@ -46,6 +46,9 @@ class Retrieval:
     # The chunks of a chunk's section (``section_id`` metadata), so the answerer can read the
     # section around a retrieved chunk; None when the searcher cannot tell.
     section_chunks: Callable[[StoredChunk], list[StoredChunk]] | None = None
+    # The chunks of a chunk's document, in order, so the answerer can read its outline (steps
+    # written as headings, « Étape 1 : … »); None when the searcher cannot tell.
+    document_chunks: Callable[[StoredChunk], list[StoredChunk]] | None = None
 
     @property
     def hits(self) -> list[Hit]:
