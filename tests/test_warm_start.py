@@ -152,7 +152,7 @@ def test_a_killed_first_build_resumes_with_the_vectors_it_wrote(tmp_path: Path) 
         state = IndexState()
         with TestClient(create_app(settings, assistant, state=state)) as client:
             thread = start_background_build(assistant, state)
-            assert thread is not None and state.blocking  # the partial index is not all
+            assert thread is not None  # queries wait for the early index, not the partial one
             wait_until(lambda: not state.blocking)
             assert client.get("/api/health").json()["mode"] == "lexical"
             # every document answers, and the vectors already written take part

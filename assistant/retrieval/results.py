@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from assistant.indexing.store import StoredChunk
 from assistant.types import Hit
 
+EVIDENCE_TOP = 3
+"""How many of the first passages ``Retrieval.evidence_strength`` reads by default."""
+
 
 @dataclass(frozen=True)
 class Scored:
@@ -54,7 +57,7 @@ class Retrieval:
     def hits(self) -> list[Hit]:
         return [r.to_hit() for r in self.results]
 
-    def evidence_strength(self, top: int = 3) -> float:
+    def evidence_strength(self, top: int = EVIDENCE_TOP) -> float:
         """How close the best of the ``top`` passages is to the query (cosine similarity of
         the dense side, 0 with no passage): what the decline rule weighs, whatever the order
         a reranker gave them."""
