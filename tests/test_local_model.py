@@ -189,6 +189,26 @@ def test_a_number_or_name_not_in_the_passage_is_dropped(e5: Embeddings) -> None:
     assert missing_facts("Brindille a trois cantines.", PASSAGES[0]) == ["trois"]
 
 
+def test_a_lead_in_whose_list_was_dropped_goes_and_kept_items_are_renumbered(
+    e5: Embeddings,
+) -> None:
+    attributor = _attributor(e5)
+    alone = "Voici comment rejoindre le réseau :\n1. Le ciel est bleu et les oiseaux chantent."
+    checked = attributor.attribute(split_answer(alone), _scored(PASSAGES))
+    assert checked.kept == 0 and checked.text == ""
+    assert [d.reason for d in checked.dropped] == ["lead-in without what follows", "unsupported"]
+    raw = (
+        "Pour rejoindre le réseau :\n"
+        "1. Une ferme signe la charte.\n"
+        "2. Le ciel est bleu et les oiseaux chantent au printemps.\n"
+        "3. Elle paie une cotisation de 120 euros."
+    )
+    checked = attributor.attribute(split_answer(raw), _scored(PASSAGES))
+    lines = checked.text.splitlines()
+    assert [ln.split(" ", 1)[0] for ln in lines[1:]] == ["1.", "2."]
+    assert lines[2].startswith("2. Elle paie une cotisation de 120 euros.")
+
+
 # -- a refused connection falls back at once, then the model is left alone -------------------
 def _closed_port() -> int:
     with socket.socket() as s:

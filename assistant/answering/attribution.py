@@ -294,6 +294,10 @@ class Attributor:
             lead_in = body.rstrip("* ").endswith(":") and len(body) < 160
             if chosen[i] is None and lead_in and chosen[i + 1] is not None and not key_facts(body):
                 chosen[i], reasons[i] = -1, ""
+        for i in range(len(flat) - 1, -1, -1):  # ... and one whose list was all dropped goes
+            follows = i + 1 < len(flat) and chosen[i + 1] is not None
+            if chosen[i] is not None and bodies[i].rstrip("* ").endswith(":") and not follows:
+                chosen[i], reasons[i] = None, "lead-in without what follows"
         renumber = Renumbering()
         out_lines: list[list[str]] = [[] for _ in lines]
         dropped: list[Dropped] = []
@@ -307,13 +311,33 @@ class Attributor:
                 out_lines[li].append(_tidy(unit))
                 continue
             out_lines[li].append(cite(_tidy(unit), renumber.of(pick + 1)))
-        body_text = "\n".join(" ".join(u) for u in out_lines if u)
+        body_text = "\n".join(_renumbered([" ".join(u) for u in out_lines if u]))
         return Attributed(
             text=body_text.strip(),
             sources=renumber.sources,
             kept=kept - sum(1 for c in chosen if c == -1),
             dropped=dropped,
         )
+
+
+_NUMBERED = re.compile(r"^(\d{1,2})(?=[.)]\s)")
+
+
+def _renumbered(lines: list[str]) -> list[str]:
+    """Numbered items counted again in order: a list whose item 3 was dropped reads 1, 2, 3,
+    not 1, 2, 4."""
+    out: list[str] = []
+    expected: int | None = None
+    for line in lines:
+        m = _NUMBERED.match(line)
+        if m is None:
+            expected = None
+            out.append(line)
+            continue
+        n = int(m.group(1)) if expected is None else expected
+        out.append(f"{n}{line[m.end() :]}")
+        expected = n + 1
+    return out
 
 
 def _tidy(text: str) -> str:
