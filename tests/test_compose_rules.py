@@ -183,3 +183,70 @@ def test_steps_written_as_headings_are_answered_with_the_whole_outline(tmp_path:
     assert lines[0] == (
         "D'après « Créer une épicerie solidaire » (section « Le parcours en quatre phases ») :"
     )
+
+
+def _plan_pdf(path: Path) -> Path:
+    """A PDF with numbered headings (« 1. », « 2. ») and a numbered list of five priorities."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_font("DejaVu", fname="/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    pdf.add_font("DejaVu", style="B", fname="/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
+    pdf.add_page()
+
+    def line(width: float, height: float, text: str) -> None:
+        pdf.multi_cell(width, height, text, new_x="LMARGIN", new_y="NEXT")
+
+    pdf.set_font("DejaVu", style="B", size=15)
+    line(0, 8, "Plan local pour la jeunesse 2025")
+    pdf.set_font("DejaVu", style="B", size=12)
+    line(0, 7, "1. Les priorités du plan local pour la jeunesse")
+    pdf.set_font("DejaVu", size=10)
+    line(
+        0,
+        5,
+        "Le plan local pour la jeunesse de la communauté de communes fixe ses priorités pour "
+        "la jeunesse du territoire après une large concertation du plan.",
+    )
+    for n, item in enumerate(
+        [
+            "ouvrir un lieu d'accueil le soir ;",
+            "financer le permis de conduire ;",
+            "créer un conseil des jeunes ;",
+            "soutenir les stages en entreprise ;",
+            "développer le sport en plein air.",
+        ],
+        1,
+    ):
+        line(0, 5, f"{n}. {item}")
+    pdf.set_font("DejaVu", style="B", size=12)
+    line(0, 7, "2. Le budget")
+    pdf.set_font("DejaVu", size=10)
+    line(
+        0,
+        5,
+        "Le Fonds Jeunesse 2025 est l'outil financier du plan. Sa dotation atteint 2 M€ sur "
+        "trois ans, versés par la région et le département.",
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pdf.output(str(path))
+    return path
+
+
+def test_a_list_with_as_many_items_as_asked_wins_and_asked_numbers_are_no_value(
+    tmp_path: Path,
+) -> None:
+    path = _plan_pdf(tmp_path / "outils" / "plan-jeunesse.pdf")
+    loaded = load_document(path, tmp_path)
+    docs = chunk_document(loaded.pages, loaded.blocks, 900, 0)
+    chunks = [StoredChunk(str(d.id), d.page_content, dict(d.metadata)) for d in docs]
+    priorities = [c for c in chunks if "priorités" in c.metadata["section"]]
+    budget = [c for c in chunks if "budget" in c.metadata["section"]]
+    question = "Quelles sont les cinq priorités du plan local pour la jeunesse ?"
+    text = _ask(question, priorities, chunks)
+    assert "1. ouvrir un lieu d'accueil le soir" in text
+    assert "5. développer le sport en plein air" in text
+    # « 2025 » names the fund: the sentence holding the amount is the answer
+    assert expected_kind("Le Fonds Jeunesse 2025 était doté de combien ?") == "amount"
+    text = _ask("Le Fonds Jeunesse 2025 était doté de combien ?", budget, chunks)
+    assert "2 M€" in text

@@ -130,6 +130,7 @@ _HAS_PHONE = re.compile(r"(?:\+33|\b0)[1-9](?:[ .-]?\d{2}){4}\b")
 _ASKS_PHONE = re.compile(r"\b(?:telephone|phone|numero de tel)\b")
 _ASKS_AMOUNT = re.compile(
     r"\b(?:montant|budget|combien d'argent|salaire|prix|cout|coute|coutent|tarif|subvention|"
+    r"dote de combien|dotee? de combien|dotation|enveloppe|"
     r"combien .*(?:verse|paye|donne|finance|coute|rapporte)|how much (?:money|did|does)|"
     r"cost|salary)\b"
 )

@@ -245,9 +245,22 @@ def gives_value(question: str, text: str, kind: str | None, noun: str | None) ->
     word with the question, so a figure about another subject does not count."""
     if kind is None:
         return True
-    if not satisfies(kind, text) or (noun is not None and not counts(noun, text)):
+    value = _without_asked_numbers(question, text)
+    if not satisfies(kind, value) or (noun is not None and not counts(noun, text)):
         return False
     return noun is not None or lexical_overlap(question, text) > 0
+
+
+_NUMBER = re.compile(r"\d+(?:[,.]\d+)?")
+
+
+def _without_asked_numbers(question: str, text: str) -> str:
+    """``text`` without the numbers the question itself states: in « Le fonds ODD 17 était doté
+    de combien ? » the 17 names the fund, it is not the value asked for."""
+    asked = set(_NUMBER.findall(question))
+    if not asked:
+        return text
+    return _NUMBER.sub(lambda m: "" if m.group(0) in asked else m.group(0), text)
 
 
 class ExtractiveAnswerer:
@@ -309,7 +322,9 @@ class ExtractiveAnswerer:
             scores = self._score(question, retrieval.query_vector, units, results)
             scores = scores + np.array([_shape_bonus(asked, u) for u in units], dtype=np.float32)
             if kind is not None:  # prefer sentences that hold the kind of value asked for
-                scores = scores + 0.08 * np.array([satisfies(kind, u.text) for u in units])
+                scores = scores + 0.08 * np.array(
+                    [satisfies(kind, _without_asked_numbers(question, u.text)) for u in units]
+                )
             if noun is not None:  # the sentence that gives the count must be quoted
                 scores = scores + 0.15 * np.array([counts(noun, u.text) for u in units])
             if asked == "list" and (outline := self._outline(question, retrieval, results)):
@@ -324,7 +339,15 @@ class ExtractiveAnswerer:
             chosen = self._with_lists(units, _with_antecedents(units, chosen))
             chosen = _without_dangling(units, chosen)
         value_found = kind is None or any(
-            gives_value(question, units[i].text, kind, noun) for i in chosen
+            gives_value(question, units[i].text, kind, noun)
+            or (
+                i > 0
+                and units[i - 1].hit_index == units[i].hit_index
+                and units[i - 1].position == units[i].position - 1
+                and (i - 1) in chosen
+                and gives_value(question, f"{units[i - 1].text} {units[i].text}", kind, noun)
+            )
+            for i in chosen
         )
         evidence = [f"{r.chunk.metadata.get('title', '')} {r.chunk.text}" for r in results[:3]]
         verdict = judge(
@@ -479,15 +502,28 @@ class ExtractiveAnswerer:
 
         if any(ok(i) for i in chosen):
             return chosen
+        by_place = {(u.hit_index, u.position): j for j, u in enumerate(units)}
+
+        def told_before(i: int) -> int | None:
+            """The sentence just before ``i`` when it names the subject and ``i`` holds the
+            value (« Le Fonds X est l'outil du plan. Sa dotation atteint 2 M€. »)."""
+            j = by_place.get((units[i].hit_index, units[i].position - 1))
+            if j is None or units[j].is_list_item or units[i].is_list_item:
+                return None
+            joined = f"{units[j].text} {units[i].text}"
+            return j if gives_value(question, joined, kind, noun) else None
+
         candidates = [i for i in range(len(units)) if ok(i)]
-        if not candidates:
+        paired = {
+            i: j for i in range(len(units)) if not ok(i) and (j := told_before(i)) is not None
+        }
+        if not candidates and not paired:
             return chosen
-        best = max(candidates, key=lambda i: float(scores[i]))
+        best = max([*candidates, *paired], key=lambda i: float(scores[i]))
         kept = sorted(chosen, key=lambda i: float(scores[i]), reverse=True)
-        if len(kept) >= self.max_sentences:
-            kept = kept[: self.max_sentences - 1]
-        kept.append(best)
-        return _in_passage_order(units, kept)
+        added = [best] if best not in paired else [paired[best], best]
+        kept = [i for i in kept if i not in added][: max(0, self.max_sentences - len(added))]
+        return _in_passage_order(units, [*kept, *added])
 
     def _with_lists(self, units: list[Unit], chosen: list[int]) -> list[int]:
         """A chosen sentence that announces a list (« … : ») is quoted with its items: the
@@ -616,10 +652,13 @@ class ExtractiveAnswerer:
             # a list far below the best sentence is taken only when its heading or lead-in
             # is about the question, and it has as many items as the question says
             context = _section_heading(first) + (f" {units[lead].text}" if lead_ok and lead else "")
-            about = lexical_overlap(question, context) > 0
-            if wanted is not None and wanted != len(run):
-                about = False
-            margin = LIST_MARGIN if about else 0.1
+            margin = LIST_MARGIN if lexical_overlap(question, context) > 0 else 0.1
+            if wanted is not None:  # « les six étapes »: a list of six is the answer
+                margin = COUNTED_LIST_MARGIN if wanted == len(run) else 0.1
+            if _is_reference_section(_section_heading(first)) and not _ASKS_RESOURCES.search(
+                fold(question)
+            ):
+                margin = 0.0  # a list of further reading answers no question but « où lire »
             candidates.append((score, score + margin, members))
         if not candidates:
             return []
@@ -738,6 +777,24 @@ def frame(chunks: Sequence[StoredChunk], english: bool = False) -> str:
 # A list or steps question gets the best list when it scores this close to the best sentence:
 # a list's items are short and score lower one by one than a sentence echoing the question.
 LIST_MARGIN = 0.2
+COUNTED_LIST_MARGIN = 0.35  # the list has as many items as the question says
+
+# « Ressources », « Pour aller plus loin », « Bibliographie »: other documents, not answers.
+_REFERENCE_SECTION = re.compile(
+    r"^(?:\d+[.)]?\s*)?(?:les\s+)?(?:ressources|references|bibliographie|sources|pour aller plus "
+    r"loin|a lire|lectures|liens utiles|en savoir plus|further reading|references and resources)"
+    r"(?:\s+utiles)?\s*$"
+)
+_ASKS_RESOURCES = re.compile(
+    r"\b(?:ressources?|bibliograph\w*|references?|ou (?:trouver|lire|me former|se former)|"
+    r"pour aller plus loin|a lire|lectures?|resources?|reading)\b"
+)
+
+
+def _is_reference_section(heading: str) -> bool:
+    return bool(_REFERENCE_SECTION.match(fold(heading).strip()))
+
+
 NEXT_TO_CHOSEN = 0.12  # a sentence next to one already quoted may score this much lower
 
 MAX_ITEM_CHARS = 320
