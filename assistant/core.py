@@ -237,7 +237,7 @@ class Assistant:
 
     def warm_start(self) -> bool:
         """On a first build, answer at once from the early index (BM25 over the corpus as it
-        reads now, plus the vectors already written) until a refresh completes the build and
+        reads now) until a refresh completes the build and
         the searcher switches to hybrid (no restart). Call it before that refresh; it costs
         reading the corpus (seconds), no embedding. Returns whether the early index answers."""
         if not self.first_build():

@@ -5,9 +5,8 @@ chunking the same corpus takes seconds, so ``alliance serve`` answers from BM25 
 chunks while the vectors are written, then switches to hybrid search when the refresh completes
 (``Assistant.warm_start``). The chunks are prepared exactly as a refresh prepares them
 (``refresh.prepare_document``, ids by ``write.tag_version``), web pages of ``sources.toml``
-included: a passage of the early index has the id, text and metadata it has in the collection,
-so a dense hit of the vectors already written (a first build resumed after a kill) and a BM25
-hit of the early index are the same passage.
+included: a passage of the early index has the id, text and metadata it will have in the
+collection, so what it cited stays the same passage once the search is hybrid.
 """
 
 from __future__ import annotations

@@ -62,12 +62,13 @@ class HybridSearcher:
     """Dense + BM25 search over one ``Store`` and its LexicalIndex, then ``reranker``.
 
     Over the early index of a first build (``indexing.early``: ``lexical`` holds the corpus as
-    read now, ``store`` the vectors written so far, maybe none) the searcher is *lexical*: only
-    the early index's passages are candidates, the dense side adds what is already embedded,
-    and the first ``EVIDENCE_TOP`` final passages that no dense candidate scored are embedded
-    to get their similarity to the query, so ``Retrieval.evidence_strength`` (when to decline)
-    means what it means over a complete index (only those: five passages and a query took
-    9.5 s on 2 cores at a load of 12)."""
+    read now) the searcher is *lexical*: BM25 alone ranks the early index's passages, and the
+    first ``EVIDENCE_TOP`` are embedded to get their similarity to the query, so
+    ``Retrieval.evidence_strength`` (when to decline) means what it means over a complete
+    index (only those: five passages and a query took 9.5 s on 2 cores at a load of 12). The
+    vectors a first build has written so far are not queried: they favour the documents
+    embedded first (measured: « Quand le Pacte civique a-t-il été lancé ? » cited the one
+    document then embedded, BM25 alone the charter)."""
 
     def __init__(
         self,
@@ -93,7 +94,7 @@ class HybridSearcher:
         vector = self.embedder.embed_query(q)
         n = max(self.settings.candidates, k * 3)
         early = self.mode == "lexical"
-        raw_dense = self.store.query(vector, n, kinds) if self._dense_side() else []
+        raw_dense = [] if early else self.store.query(vector, n, kinds)
         chunks = (
             self.lexical.chunks if early else self._with_dense_chunks([c for c, _ in raw_dense])
         )
@@ -149,15 +150,10 @@ class HybridSearcher:
             document_chunks=self._document_chunks,
         )
 
-    def _dense_side(self) -> bool:
-        """Whether to query the vectors: always over a complete index; over the early index
-        only once some are written (a first build resumed, or half-way)."""
-        return self.mode == "hybrid" or self.store.count() > 0
-
     def _with_similarity(self, vector: Sequence[float], results: list[Scored]) -> list[Scored]:
-        """``results`` with the cosine similarity to the query of the first ``EVIDENCE_TOP``
-        the dense side did not score: embedded now, as the collection embeds them (with their
-        title). The others keep 0, as a BM25-only hit has over a complete index."""
+        """``results`` with the cosine similarity to the query of the first ``EVIDENCE_TOP``,
+        embedded now as the collection embeds them (with their title). The others keep 0, as
+        a BM25-only hit has over a complete index."""
         todo = [i for i, r in enumerate(results[:EVIDENCE_TOP]) if r.dense_rank is None]
         if not todo:
             return results
