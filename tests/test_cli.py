@@ -82,7 +82,7 @@ def test_refresh_search_ask_eval(
 def test_errors_are_one_line_and_a_non_zero_exit(
     dirs: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main([*dirs, "search", "pacte"]) == 2  # empty index
+    assert main([*dirs, "search", "pacte"]) == 3  # empty index: IndexNotReadyError
     err = capsys.readouterr().err
     assert err.startswith("alliance: erreur :") and "refresh" in err and "Traceback" not in err
     assert main([*dirs, "--embedder", "nope", "refresh"]) == 2

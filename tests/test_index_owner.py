@@ -61,7 +61,7 @@ def test_a_second_process_is_refused_then_opens_once_the_holder_closes(
          "--index", str(settings.index_dir), "refresh"],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
-    assert cli.returncode == 2
+    assert cli.returncode == 4  # IndexBusyError: busy
     assert "ouvert par un autre processus" in cli.stderr
     assert [h.chunk_id for h in holder.search(QUESTION, k=3)] == before
 

@@ -44,7 +44,7 @@ def test_refresh_through_a_running_server(
                "--index", str(settings.index_dir), "refresh"]  # fmt: skip
         env = {**os.environ, "ALLIANCE_ADMIN_TOKEN": TOKEN}
         local = subprocess.run(cli, capture_output=True, text=True, timeout=120, env=env)
-        assert local.returncode == 2 and "refresh --server URL" in local.stderr
+        assert local.returncode == 4 and "refresh --server URL" in local.stderr
 
         remote = subprocess.run(
             [*cli, "--server", base, "--json"], capture_output=True, text=True, timeout=120,
@@ -107,7 +107,7 @@ def test_refresh_server_needs_a_token_and_no_dry_run(
     monkeypatch.setenv("ALLIANCE_ADMIN_TOKEN", TOKEN)
     assert main(["refresh", "--dry-run", "--server", "http://127.0.0.1:9"]) == 2
     assert "--dry-run" in capsys.readouterr().err
-    assert main(["refresh", "--server", "http://127.0.0.1:9"]) == 2  # nothing listens there
+    assert main(["refresh", "--server", "http://127.0.0.1:9"]) == 5  # nothing listens there
     assert "impossible de joindre" in capsys.readouterr().err
 
 
@@ -137,7 +137,7 @@ def test_ask_and_search_go_to_the_server_holding_the_index(
             [*cli, "search", "jardin partagé"], capture_output=True, text=True, timeout=120,
             env=env, check=False,
         )  # fmt: skip
-        assert alone.returncode == 2 and "ouvert par un autre processus" in alone.stderr
+        assert alone.returncode == 4 and "ouvert par un autre processus" in alone.stderr
         assert "with Assistant(...) as a:" in alone.stderr and "alliance search" in alone.stderr
 
         ownership.advertise(settings.index_dir, base)  # what `alliance serve` does
@@ -158,7 +158,7 @@ def test_ask_and_search_go_to_the_server_holding_the_index(
         assert "mairie" in asked.stdout and "[1]" in asked.stdout
         assert "Sources :" in asked.stdout and "jardins.md" in asked.stdout
 
-        # the server's own French refusal comes through, one line, exit 2
+        # the server's own French refusal comes through, one line, exit 2 (a query error)
         empty = subprocess.run(
             [*cli, "ask", "  "], capture_output=True, text=True, timeout=120, env=env,
             check=False,

@@ -5,16 +5,25 @@ network."""
 
 from __future__ import annotations
 
+import inspect
 import socket
 from pathlib import Path
 
 import pytest
 
+from assistant import errors
 from assistant.errors import (
+    AllianceError,
+    ConfigError,
     ConflictError,
     DocumentError,
     FetchError,
+    IndexBusyError,
+    IndexLockedError,
+    IndexNotReadyError,
     LimitExceeded,
+    QueryError,
+    RateLimited,
     RemoteError,
     TooLargeError,
     UnsupportedTypeError,
@@ -32,7 +41,9 @@ from assistant.ingest.loaders import (
 from assistant.retrieval.rerank import KEEP_ORDER
 from assistant.retrieval.results import Retrieval, Scored
 from assistant.types import Answer, Hit
+from ui import cli
 from ui.api import answer_payload, status_for
+from ui.cli import EXIT_TABLE, build_parser, exit_code
 
 
 def test_the_registry_is_the_one_list_of_file_types(tmp_path: Path) -> None:
@@ -70,6 +81,44 @@ def test_errors_reach_the_edge_by_type_not_by_message() -> None:
     assert status_for(TooLargeError("a", "x")) == 413
     assert status_for(RemoteError("x")) == 502
     assert issubclass(FetchError, Exception) and issubclass(RemoteError, Exception)
+
+
+def test_exit_codes_follow_the_error_type_and_are_listed_in_the_help() -> None:
+    same_words = "l'index est ouvert par un autre processus"  # the message never decides
+    assert exit_code(ConfigError(same_words)) == 2
+    assert exit_code(LimitExceeded(same_words, limit="max_body_kb", value=1)) == 2
+    assert exit_code(QueryError(same_words)) == 2
+    assert exit_code(IndexNotReadyError(same_words)) == 3
+    assert exit_code(IndexBusyError(same_words)) == exit_code(IndexLockedError("x")) == 4
+    assert exit_code(RateLimited(same_words, retry_after=1.0)) == 4
+    assert exit_code(RemoteError(same_words)) == exit_code(FetchError("x")) == 5
+    assert exit_code(TooLargeError("a.pdf", same_words)) == 6
+    assert exit_code(UnsupportedTypeError("a.pdf", "x")) == exit_code(ConflictError("x")) == 6
+    assert exit_code(AllianceError(same_words)) == 9
+    assert exit_code(ValueError(same_words)) == 70 and exit_code(KeyboardInterrupt()) == 130
+    # every error type of errors.py has its row, a subclass never shadowed by its base
+    kinds = [kind for kind, _, _ in EXIT_TABLE]
+    for i, kind in enumerate(kinds):
+        assert not any(issubclass(kind, earlier) for earlier in kinds[:i])
+    for _, cls in inspect.getmembers(errors, inspect.isclass):
+        if issubclass(cls, AllianceError) and cls is not AllianceError:
+            assert any(issubclass(cls, kind) for kind in kinds[:-1]), cls
+    shown = build_parser().format_help()
+    assert "codes de sortie" in shown
+    for code in (0, 1, 2, 3, 4, 5, 6, 9, 70, 130):
+        assert f"\n  {code:>3}  " in shown
+
+
+def test_a_bug_exits_70_with_its_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(*_: object) -> int:
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(cli, "_dispatch", broken)
+    assert cli.main(["--index", str(tmp_path / "index"), "search", "x"]) == 70
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "ZeroDivisionError" in err and "c'est un bug" in err
 
 
 def _scored(cid: str, dense: float) -> Scored:

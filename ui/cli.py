@@ -1,5 +1,6 @@
 """``alliance`` command line: refresh, search, ask, eval, serve. Translates errors into one clear
-line and a non-zero exit; all logic lives in the library."""
+line and an exit code chosen by the error's type (``EXIT_TABLE``, shown by ``alliance --help``);
+all logic lives in the library."""
 
 from __future__ import annotations
 
@@ -9,12 +10,25 @@ import logging
 import os
 import resource
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 from assistant.answering.citations import format_citation
 from assistant.core import Assistant
-from assistant.errors import AllianceError, IndexBusyError
+from assistant.errors import (
+    AllianceError,
+    ConfigError,
+    ConflictError,
+    DocumentError,
+    FetchError,
+    IndexBusyError,
+    IndexLockedError,
+    IndexNotReadyError,
+    QueryError,
+    RateLimited,
+    RemoteError,
+)
 from assistant.evaluation.run import (
     EVIDENCE_K,
     by_type,
@@ -34,14 +48,59 @@ from ui.remote import (
     search_here_or_on_server,
 )
 
-EXIT_ERROR = 2
-EXIT_FLOOR = 1
+EXIT_OK = 0
+EXIT_FLOOR = 1  # `alliance eval` measured a figure below a --min-* floor
+EXIT_USAGE = 2  # argparse's own code for a bad command line, and any ConfigError / QueryError
+EXIT_UNEXPECTED = 70  # a bug (sysexits' EX_SOFTWARE): the traceback is printed
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+
+# The exit code of an error, by type: the first row whose type matches wins (subclasses first).
+EXIT_TABLE: tuple[tuple[type[AllianceError], int, str], ...] = (
+    (ConfigError, EXIT_USAGE, "réglage, option ou variable ALLIANCE_* invalide"),
+    (QueryError, EXIT_USAGE, "question ou recherche invalide (vide, trop longue, hors limites)"),
+    (IndexNotReadyError, 3, "index absent ou vide : lancez `alliance refresh`"),
+    (IndexLockedError, 4, "index occupé : ouvert par un autre processus, ou rafraîchi"),
+    (RateLimited, 4, "trop de demandes : réessayez plus tard"),
+    (RemoteError, 5, "serveur `alliance serve` injoignable ou réponse inattendue"),
+    (FetchError, 5, "page web de sources.toml impossible à télécharger"),
+    (DocumentError, 6, "document illisible, refusé ou trop gros"),
+    (ConflictError, 6, "écriture refusée : elle remplacerait un fichier existant"),
+    (AllianceError, 9, "autre erreur d'Alliance"),
+)
+
+
+def exit_code(exc: BaseException) -> int:
+    """The exit code for ``exc``: ``EXIT_TABLE`` for Alliance's errors, 130 for Ctrl-C, 70 for
+    anything else (a bug)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    for kind, code, _ in EXIT_TABLE:
+        if isinstance(exc, kind):
+            return code
+    return EXIT_UNEXPECTED
+
+
+def exit_codes_help() -> str:
+    """The exit codes, one line each, as ``alliance --help`` shows them."""
+    rows: list[tuple[int, str]] = [
+        (EXIT_OK, "succès"),
+        (EXIT_FLOOR, "`alliance eval` : un chiffre est sous son plancher (--min-*)"),
+        (EXIT_USAGE, "ligne de commande invalide"),
+    ]
+    rows += [(code, what) for _, code, what in EXIT_TABLE]
+    rows += [
+        (EXIT_UNEXPECTED, "erreur inattendue (un bug : la trace est affichée)"),
+        (EXIT_INTERRUPTED, "interrompu (Ctrl-C)"),
+    ]
+    return "codes de sortie :\n" + "\n".join(f"  {code:>3}  {what}" for code, what in rows)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="alliance",
         description="Assistant « faire alliance » : réponses citées à partir du corpus.",
+        epilog=exit_codes_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--corpus", type=Path, help="dossier du corpus (défaut: corpus/)")
     p.add_argument("--index", type=Path, help="dossier de l'index (défaut: index/)")
@@ -110,10 +169,12 @@ def _env_port() -> int:
     if not raw:
         return 7860
     if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise SystemExit(
+        print(
             f"alliance: erreur : ALLIANCE_PORT={raw!r} n'est pas un port (1 à 65535) : "
-            "par exemple `ALLIANCE_PORT=8000 alliance serve`"
+            "par exemple `ALLIANCE_PORT=8000 alliance serve`",
+            file=sys.stderr,
         )
+        raise SystemExit(EXIT_USAGE)
     return int(raw)
 
 
@@ -140,13 +201,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"relancez `alliance {args.command}`",
             file=sys.stderr,
         )
-        return EXIT_ERROR
+        return exit_code(exc)
     except AllianceError as exc:
         print(f"alliance: erreur : {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
+        return exit_code(exc)
+    except KeyboardInterrupt as exc:
         print("alliance: interrompu", file=sys.stderr)
-        return 130
+        return exit_code(exc)
+    except Exception as exc:
+        traceback.print_exc()
+        print(
+            f"alliance: erreur inattendue ({type(exc).__name__}) : c'est un bug, signalez-le "
+            "avec la trace ci-dessus",
+            file=sys.stderr,
+        )
+        return exit_code(exc)
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:

@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from assistant.errors import ConfigError, IndexBusyError, IndexLockedError, RemoteError
+from assistant.errors import (
+    ConfigError,
+    IndexBusyError,
+    IndexLockedError,
+    QueryError,
+    RemoteError,
+)
 from assistant.indexing import owner_lock as ownership
 from assistant.indexing.refresh import Progress
 from assistant.types import Answer, Hit, RefreshReport
@@ -117,8 +123,8 @@ def _public(
         )
     if response.status_code >= 400:
         error = data.get("error") or f"réponse {response.status_code}"
-        if response.status_code in (400, 422):
-            raise ConfigError(str(error))
+        if response.status_code in (400, 413, 422):
+            raise QueryError(str(error))
         raise RemoteError(f"le serveur {url} a répondu : {error}")
     return data
 
