@@ -250,3 +250,40 @@ def test_a_list_with_as_many_items_as_asked_wins_and_asked_numbers_are_no_value(
     assert expected_kind("Le Fonds Jeunesse 2025 était doté de combien ?") == "amount"
     text = _ask("Le Fonds Jeunesse 2025 était doté de combien ?", budget, chunks)
     assert "2 M€" in text
+
+
+FAQ_HTML = """<!doctype html><html lang="fr"><head><meta charset="utf-8">
+<title>Jardins partagés : questions fréquentes</title></head><body><main><article>
+<h1>Jardins partagés : questions fréquentes</h1>
+<h2>Peut-on vendre les légumes du jardin ?</h2>
+<p>Non, sauf si le jardin est géré par une association déclarée qui tient une comptabilité.
+Les dons entre jardiniers restent possibles.</p>
+<h2>Qui entretient les allées ?</h2>
+<p>Les jardiniers, à tour de rôle, selon un planning affiché à l'entrée.</p>
+</article></main></body></html>"""
+
+ECHO_MD = """# Le marché du quartier
+
+Au marché du samedi, les légumes se vendent bien, disent les habitants.
+"""
+
+
+def test_the_answer_under_a_heading_asking_the_question_comes_first(tmp_path: Path) -> None:
+    chunks: list[StoredChunk] = []
+    for name, body in (("faq.html", FAQ_HTML), ("marche.md", ECHO_MD)):
+        path = tmp_path / "outils" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(body, encoding="utf-8")
+        loaded = load_document(path, tmp_path)
+        docs = chunk_document(loaded.pages, loaded.blocks, 900, 0)
+        chunks += [StoredChunk(str(d.id), d.page_content, dict(d.metadata)) for d in docs]
+    question = "Est-ce qu'on peut vendre les légumes du jardin partagé ?"
+    echo = [c for c in chunks if c.metadata["source"].endswith("marche.md")]
+    faq = [c for c in chunks if "vendre" in c.metadata.get("section", "")]
+    emb = HashEmbeddings()
+    results = [Scored(c, 1.0 / (i + 1), 0.95, 1.0, i + 1, i + 1) for i, c in enumerate(echo + faq)]
+    retrieval = Retrieval(question, emb.embed_query(question), results, lambda t: 1)
+    answer = ExtractiveAnswerer(emb, threshold=0.5, max_sentences=1).answer(question, retrieval)
+    assert answer.grounded
+    # the other document echoes the question more closely; the FAQ's answer wins
+    assert "Non, sauf si le jardin est géré par une association déclarée" in answer.text

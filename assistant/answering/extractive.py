@@ -325,6 +325,9 @@ class ExtractiveAnswerer:
                 scores = scores + 0.08 * np.array(
                     [satisfies(kind, _without_asked_numbers(question, u.text)) for u in units]
                 )
+            scores = scores + np.array(
+                [_answers_asked_heading(question, u) for u in units], dtype=np.float32
+            )
             if noun is not None:  # the sentence that gives the count must be quoted
                 scores = scores + 0.15 * np.array([counts(noun, u.text) for u in units])
             if asked == "list" and (outline := self._outline(question, retrieval, results)):
@@ -939,6 +942,23 @@ _STEP_HEADING = re.compile(r"^(?:etape|step|phase)\s+(\d{1,2})\b", re.IGNORECASE
 def _step_number(heading: str) -> int | None:
     m = _STEP_HEADING.match(fold(heading))
     return int(m.group(1)) if m else None
+
+
+FAQ_BONUS = 0.1
+
+
+def _answers_asked_heading(question: str, unit: Unit) -> float:
+    """The first sentences under a heading that asks the user's question (a FAQ: « Faut-il
+    créer une fondation d'entreprise ? » for « faut-il monter une fondation d'entreprise
+    avant… ») are its answer: a bonus for them."""
+    heading = _section_heading(unit)
+    if unit.position > 2 or not heading.rstrip().endswith("?"):
+        return 0.0
+    asked = content_words(question)
+    if len(asked) < 2:
+        return 0.0
+    shared = asked & content_words(heading)
+    return FAQ_BONUS if len(shared) >= max(2, (len(asked) + 1) // 2) else 0.0
 
 
 def _section_heading(unit: Unit) -> str:
