@@ -15,11 +15,20 @@ back, twice; p50 of the bare query embedding, ms; the machine was shared, load 6
     | GOMP_SPINCOUNT=10000    | 245-588   | 253-687      | 213-219             |
     | OMP_NUM_THREADS=1       | 63-96     | 162-211      | 24-47               |
 
-Passive waiting is the only policy that holds everywhere: one thread is as fast when the
-machine is quiet but 3x slower next to busy processes; a short spin is no help. So ``auto``
-(the default) is passive waiting on every core. Applied by the entry points (``alliance`` and
-``serve``) before any engine loads, inherited by child processes (a local llama.cpp server;
-``thread_env`` and ``thread_count`` give its environment and ``-t``); never at import.
+Measured again with the index as a refresh writes it (sentence vectors precomputed), load 9-14,
+p50 / p95 ms of search and ask, 20 questions:
+
+    | policy              | search, as is | search, + 2 hogs | ask, as is | ask, + 2 hogs |
+    | default (spin)      | 1103-1843     | 3657             | 1340-1832  | 4344          |
+    | passive, 2 threads  | 78-89         | 120              | 101-109    | 169           |
+    | passive, 1 thread   | 142-183       | 402              | 161-179    | 509           |
+
+Passive waiting is the only policy that holds everywhere: one thread can be as fast when the
+machine is quiet but is 2-3x slower on a busy one (passive or not); a short spin is no help.
+So ``auto`` (the default) is passive waiting on every core. Applied by the entry points
+(``alliance`` and ``serve``) before any engine loads, inherited by child processes (a local
+llama.cpp server; ``thread_env`` and ``thread_count`` give its environment and ``-t``); never
+at import.
 
 Variables already set in the environment win: a user who exports ``OMP_WAIT_POLICY`` keeps it.
 """
