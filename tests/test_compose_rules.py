@@ -287,3 +287,21 @@ def test_the_answer_under_a_heading_asking_the_question_comes_first(tmp_path: Pa
     assert answer.grounded
     # the other document echoes the question more closely; the FAQ's answer wins
     assert "Non, sauf si le jardin est géré par une association déclarée" in answer.text
+
+
+def test_a_rewritten_follow_up_is_read_by_its_new_ask() -> None:
+    from assistant.retrieval.followup import asked_part, contextualize
+
+    history = [{"role": "user", "content": "Combien de bénévoles compte le jardin partagé ?"}]
+    standalone = contextualize("et ils viennent quand ?", history)
+    assert standalone == "ils viennent quand (bénévoles compte le jardin partagé) ?"
+    # the kind of answer is read in the new ask: a time, not the count of the first question
+    assert asked_part(standalone) == "ils viennent quand ?"
+    assert expected_kind(asked_part(standalone)) == "date"
+    history = [{"role": "user", "content": "Où le réseau a-t-il été fondé ?"}]
+    assert contextualize("et pourquoi à cet endroit ?", history) == (
+        "pourquoi à cet endroit (le réseau a-t-il été fondé) ?"
+    )
+    assert asked_part("Quelles sont les étapes (du projet) du jardin ?") == (
+        "Quelles sont les étapes (du projet) du jardin ?"
+    )

@@ -28,6 +28,7 @@ from assistant.answering.abstention import (
 )
 from assistant.answering.citations import compose
 from assistant.indexing.store import StoredChunk
+from assistant.retrieval.followup import asked_part
 from assistant.retrieval.hybrid import Retrieval, Scored
 from assistant.text.french import content_words, fold
 from assistant.text.sentences import split_sentences
@@ -313,9 +314,10 @@ class ExtractiveAnswerer:
         similarity = retrieval.evidence_strength(min(3, self.passages))
         df = retrieval.document_frequency
         share, unknown = unknown_share(question, df) if df is not None else (0.0, [])
-        kind = expected_kind(question)
-        noun = counted_noun(question)
-        asked = question_type(question)
+        ask = asked_part(question)  # a rewritten follow-up: its new ask says what is wanted
+        kind = expected_kind(ask)
+        noun = counted_noun(ask)
+        asked = question_type(ask)
         units = self._units(results, retrieval)
         chosen: list[int] = []
         if units:
@@ -426,7 +428,10 @@ class ExtractiveAnswerer:
     ) -> np.ndarray:
         q = np.asarray(qvec, dtype=np.float32)
         q = q / (float(np.linalg.norm(q)) or 1.0)
+        ask = asked_part(question)
         lex = np.array([lexical_overlap(question, u.text) for u in units], dtype=np.float32)
+        if ask != question:  # a follow-up: its own words count twice (« et à Charenton ? »)
+            lex = (lex + np.array([lexical_overlap(ask, u.text) for u in units])) / 2
         prior = np.array(
             [0.02 * (len(results) - u.hit_index) - (0 if u.in_hit else 0.03) for u in units],
             dtype=np.float32,

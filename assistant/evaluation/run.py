@@ -121,7 +121,8 @@ def run_eval(assistant: Assistant, questions: Sequence[Question], k: int = 10) -
         answer: Answer | None = None
         first: float | None = None
         deltas: list[str] = []
-        for part in assistant.answerer.stream(q.question, retrieval, q.history):
+        # as `Assistant.ask_stream` does: the answerer reads the standalone question
+        for part in assistant.answerer.stream(query, retrieval, q.history):
             if isinstance(part, Answer):
                 answer = part
             else:

@@ -144,7 +144,8 @@ _ASK_WORDS = _wordset(
 _TOPIC_ASK = re.compile(
     r"^\s*(?:qu'est[- ]ce (?:que|qu')|c'est quoi|que (?:signifie|veut dire|designe)|"
     r"quel(?:le)?s? (?:est|sont|etait|etaient)|qui (?:est|sont|a|ont)|comment|pourquoi|quand|"
-    r"combien de|parle[- ]moi (?:de|du|des)|what (?:is|are)|who (?:is|are)|how (?:do|does|can))"
+    r"combien d(?:e\s|')|ou\s|parle[- ]moi (?:de|du|des)|what (?:is|are)|who (?:is|are)|"
+    r"how (?:do|does|can))"
     r"\s*",
 )
 _CLITIC_Y = re.compile(r"\b(?:y|en)\s+(?=\w)")
@@ -173,6 +174,17 @@ def rewrite(question: str, topic: str) -> str:
         return f"{ask} ({_subject(topic)}) ?"
     base = topic.strip().rstrip(" ?").strip()
     return f"{base}, {ask} ?" if ask else f"{base} ?"
+
+
+_CARRIED = re.compile(r"^(?P<ask>.+?)\s+\((?P<subject>[^()]+)\)\s*\?$")
+
+
+def asked_part(query: str) -> str:
+    """The new ask of a rewritten follow-up (« qui peut participer (l'ODD 17) ? » -> « qui
+    peut participer ? »): what kind of answer is wanted is read there, not in the subject
+    carried over; any other question is returned as it is."""
+    m = _CARRIED.match(query.strip())
+    return f"{m.group('ask')} ?" if m else query
 
 
 def contextualize(
