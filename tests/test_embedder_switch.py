@@ -78,7 +78,7 @@ def test_the_old_collection_answers_until_the_new_one_is_complete(
 
     after = assistant(new_settings, embedders)
     assert after.serving_embedder() == NEW and after.stats().building is None
-    assert after.stats().collection == "alliance-use-multilingual"
+    assert after.stats().collection == Build(NEW).collection == Build.of(new_settings).collection
     assert after.search(QUESTION, k=3) and not after.is_stale()
     # The old collection is kept: switching back is a refresh that embeds nothing (until it
     # ran, the new one answers: the old one may be behind the corpus).

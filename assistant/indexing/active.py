@@ -61,10 +61,21 @@ def chunk_count(client: ClientAPI, build: Build) -> int:
         return 0
 
 
+def _answering(client: ClientAPI, target: Build) -> Build | None:
+    """The pointer's build; with no pointer (an index older than it), the legacy-named
+    collection of ``target``'s embedder when it holds chunks."""
+    pointed = read_active(client)
+    if pointed is None:
+        legacy = Build(target.embedder, LEGACY_RECIPE)
+        if legacy != target and chunk_count(client, legacy) > 0:
+            return legacy
+    return pointed
+
+
 def serving_build(client: ClientAPI, target: Build) -> Build:
     """The build to query: the pointer's, while ``target`` (the configured one) is being built
     and the pointed collection still holds chunks; else ``target``."""
-    pointed = read_active(client)
+    pointed = _answering(client, target)
     if pointed is None or pointed == target:
         return target
     if chunk_count(client, pointed) > 0:
@@ -80,7 +91,7 @@ def settle(client: ClientAPI, target: Build) -> tuple[Build, Build | None]:
     unless it holds nothing while the current one does (every document failed: switching
     would leave newcomers with no answers). Returns (active build, the one switched from or
     None)."""
-    current = read_active(client)
+    current = _answering(client, target)
     if current == target:
         return target, None
     if current is not None and chunk_count(client, target) == 0 and chunk_count(client, current):

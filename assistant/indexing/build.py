@@ -14,7 +14,7 @@ chunker, a loader's text extraction or ``embedding_text`` would give other passa
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from assistant.indexing.embedders import embedder_slug
 from assistant.ingest import chunking
@@ -24,8 +24,9 @@ EMBEDDING_TEXT_VERSION = 1
 """The version of ``embedding_text`` (the title put before each chunk)."""
 
 LEGACY_RECIPE = "chunker=1;size=900;overlap=120;text=1"
-"""The recipe of collections built before recipes were recorded: it keeps their names
-(``alliance-<embedder>``), so an index built at the defaults is not rebuilt on upgrade."""
+"""The recipe of collections built before recipes were recorded (and of the first, flat-page
+chunker): they keep their names (``alliance-<embedder>``), so such an index is found and keeps
+answering while the next refresh rebuilds it aside with the current chunker."""
 
 
 def embedding_text(title: str, text: str) -> str:
@@ -42,12 +43,19 @@ def recipe_of(settings: Settings) -> str:
     )
 
 
+def default_recipe() -> str:
+    """The recipe of the default chunking settings with the current chunker: its builds are
+    labelled by their embedder alone."""
+    return recipe_of(Settings())
+
+
 @dataclass(frozen=True)
 class Build:
-    """One embedder and one recipe: the identity of a collection."""
+    """One embedder and one recipe: the identity of a collection (by default, the default
+    recipe)."""
 
     embedder: str
-    recipe: str = LEGACY_RECIPE
+    recipe: str = field(default_factory=default_recipe)
 
     @classmethod
     def of(cls, settings: Settings) -> Build:
@@ -69,7 +77,7 @@ class Build:
 
     @property
     def label(self) -> str:
-        """How staff read it: the embedder, plus the recipe when it is not the first one."""
-        if self.recipe == LEGACY_RECIPE:
+        """How staff read it: the embedder, plus the recipe when it is not the default one."""
+        if self.recipe == default_recipe():
             return self.embedder
         return f"{self.embedder} [{self.recipe}]"

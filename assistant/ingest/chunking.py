@@ -24,9 +24,10 @@ from assistant.ingest.loaders.structure import Block
 
 SECTION_SEPARATOR = " > "
 
-CHUNKER_VERSION = 1  # 2 would rebuild pre-structure indexes; tests pin the default to legacy
+CHUNKER_VERSION = 2
 """Bump when this module (or a loader's text extraction) would cut other passages from the
-same file: the index is then rebuilt at the next refresh (see ``indexing.build``)."""
+same file: the index is then rebuilt aside at the next refresh (see ``indexing.build``).
+1: flat pages cut by size; 2: whole blocks of one section (``split_blocks``)."""
 
 FRENCH_SEPARATORS: list[str] = [
     "\n\n",
