@@ -305,3 +305,29 @@ def test_a_rewritten_follow_up_is_read_by_its_new_ask() -> None:
     assert asked_part("Quelles sont les étapes (du projet) du jardin ?") == (
         "Quelles sont les étapes (du projet) du jardin ?"
     )
+
+
+def test_a_pdf_whose_font_dropped_the_ti_ligature_is_read_repaired(tmp_path: Path) -> None:
+    """What pypdf gives for a font without the « ti » glyph (« collec vités », « Transi on »),
+    written into a real PDF: the loader rejoins the words, so the index and answers have them."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_font("DejaVu", fname="/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    pdf.add_page()
+    pdf.set_font("DejaVu", size=11)
+    pdf.multi_cell(
+        0,
+        6,
+        "Le programme accompagne les collec vités dans la Transi on écologique. La décision "
+        "est transmise à la collectivité fin novembre au plus tard, après avis de la Direc on "
+        "régionale et de l'organisa on porteuse.",
+        new_x="LMARGIN",
+        new_y="NEXT",
+    )
+    path = tmp_path / "outils" / "programme.pdf"
+    path.parent.mkdir(parents=True)
+    pdf.output(str(path))
+    text = " ".join(load_document(path, tmp_path).pages[0].page_content.split())
+    assert "les collectivités dans la Transition écologique" in text
+    assert "la Direction régionale et de l'organisation porteuse" in text
