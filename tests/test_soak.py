@@ -6,6 +6,7 @@ and the server's memory stays bounded (the issue measured 0.49 -> 3.78 GB for on
 from __future__ import annotations
 
 import asyncio
+import math
 import sys
 from pathlib import Path
 
@@ -48,6 +49,9 @@ def test_soak_20_clients_x_50_mixed_requests(tmp_path: Path) -> None:
     assert set(result.by_kind) == set(EXPECTED)
     for kind, statuses in result.by_kind.items():
         assert set(statuses) <= EXPECTED[kind], (kind, statuses)
-    assert result.by_kind["feedback"].get("201", 0) == 10  # then 429 for the minute
+    # 10 a minute per client, sliding: exactly 10 when the soak takes under a minute, and never
+    # more than 10 in any minute when a loaded machine makes it take longer.
+    accepted = result.by_kind["feedback"].get("201", 0)
+    assert 10 <= accepted <= 10 * math.ceil(max(result.seconds, 1.0) / 60.0), result
     assert result.huge_body in {"413", "reset"}
     assert result.rss_peak_mb - result.rss_before_mb < 300, result
