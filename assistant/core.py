@@ -203,8 +203,16 @@ class Assistant:
                     "l'index est vide : lancez `alliance refresh` pour le construire"
                 )
             lexical = LexicalIndex.open(store)
-        settings = self.settings.replace(embedder=build.embedder)
-        return HybridSearcher(settings, store, self._embedder_for(build.embedder), lexical)
+        s = self.settings
+        return HybridSearcher(
+            store,
+            self._embedder_for(build.embedder),
+            lexical,
+            candidates=s.candidates,
+            dense_weight=s.dense_weight,
+            bm25_weight=s.bm25_weight,
+            rrf_k=s.rrf_k,
+        )
 
     def _out_of_step(self) -> bool:
         """Whether another process (a replica's writer) refreshed the collection or switched
@@ -330,7 +338,7 @@ class Assistant:
             searcher = self._get_searcher()
             kinds = list(dict.fromkeys(kinds)) if kinds else kinds  # a kind once, not 40,000 times
             retrieval = searcher.retrieve(query, self.settings.k if k is None else k, kinds)
-        return retrieval, self._answerer_for(searcher.settings.embedder)
+        return retrieval, self._answerer_for(searcher.store.build.embedder)
 
     def search(
         self, query: str, k: int | None = None, kinds: Sequence[str] | None = None

@@ -146,3 +146,38 @@ def test_hnsw_search_is_widened_on_new_and_older_collections(
     assert reread["hnsw"]["ef_search"] == EF_SEARCH
     other = IndexStore(settings.replace(embedder="use-multilingual"), hash_embeddings, client)
     assert other.collection.configuration_json["hnsw"]["ef_search"] == EF_SEARCH
+
+
+@pytest.mark.integration
+def test_the_searcher_takes_its_values_not_the_settings(
+    tmp_path: Path, small_corpus: Path, hash_embeddings: Embeddings
+) -> None:
+    """``HybridSearcher`` is given its candidates and fusion weights: with the BM25 weight at 0
+    the order is the dense one, with the dense weight at 0 the BM25 one."""
+    from assistant.indexing.lexical import LexicalIndex
+    from assistant.retrieval.hybrid import HybridSearcher
+
+    a = assistant_for(tmp_path, small_corpus, hash_embeddings)
+    a.refresh()
+    store = a.store
+    lexical = LexicalIndex.open(store)
+
+    def searcher(dense_weight: float, bm25_weight: float) -> HybridSearcher:
+        return HybridSearcher(
+            store,
+            hash_embeddings,
+            lexical,
+            candidates=10,
+            dense_weight=dense_weight,
+            bm25_weight=bm25_weight,
+            rrf_k=60,
+        )
+
+    query = "valeurs du pacte civique"
+    dense_only = searcher(1.0, 0.0).retrieve(query, 3).results
+    bm25_only = searcher(0.0, 1.0).retrieve(query, 3).results
+    assert [r.dense_rank for r in dense_only if r.dense_rank] == sorted(
+        r.dense_rank for r in dense_only if r.dense_rank
+    )
+    assert dense_only[0].dense_rank == 1 and bm25_only[0].bm25_rank == 1
+    a.close()

@@ -25,7 +25,7 @@ from assistant.indexing.store import Store, StoredChunk
 from assistant.retrieval.fusion import near_duplicates, rrf
 from assistant.retrieval.rerank import KEEP_ORDER, Reranker
 from assistant.retrieval.results import EVIDENCE_TOP, Retrieval, Scored
-from assistant.settings import KINDS, Settings
+from assistant.settings import KINDS
 
 __all__ = ["AllianceRetriever", "HybridSearcher", "Mode", "Retrieval", "Scored", "validate"]
 
@@ -72,13 +72,22 @@ class HybridSearcher:
 
     def __init__(
         self,
-        settings: Settings,
         store: Store,
         embedder: Embedder,
         lexical: LexicalIndex,
         reranker: Reranker = KEEP_ORDER,
+        *,
+        candidates: int,
+        dense_weight: float,
+        bm25_weight: float,
+        rrf_k: int,
     ) -> None:
-        self.settings = settings
+        """``candidates``: how many passages each ranking gives (at least 3k); the fused rank
+        of a passage is the sum over the rankings of ``weight / (rrf_k + rank)``."""
+        self.candidates = candidates
+        self.dense_weight = dense_weight
+        self.bm25_weight = bm25_weight
+        self.rrf_k = rrf_k
         self.store = store
         self.embedder = embedder
         self.lexical = lexical
@@ -92,7 +101,7 @@ class HybridSearcher:
     def retrieve(self, query: str, k: int, kinds: Sequence[str] | None = None) -> Retrieval:
         q = validate(query, k, kinds)
         vector = self.embedder.embed_query(q)
-        n = max(self.settings.candidates, k * 3)
+        n = max(self.candidates, k * 3)
         early = self.mode == "lexical"
         raw_dense = [] if early else self.store.query(vector, n, kinds)
         chunks = (
@@ -114,8 +123,8 @@ class HybridSearcher:
         lexical = self.lexical.bm25.search(q, n, allowed=allowed)
         fused = rrf(
             [[cid for cid, _ in dense], [cid for cid, _ in lexical]],
-            weights=[self.settings.dense_weight, self.settings.bm25_weight],
-            k=self.settings.rrf_k,
+            weights=[self.dense_weight, self.bm25_weight],
+            k=self.rrf_k,
         )
         dense_score = {cid: s for cid, s in dense}
         dense_rank = {cid: i + 1 for i, (cid, _) in enumerate(dense)}
