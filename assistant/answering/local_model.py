@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from assistant.errors import ConfigError
+from assistant.indexing.paths import IndexPaths
 from assistant.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ def local_model_spec(llm: str) -> LocalModelSpec:
 
 def model_cache_dir(settings: Settings) -> Path:
     """Where assembled models live: ``settings.model_cache_dir``, else ``<index>/models``."""
-    return settings.model_cache_dir or settings.index_dir / "models"
+    return settings.model_cache_dir or IndexPaths(settings.index_dir).models
 
 
 # -- assembling -----------------------------------------------------------------------------

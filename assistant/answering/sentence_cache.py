@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from assistant.indexing.paths import IndexPaths
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MEMORY_ITEMS = 50_000  # 384 floats each: ~77 MB at most for e5-small
@@ -39,7 +41,7 @@ _SQLITE_VARS = 500  # keys per SELECT ... IN (...)
 
 
 def sidecar_path(index_dir: Path, slug: str) -> Path:
-    return index_dir / f"sentences-{slug}.sqlite"
+    return IndexPaths(index_dir).sentences(slug)
 
 
 class SentenceCache(Embeddings):

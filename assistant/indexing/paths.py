@@ -10,6 +10,8 @@ index_dir/
   owner.lock, owner.json   which process holds an embedded index (``indexing.owner_lock``)
   web/                     the last fetched copy of each web page (``ingest.web_fetch``)
   feedback.sqlite          answers rated by users (``assistant.feedback``)
+  sentences-<embedder>.sqlite  answer sentences' vectors (``answering.sentence_cache``)
+  models/                  the assembled local model, unless ``model_cache_dir`` is set
 """
 
 from __future__ import annotations
@@ -36,11 +38,6 @@ class IndexPaths:
     def catalogue(self) -> Path:
         return self.root / "catalog.sqlite"
 
-    @property
-    def records(self) -> Path:
-        """The record manager of indexes from before the catalogue held chunk ids (unused)."""
-        return self.root / "records.sqlite"
-
     def lexical(self, build_slug: str) -> Path:
         return self.root / f"lexical-{build_slug}"
 
@@ -62,3 +59,10 @@ class IndexPaths:
     @property
     def feedback(self) -> Path:
         return self.root / "feedback.sqlite"
+
+    def sentences(self, embedder_slug: str) -> Path:
+        return self.root / f"sentences-{embedder_slug}.sqlite"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
