@@ -282,7 +282,7 @@ def raw_embedder(embedder: Embeddings, texts: list[str], sample: int = 128) -> d
 
 def phase_bulk(cfg: dict[str, Any]) -> dict[str, Any]:
     """Build the index directly (our loaders and chunker, big Chroma batches, our BM25 side),
-    skipping the record manager: for sizes where a timed refresh would take too long. Serving
+    skipping the refresh planning: for sizes where a timed refresh would take too long. Serving
     reads exactly what a refresh would have written."""
     from assistant.answering.extractive import sentence_units
     from assistant.answering.sentence_cache import ChunkSentences, SentenceCache, sidecar_path
@@ -801,7 +801,7 @@ def render(rows: list[dict[str, Any]]) -> str:
     if any(r.get("bulk_built") for r in rows):
         lines.append(
             "bulk: index built with our loaders, chunker and BM25 side in big Chroma batches "
-            "(no record manager), so refresh and no-change refresh are not measured there."
+            "(no refresh planning), so refresh and no-change refresh are not measured there."
         )
     if any(r["composed_passages"] for r in rows):
         lines.append(
