@@ -21,6 +21,7 @@ import re
 from collections.abc import Sequence
 
 from assistant.answering.abstention import is_english
+from assistant.answering.citations import LIST_PREFIX
 from assistant.indexing.store import StoredChunk
 from assistant.retrieval.results import Retrieval, Scored
 from assistant.text.french import fold
@@ -104,7 +105,6 @@ _PLACEHOLDER = re.compile(
     r"\br[ée]ponds (?:à la question|uniquement|dans la langue)",  # the prompt's instructions
     re.IGNORECASE,
 )
-_LIST_PREFIX = re.compile(r"^(?:\d{1,2}[.)]|[-•–*])\s+")
 _LETTERS = re.compile(r"[^\W\d_]{2,}")
 # « Selon le passage 2, … », « … (passage 1) »: where the model read it, which the reader does
 # not see; removed, the sentence kept.
@@ -172,7 +172,7 @@ def screen(
     for units in lines:
         row: list[str] = []
         for raw in units:
-            prefix = _LIST_PREFIX.match(raw)
+            prefix = LIST_PREFIX.match(raw)
             head = prefix.group(0) if prefix else ""
             unit = head + without_meta(raw[len(head) :])
             reason = screen_reason(unit[len(head) :], question)
