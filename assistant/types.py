@@ -44,6 +44,9 @@ class Answer:
     # (no supporting passage, or a number or name not in it). Kept on a fallback too.
     drafted: int = 0
     dropped: int = 0
+    # Of a model's answer: the extracts our code added because the model's text lacked them
+    # (``drafting.complete_with_extracts``).
+    completed: int = 0
     # On a decline: the documents that share the question's subject (shown as « Documents
     # proches », never as sources); empty for an off-topic question and for answers. Not in
     # the JSON shape: there a decline's ``citations`` are these, and ``grounded`` says so.

@@ -4,14 +4,24 @@ questions), on passages and drafts written for the test, unlike the shipped corp
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, BaseMessage
 
 from assistant.answering.attribution import Attributor
 from assistant.answering.citations import split_answer
-from assistant.answering.drafting import chosen_passages, language_of, screen, screen_reason
+from assistant.answering.drafting import (
+    answer_language,
+    chosen_passages,
+    complete_with_extracts,
+    language_of,
+    screen,
+    screen_reason,
+)
 from assistant.answering.extractive import ExtractiveAnswerer
 from assistant.answering.llm import NOTICE_UNCITED, LLMAnswerer
 from assistant.indexing.store import StoredChunk
@@ -22,29 +32,34 @@ FR = "Comment fonctionne la coopérative Brindille ?"
 EN = "How does the Brindille cooperative work?"
 
 
+FRENCH, ENGLISH, BOTH = frozenset({"fr"}), frozenset({"en"}), frozenset({"fr", "en"})
+
+
 @pytest.mark.parametrize(
-    ("sentence", "question", "reason"),
+    ("sentence", "languages", "reason"),
     [
-        ("La coopérative réunit 40 maraîchers de la Drôme.", FR, ""),
-        ("The cooperative brings together 40 growers in the Drôme.", FR, "language: en"),
-        ("The cooperative brings together 40 growers in the Drôme.", EN, ""),
-        ("La coopérative réunit 40 maraîchers de la Drôme.", EN, ""),  # a French quote
-        ("l'innovation ;", FR, ""),  # a one-word list item
-        ("该合作社每周为学校食堂供货。", FR, "language: other"),
-        ("Brindille: 40 maraîchers.", FR, ""),  # too few function words to judge: kept
-        ("Réponse : [n]", FR, "placeholder"),
-        ('<passage n="1" titre="Doc">', FR, "placeholder"),
-        ("La coopérative a été créée en [ANNÉE] par [Votre nom].", FR, "placeholder"),
-        ("Lorem ipsum dolor sit amet.", FR, "placeholder"),
-        ("Je suis un assistant et je ne peux pas répondre.", FR, "placeholder"),
-        ("```", FR, "placeholder"),
-        ("Réponds à la question à partir des passages.", FR, "placeholder"),
-        ("2.", FR, "placeholder"),
-        ("Comment fonctionne la coopérative Brindille ?", FR, "question"),
+        ("La coopérative réunit 40 maraîchers de la Drôme.", FRENCH, ""),
+        ("The cooperative brings together 40 growers in the Drôme.", FRENCH, "language: en"),
+        ("The cooperative brings together 40 growers in the Drôme.", ENGLISH, ""),
+        ("La coopérative réunit 40 maraîchers de la Drôme.", ENGLISH, "language: fr"),
+        ("La coopérative réunit 40 maraîchers de la Drôme.", BOTH, ""),  # a quote, mixed sources
+        ("l'innovation ;", FRENCH, ""),  # a one-word list item
+        ("该合作社每周为学校食堂供货。", FRENCH, "language: other"),
+        ("Brindille: 40 maraîchers.", ENGLISH, ""),  # too few function words to judge: kept
+        ("Réponse : [n]", FRENCH, "placeholder"),
+        ('<passage n="1" titre="Doc">', FRENCH, "placeholder"),
+        ("La coopérative a été créée en [ANNÉE] par [Votre nom].", FRENCH, "placeholder"),
+        ("Lorem ipsum dolor sit amet.", FRENCH, "placeholder"),
+        ("Je suis un assistant et je ne peux pas répondre.", FRENCH, "placeholder"),
+        ("```", FRENCH, "placeholder"),
+        ("Réponds à la question à partir des passages, en français.", FRENCH, "placeholder"),
+        ("Answer the question from the passages, in English.", ENGLISH, "placeholder"),
+        ("2.", FRENCH, "placeholder"),
+        ("Comment fonctionne la coopérative Brindille ?", FRENCH, "question"),
     ],
 )
-def test_screen_reason(sentence: str, question: str, reason: str) -> None:
-    assert screen_reason(sentence, question) == reason
+def test_screen_reason(sentence: str, languages: frozenset[str], reason: str) -> None:
+    assert screen_reason(sentence, languages) == reason
 
 
 def test_screen_keeps_lines_and_removes_references_to_passage_numbers() -> None:
@@ -54,7 +69,7 @@ def test_screen_keeps_lines_and_removes_references_to_passage_numbers() -> None:
         "2. It is followed by a training day for the farm.\n"
         "Passage 3 :"
     )
-    kept, dropped = screen(split_answer(raw), FR)
+    kept, dropped = screen(split_answer(raw), FRENCH)
     assert kept == [["Une ferme signe la charte."], ["1. Elle paie une cotisation."], [], []]
     assert dropped == [
         ("2. It is followed by a training day for the farm.", "language: en"),
@@ -107,12 +122,146 @@ def test_a_draft_in_the_wrong_language_falls_back_to_the_extracts(e5: Embeddings
         model, extractive, attributor=Attributor(extractive.embed_texts), passage_budget=600
     )
     final = answerer.answer(FR, retrieval)
-    assert (
-        final.text == "La coopérative Brindille livre les cantines de Valence chaque semaine. [1]"
+    # the English sentence goes; the extract it rewrote comes back after the French one
+    assert final.text == (
+        "La coopérative Brindille livre les cantines de Valence chaque semaine. [1]\n"
+        "La coopérative Brindille réunit 40 maraîchers de la Drôme depuis 2014. [1]"
     )
-    assert (final.drafted, final.dropped) == (2, 1)
+    assert (final.drafted, final.dropped, final.completed) == (2, 1, 1)
     english = GenericFakeChatModel(messages=iter([AIMessage(draft.split(". ")[0] + ".")]))
     answerer.chat = english
     fallback = answerer.answer(FR, retrieval)
     assert fallback.text.startswith(NOTICE_UNCITED) and fallback.kind == "extractive"
     assert (fallback.drafted, fallback.dropped) == (1, 1)
+
+
+class _Prompts(BaseCallbackHandler):
+    """Keeps the last message each chat model call received (the request with the passages)."""
+
+    def __init__(self) -> None:
+        self.last: list[str] = []
+
+    def on_chat_model_start(
+        self, serialized: dict[str, Any], messages: list[list[BaseMessage]], **kw: Any
+    ) -> None:
+        self.last.append(str(messages[0][-1].content))
+
+
+FRENCH_PASSAGES = [
+    "La coopérative Brindille réunit 40 maraîchers de la Drôme depuis 2014. Elle livre les "
+    "cantines de Valence chaque semaine.",
+    "Pour rejoindre le réseau, une ferme signe la charte et paie une cotisation de 120 euros.",
+]
+ENGLISH_PASSAGES = [
+    "The Harbour Lane tool library lends drills, ladders and sewing machines to its 300 "
+    "members. Members pay 15 pounds a year and borrow up to three tools at a time.",
+    "Volunteers repair the returned tools every Saturday morning in the basement of the "
+    "community centre.",
+]
+
+
+def _draft_over(
+    e5: Embeddings, texts: list[str], question: str, draft: str
+) -> tuple[Answer, list[str]]:
+    extractive = ExtractiveAnswerer(e5, threshold=-1.0)
+    retrieval = Retrieval(question, e5.embed_query(question), [_scored(i, t) for i, t in
+                                                              enumerate(texts)])  # fmt: skip
+    prompts = _Prompts()
+    model = GenericFakeChatModel(messages=iter([AIMessage(draft)]), callbacks=[prompts])
+    answerer = LLMAnswerer(
+        model, extractive, attributor=Attributor(extractive.embed_texts), passage_budget=600
+    )
+    return answerer.answer(question, retrieval), prompts.last
+
+
+def test_an_english_question_over_french_passages_is_answered_in_french(e5: Embeddings) -> None:
+    draft = (
+        "La coopérative Brindille réunit 40 maraîchers de la Drôme depuis 2014. "
+        "The cooperative delivers to the school canteens of Valence every week."
+    )
+    final, prompts = _draft_over(e5, FRENCH_PASSAGES, EN, draft)
+    assert prompts[0].endswith("Réponds à la question à partir des passages, en français.")
+    assert final.kind == "llm" and (final.drafted, final.dropped) == (2, 1)
+    assert final.text == (
+        "The sources are in French; this answer, written from them, is in French:\n"
+        "La coopérative Brindille réunit 40 maraîchers de la Drôme depuis 2014. [1]\n"
+        "Elle livre les cantines de Valence chaque semaine. [1]"  # an extract it lacked
+    )
+
+
+def test_a_question_over_an_english_document_is_answered_in_english(e5: Embeddings) -> None:
+    question = "How does the Harbour Lane tool library work?"
+    draft = (
+        "The Harbour Lane tool library lends drills, ladders and sewing machines to its 300 "
+        "members.\nVolunteers repair the returned tools every Saturday morning."
+    )
+    final, prompts = _draft_over(e5, ENGLISH_PASSAGES, question, draft)
+    assert prompts[0].endswith("Answer the question from the passages, in English.")
+    assert final.text == (
+        "The Harbour Lane tool library lends drills, ladders and sewing machines to its 300 "
+        "members. [1]\nVolunteers repair the returned tools every Saturday morning. [2]\n"
+        "Members pay 15 pounds a year and borrow up to three tools at a time. [1]"
+    )
+    assert final.dropped == 0 and final.completed == 1
+    # asked in French over the same document: the answer is English, said so in French
+    french = "Comment fonctionne la bibliothèque d'outils de Harbour Lane ?"
+    final, prompts = _draft_over(e5, ENGLISH_PASSAGES, french, draft)
+    assert prompts[0].endswith("in English.")
+    assert final.text.startswith("Les sources sont en anglais ; cette réponse")
+    assert "every Saturday morning. [2]\n" in final.text
+    assert answer_language(french, [_scored(0, FRENCH_PASSAGES[0])]) == "fr"
+
+
+def _answer(text: str, *chunks: str) -> Answer:
+    hits = [Hit(f"texte {c}", f"{c}.md", f"Doc {c}", "autre", None, 0.5, c) for c in chunks]
+    return Answer(text, hits, True, kind="local-llm")
+
+
+STEPS = _answer(
+    "D'après « Guide du jardin partagé » :\n"
+    "1. Réunir les voisins autour d'un plan du terrain. [1]\n"
+    "2. Signer une convention d'occupation avec la mairie. [1]\n"
+    "3. Ouvrir une caisse commune pour les semences. [2]",
+    "g1",
+    "g2",
+)
+
+
+def test_a_list_the_model_shortened_gives_way_to_the_extracts_whole_list() -> None:
+    model = _answer(
+        "Pour lancer un jardin partagé, il faut d'abord mobiliser le quartier : [1]\n"
+        "1. Réunir les voisins autour d'un plan du terrain. [1]\n"
+        "2. Ouvrir une caisse commune. [2]",  # « pour les semences » lost, item 2 gone
+        "g1",
+        "g2",
+    )
+    final = complete_with_extracts(model, STEPS)
+    assert final.text == (
+        "Pour lancer un jardin partagé, il faut d'abord mobiliser le quartier : [1]\n"
+        "1. Réunir les voisins autour d'un plan du terrain. [1]\n"
+        "2. Signer une convention d'occupation avec la mairie. [1]\n"
+        "3. Ouvrir une caisse commune pour les semences. [2]"
+    )
+    assert [h.chunk_id for h in final.citations] == ["g1", "g2"] and final.completed == 3
+
+
+def test_an_extract_the_model_lost_is_added_cited_and_a_kept_one_is_not() -> None:
+    extracts = _answer(
+        "Le jardin compte 24 parcelles. [1] Les outils sont prêtés le samedi matin. [2]",
+        "a",
+        "b",
+    )
+    paraphrase = _answer("Les outils du jardin sont prêtés chaque samedi matin. [1]", "b")
+    final = complete_with_extracts(paraphrase, extracts)
+    assert final.text == (
+        "Les outils du jardin sont prêtés chaque samedi matin. [1]\n"
+        "Le jardin compte 24 parcelles. [2]"
+    )
+    assert [h.chunk_id for h in final.citations] == ["b", "a"] and final.completed == 1
+    # 24 written as 42: the number is missing, so the extract comes back
+    wrong = _answer("Le jardin compte 42 parcelles et prête ses outils le samedi matin. [1]", "a")
+    assert "Le jardin compte 24 parcelles. [" in complete_with_extracts(wrong, extracts).text
+    whole = _answer(
+        "Le jardin compte 24 parcelles. [1]\nLes outils sont prêtés le samedi matin. [2]", "a", "b"
+    )
+    assert complete_with_extracts(whole, extracts) is whole

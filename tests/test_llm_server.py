@@ -21,6 +21,7 @@ from langchain_core.embeddings import Embeddings
 from assistant import Assistant, Settings
 from assistant.answering.attribution import Attributor
 from assistant.answering.citations import split_answer, strip_citations
+from assistant.answering.drafting import complete_with_extracts
 from assistant.answering.extractive import ExtractiveAnswerer
 from assistant.answering.llm import (
     NOTICE_UNAVAILABLE,
@@ -138,11 +139,13 @@ def test_streams_and_our_code_attributes_every_sentence(
     checked = answerer.attributor.attribute(split_answer(strip_citations(raw)), passages)
     assert final.drafted == checked.kept + len(checked.dropped) >= 1
     assert final.dropped == len(checked.dropped)
-    if checked.sources:  # what survived is the answer, each line cited by our code
-        assert final.kind == "local-llm" and final.grounded and final.text == checked.text
-        assert [c.chunk_id for c in final.citations] == [
-            passages[n - 1].chunk.id for n in checked.sources
-        ]
+    if checked.sources:  # what survived is the answer, each line cited by our code, and the
+        # extracts it lost are added back after it
+        kept = Answer(checked.text, [passages[n - 1].to_hit() for n in checked.sources], True)
+        expected = complete_with_extracts(kept, answerer.fallback.answer(QUESTION, retrieval))
+        assert final.kind == "local-llm" and final.grounded and final.text == expected.text
+        assert final.completed == expected.completed
+        assert [c.chunk_id for c in final.citations] == [c.chunk_id for c in expected.citations]
     else:  # nothing survived: the extracts, with a notice
         assert final.kind == "extractive" and final.text.startswith(NOTICE_UNCITED)
 

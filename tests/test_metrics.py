@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from assistant.evaluation.metrics import (
@@ -14,6 +16,7 @@ from assistant.evaluation.metrics import (
     percentile,
     recall_at_k,
     reciprocal_rank,
+    unsupported_facts,
     word_count,
 )
 from assistant.evaluation.run import EvalRow, by_type, check_floors, summarize
@@ -178,3 +181,28 @@ def test_summary_and_by_type() -> None:
     assert types["unanswerable"] == {"questions": 2, "abstention_accuracy": 0.5}
     floors = {"fact_coverage": 0.8, "evidence_recall@5": 0.9}
     assert check_floors(summary, floors) == ["fact_coverage = 0.500 < floor 0.800"]
+
+
+def test_unsupported_facts_are_read_from_the_delivered_answer() -> None:
+    cited = [
+        "Fiche Brindille\nLa coopérative Brindille réunit 40 maraîchers de la Drôme.",
+        "Adhésion\nUne ferme paie 120 euros par an.",
+    ]
+    answer = (
+        "Les sources sont en français ; cette réponse aussi :\n"  # no marker: not checked
+        "La coopérative Brindille réunit 40 maraîchers de la Drôme. [1]\n"
+        "1. Une ferme de l'Ardèche paie 150 euros. [2]\n"
+        "2. Elle livre Valence. [3]"  # a marker past the citations: nothing supports it
+    )
+    assert unsupported_facts(answer, cited) == ["150", "Ardèche", "Valence"]
+    assert unsupported_facts("Une ferme paie 120 euros par an. [2]", cited) == []
+    # the fact must be in the passage the unit cites, not in another one
+    assert unsupported_facts("Il y a 40 maraîchers. [2]", cited) == ["40"]
+    rows = [
+        dataclasses.replace(_row("list", True, True, 1, 1, 2), kind="local-llm", drafted=3,
+                            unsupported=["150", "Ardèche"]),
+        dataclasses.replace(_row("who", True, True, 1, 1, 1), kind="local-llm", drafted=1),
+        dataclasses.replace(_row("who", True, True, 1, 1, 1), drafted=2, unsupported=["x"]),
+    ]  # fmt: skip
+    summary = summarize(rows)  # the extractive fallback (third row) is not the model's answer
+    assert (summary["unsupported_facts"], summary["answers_with_unsupported_facts"]) == (2, 1)

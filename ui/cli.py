@@ -365,7 +365,14 @@ def render_summary(summary: dict[str, float]) -> str:
     for name, value in summary.items():
         shown = (
             f"{value:.0f}"
-            if name in {"questions", "answerable", "unanswerable"}
+            if name
+            in {
+                "questions",
+                "answerable",
+                "unanswerable",
+                "unsupported_facts",
+                "answers_with_unsupported_facts",
+            }
             else (f"{value:.1f}" if name.endswith(("_ms", "_mb", "_words_p50")) else f"{value:.3f}")
         )
         lines.append(f"{name:<22} {shown:>10}")

@@ -7,24 +7,39 @@ while a character budget lasts:
 
     passages = chosen_passages(extractive_answer, retrieval, most=3, budget=1100)
 
-Its draft is then screened sentence by sentence, before any passage is matched: a sentence in
-another language than the question's (French, the corpus's, always passes), or a placeholder
-(the prompt's own markup or example, a template slot, a question instead of an answer), is
-dropped with its reason:
+The model answers in the language of the passages it is given, not of the question: our code
+can only match a sentence to a passage written in the same language (an English sentence shares
+no content word with a French passage), so an English question over French passages gets a
+French answer under an English framing line (``framing``), as the extracts do:
 
-    kept, dropped = screen(split_answer(raw), question)
+    lang = answer_language(question, passages)    # "fr" for French passages, whatever is asked
+
+Its draft is then screened sentence by sentence, before any passage is matched: a sentence in
+none of the passages' languages, or a placeholder (the prompt's own markup or example, a
+template slot, a question instead of an answer), is dropped with its reason:
+
+    kept, dropped = screen(split_answer(raw), passage_languages(passages, question))
+
+Once checked, the model's answer must hold what the extracts held: an extract whose words and
+facts it lost is added back, cited, and a list it shortened is replaced by the extracts' whole
+list (``complete_with_extracts``), so a rewrite never covers fewer facts than the quotes:
+
+    final = complete_with_extracts(checked, extractive_answer)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Collection, Sequence
 
 from assistant.answering.abstention import is_english
-from assistant.answering.citations import LIST_PREFIX
+from assistant.answering.attribution import missing_facts
+from assistant.answering.citations import LIST_PREFIX, compose, quoted_units
 from assistant.indexing.store import StoredChunk
 from assistant.retrieval.results import Retrieval, Scored
-from assistant.text.french import fold
+from assistant.text.french import content_words, fold
 from assistant.types import Answer, Hit
 
 # The smallest piece of a passage worth sending: below this the budget stops adding passages.
@@ -102,7 +117,8 @@ _PLACEHOLDER = re.compile(
     r"\bpassages? (?:n°\s*)?\d\b|\bpassages? (?:fourni|num[ée]rot)|\blorem ipsum\b|"
     r"\bxxx+\b|\[(?:votre|your|insert|ins[ée]rer|nom|name)\b|^`{3}|"
     r"\b(?:je suis|en tant qu')(?: un)? (?:assistant|mod[èe]le|ia)\b|"
-    r"\br[ée]ponds (?:à la question|uniquement|dans la langue)",  # the prompt's instructions
+    r"\br[ée]ponds (?:à la question|uniquement|dans la langue|en (?:français|anglais))|"
+    r"\banswer the question from the passages",  # the prompt's instructions
     re.IGNORECASE,
 )
 _LETTERS = re.compile(r"[^\W\d_]{2,}")
@@ -144,11 +160,60 @@ def language_of(text: str) -> str:
     return "?"
 
 
-def screen_reason(sentence: str, question: str) -> str:
-    """Why ``sentence`` of a draft answering ``question`` is not an answer ("" when it may
-    be one): ``language: en`` for English in the answer to a French question, ``language:
-    other`` for a script neither language uses, ``placeholder`` for markup, template slots,
-    filler or no word at all, ``question`` for a question."""
+# The languages a draft may be screened for, each named in French and in English (the prompt's
+# request and the framing line say which language the answer is in).
+LANGUAGES = {"fr": ("français", "French"), "en": ("anglais", "English")}
+
+
+def question_language(question: str) -> str:
+    """``en`` for an English question, else ``fr`` (the product's language)."""
+    return "en" if is_english(question) else "fr"
+
+
+def passage_languages(passages: Sequence[Scored], question: str) -> frozenset[str]:
+    """The languages (``fr``, ``en``) the given passages are written in; the question's when
+    none can be told (too short, or a script neither uses)."""
+    langs = {language_of(p.chunk.text) for p in passages} & set(LANGUAGES)
+    return frozenset(langs or {question_language(question)})
+
+
+def answer_language(question: str, passages: Sequence[Scored]) -> str:
+    """The language the model must write in: the one most of the passages' text is in (our
+    code matches a sentence to a passage by shared words, so a sentence in another language
+    than its passage is always dropped); the question's when the passages are mixed evenly
+    or cannot be told."""
+    chars: Counter[str] = Counter()
+    for p in passages:
+        lang = language_of(p.chunk.text)
+        if lang in LANGUAGES:
+            chars[lang] += len(p.chunk.text)
+    asked = question_language(question)
+    if not chars:
+        return asked
+    (top, most), *rest = chars.most_common()
+    if rest and rest[0][1] == most:
+        return asked if asked in chars else top
+    return top
+
+
+def framing(question: str, language: str) -> str:
+    """The line, in the question's language, that says the answer is in another one ("" when
+    the answer is in the question's language)."""
+    asked = question_language(question)
+    if language == asked or language not in LANGUAGES:
+        return ""
+    french, english = LANGUAGES[language]
+    if asked == "en":
+        return f"The sources are in {english}; this answer, written from them, is in {english}:"
+    return f"Les sources sont en {french} ; cette réponse, rédigée d'après elles, aussi :"
+
+
+def screen_reason(sentence: str, languages: Collection[str]) -> str:
+    """Why ``sentence`` of a draft is not an answer ("" when it may be one): ``language: en``
+    for a sentence in none of ``languages`` (those of the passages, see
+    :func:`passage_languages`), ``language: other`` for a script neither French nor English
+    uses, ``placeholder`` for markup, template slots, filler or no word at all, ``question``
+    for a question."""
     body = sentence.strip()
     if _FOREIGN_SCRIPT.search(body):
         return "language: other"
@@ -156,17 +221,17 @@ def screen_reason(sentence: str, question: str) -> str:
         return "placeholder"
     if body.rstrip('*_ )»"').endswith("?"):
         return "question"
-    # French is the corpus's language: quoting it is fine whatever the question's language
-    if language_of(body) == "en" and not is_english(question):
-        return "language: en"
+    lang = language_of(body)
+    if lang in LANGUAGES and lang not in languages:
+        return f"language: {lang}"
     return ""
 
 
 def screen(
-    lines: Sequence[Sequence[str]], question: str
+    lines: Sequence[Sequence[str]], languages: Collection[str]
 ) -> tuple[list[list[str]], list[tuple[str, str]]]:
-    """``lines`` (``citations.split_answer``) without the sentences :func:`screen_reason` refuses,
-    and those as ``(sentence, reason)``."""
+    """``lines`` (``citations.split_answer``) without the sentences :func:`screen_reason` refuses
+    (``languages``: those a sentence may be in), and those as ``(sentence, reason)``."""
     kept: list[list[str]] = []
     dropped: list[tuple[str, str]] = []
     for units in lines:
@@ -175,10 +240,76 @@ def screen(
             prefix = LIST_PREFIX.match(raw)
             head = prefix.group(0) if prefix else ""
             unit = head + without_meta(raw[len(head) :])
-            reason = screen_reason(unit[len(head) :], question)
+            reason = screen_reason(unit[len(head) :], languages)
             if reason:
                 dropped.append((unit, reason))
             else:
                 row.append(unit)
         kept.append(row)
     return kept, dropped
+
+
+# -- completing the model's answer with the extracts it lost ----------------------------------
+# An extract counts as kept when this share of its content words is in the model's answer (and
+# all its numbers and names): a paraphrase keeps most words of what it rewrites.
+MIN_KEPT_SHARE = 0.7
+
+
+def kept_in(unit: str, text: str, words: set[str] | None = None) -> bool:
+    """Whether ``text`` (a model's answer) holds the extract ``unit``: most of its content
+    words and every number, date and name in it."""
+    body = LIST_PREFIX.sub("", unit).strip()
+    mine = content_words(body)
+    if not mine:
+        return True
+    theirs = content_words(text) if words is None else words
+    if len(mine & theirs) / len(mine) < MIN_KEPT_SHARE:
+        return False
+    return not missing_facts(body, text)
+
+
+def complete_with_extracts(answer: Answer, extractive: Answer) -> Answer:
+    """``answer`` (a model's, checked and cited) with the extracts of ``extractive`` it lacks:
+    when a list item of the extracts is missing, the model's own list lines give way to the
+    extracts' whole list (a list cut short or reordered reads wrong once completed); any other
+    missing extract is added after the model's text. Markers are renumbered over both answers'
+    citations in order of first use. ``completed`` counts the extracts added."""
+    words = content_words(answer.text)
+    ext_lines = [quoted_units(line) for line in extractive.text.splitlines()]
+    ext_units = [(t, extractive.citations[n - 1]) for units in ext_lines for t, n in units
+                 if 1 <= n <= len(extractive.citations)]  # fmt: skip
+    missing = [(t, h) for t, h in ext_units if not kept_in(t, answer.text, words)]
+    if not missing:
+        return answer
+    whole_list = any(LIST_PREFIX.match(t) for t, _ in missing)
+    rows: list[str | list[tuple[str, Hit]]] = []  # a line as is (no marker), or its units
+    for line in answer.text.splitlines():
+        units = quoted_units(line)
+        if not units:
+            rows.append(line)
+            continue
+        if whole_list and LIST_PREFIX.match(line.strip()):
+            continue  # the extracts' list replaces the model's
+        rows.append([(t, answer.citations[n - 1]) for t, n in units
+                     if 1 <= n <= len(answer.citations)])  # fmt: skip
+    added = [(t, h) for t, h in ext_units if whole_list and LIST_PREFIX.match(t)]
+    added += [(t, h) for t, h in missing if not LIST_PREFIX.match(t)]
+    rows += [[unit] for unit in added]
+    numbers: dict[str, int] = {}
+    citations: list[Hit] = []
+    out: list[str] = []
+    for row in rows:
+        if isinstance(row, str):
+            out.append(row)
+            continue
+        pairs = []
+        for text, hit in row:
+            if hit.chunk_id not in numbers:
+                citations.append(hit)
+                numbers[hit.chunk_id] = len(citations)
+            pairs.append((text, numbers[hit.chunk_id]))
+        if pairs:
+            out.append(compose(pairs))
+    return dataclasses.replace(
+        answer, text="\n".join(out).strip(), citations=citations, completed=len(added)
+    )

@@ -281,6 +281,8 @@ class LocalModelServer:
         alias: str = "local",
         n_ctx: int = 2048,
         threads: int | None = None,
+        batch_threads: int | None = None,
+        n_batch: int | None = None,
         start_timeout: float = 120.0,
         log_path: Path | None = None,
     ) -> None:
@@ -290,7 +292,8 @@ class LocalModelServer:
         # one core left to the embedder and the web server (measured on 2 shared cores: two
         # OpenMP threads crawl when another process wants the CPU)
         self.threads = threads or max(1, min(4, (os.cpu_count() or 2) - 1))
-        self.batch_threads = max(self.threads, min(8, os.cpu_count() or 2))
+        self.batch_threads = batch_threads or max(self.threads, min(8, os.cpu_count() or 2))
+        self.n_batch = n_batch  # prompt tokens read per step; None: llama.cpp's (512)
         self.start_timeout = start_timeout
         self.log_path = log_path or model_path.with_suffix(".server.log")
         self.process: subprocess.Popen[bytes] | None = None
@@ -344,6 +347,8 @@ class LocalModelServer:
                 # the mapped file's pages are read once and may go.
                 "--use_mlock", "false",
             ]  # fmt: skip
+            if self.n_batch:
+                cmd += ["--n_batch", str(self.n_batch)]
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             log.info("starting the local model server: %s", " ".join(cmd))
             with self.log_path.open("wb") as out:

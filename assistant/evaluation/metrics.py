@@ -4,6 +4,7 @@ recall_at_k(["d3", "d1"], {"d1"}, k=2)        # 1.0
 fact_coverage("Budget : 1,5 million d'euros.", ["1,5 M€"])   # 1.0
 evidence_recall(["Le Fonds a été créé en 2020."], ["2020", "Fondation"])   # 0.5
 percentile([10.0, 20.0, 30.0], 50)           # 20.0
+unsupported_facts("Créé en 2019. [1]", ["Créé en 2016."])   # ['2019']
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import math
 import re
 from collections.abc import Collection, Iterable, Sequence
 
-from assistant.answering.citations import MARKER
+from assistant.answering.attribution import missing_facts
+from assistant.answering.citations import MARKER, quoted_units
 from assistant.text.french import content_words, fold
 
 
@@ -161,3 +163,17 @@ def percentile(values: Sequence[float], p: float) -> float:
     low = math.floor(position)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def unsupported_facts(answer_text: str, cited: Sequence[str]) -> list[str]:
+    """The numbers, dates and proper names (``attribution.key_facts``) of each cited unit of
+    ``answer_text`` that its passage, ``cited[n - 1]`` (title and text), does not hold: what a
+    model's delivered answer must never have. Read from the delivered text, after every check,
+    renumbering and lead-in rule, so it also catches a unit cited to the wrong passage. Lines
+    without a marker (a framing line our code writes) are not checked."""
+    out: list[str] = []
+    for line in answer_text.splitlines():
+        for unit, n in quoted_units(line):
+            passage = cited[n - 1] if 1 <= n <= len(cited) else ""
+            out += missing_facts(unit, passage)
+    return out

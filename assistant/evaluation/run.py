@@ -27,6 +27,7 @@ from assistant.evaluation.metrics import (
     percentile,
     recall_at_k,
     reciprocal_rank,
+    unsupported_facts,
     word_count,
 )
 from assistant.retrieval.followup import contextualize
@@ -103,6 +104,8 @@ class EvalRow:
     dropped: int = 0  # of which the checks removed
     first_token_seconds: float | None = None  # a model's first draft token, from the start
     draft: str = ""  # the model's raw output
+    # numbers, dates and names of a delivered model answer missing from their cited passage
+    unsupported: list[str] = field(default_factory=list)
     type: str = UNTYPED
     facts_found: list[str] = field(default_factory=list)
     facts_missing: list[str] = field(default_factory=list)
@@ -152,6 +155,7 @@ def run_eval(assistant: Assistant, questions: Sequence[Question], k: int = 10) -
                 dropped=answer.dropped,
                 first_token_seconds=first,
                 draft="".join(deltas),
+                unsupported=_unsupported(answer),
                 type=q.type,
                 facts_found=[f for f, ok in zip(q.facts, in_answer, strict=True) if ok],
                 facts_missing=[f for f, ok in zip(q.facts, in_answer, strict=True) if not ok],
@@ -161,6 +165,14 @@ def run_eval(assistant: Assistant, questions: Sequence[Question], k: int = 10) -
             )
         )
     return rows
+
+
+def _unsupported(answer: Answer) -> list[str]:
+    """The facts of a delivered model answer its cited passages do not hold (none for extracts:
+    they are quotes)."""
+    if not answer.grounded or answer.kind == "extractive":
+        return []
+    return unsupported_facts(answer.text, [f"{h.title}\n{h.text}" for h in answer.citations])
 
 
 def summarize(rows: Sequence[EvalRow]) -> dict[str, float]:
@@ -203,6 +215,10 @@ def summarize(rows: Sequence[EvalRow]) -> dict[str, float]:
         out["dropped_sentence_rate"] = sum(r.dropped for r in rows) / max(
             1, sum(r.drafted for r in rows)
         )
+        # in the answers delivered as the model's (the aim is 0): numbers, dates, names
+        delivered = [r for r in rows if r.grounded and r.kind != "extractive"]
+        out["unsupported_facts"] = sum(len(r.unsupported) for r in delivered)
+        out["answers_with_unsupported_facts"] = sum(1 for r in delivered if r.unsupported)
         firsts = [r.first_token_seconds * 1000 for r in drafted if r.first_token_seconds]
         out["first_token_p50_ms"] = percentile(firsts, 50)
         out["first_token_p95_ms"] = percentile(firsts, 95)
