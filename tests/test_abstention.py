@@ -68,6 +68,10 @@ def test_counted_noun_and_counts() -> None:
     assert counts("projets", "Le fonds a soutenu une trentaine de projets en 2021.")
     assert counts("articles", "La proposition compte 6 articles répartis en trois titres.")
     assert not counts("salaries", "Le RAMEAU a été créé en 2006 par des entrepreneurs.")
+    # a table row read as an item: a year in one cell does not count the noun of the next
+    row = "- Livre — Parution : octobre 2021 ; Public : toute personne curieuse"
+    assert not counts("personnes", row)
+    assert counts("personnes", "- Soirée — Présents : 300 personnes ; Lieu : Paris")
 
 
 def test_unknown_share_ignores_english_and_counts_french() -> None:

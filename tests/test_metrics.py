@@ -85,6 +85,28 @@ def test_fact_missing(answer: str, fact: str) -> None:
     assert fact_coverage(answer, [fact]) == 0.0
 
 
+@pytest.mark.parametrize(
+    ("answer", "fact"),
+    [
+        ("La démarche tient en cinq étapes.", "5 étapes"),
+        ("La démarche tient en 5 étapes.", "cinq étapes"),
+        ("Vingt-deux communes ont signé.", "22 communes"),
+        ("Les 17 objectifs", "dix-sept objectifs"),
+        ("trente et un ans", "31 ans"),
+    ],
+)
+def test_number_words_match_digits_both_ways(answer: str, fact: str) -> None:
+    assert fact_coverage(answer, [fact]) == 1.0
+
+
+def test_number_words_keep_numbers_exact() -> None:
+    assert fact_coverage("La démarche tient en six étapes.", ["5 étapes"]) == 0.0
+    assert fact_coverage("La démarche tient en 6 étapes.", ["cinq étapes"]) == 0.0
+    # « un » / « une » are articles, not the number 1
+    assert fact_coverage("Une alliance locale", ["1 alliance"]) == 0.0
+    assert fact_coverage("Le neuvième ODD", ["9 ODD"]) == 0.0  # « neuvième » is not « neuf »
+
+
 def test_fact_coverage_share_and_empty() -> None:
     answer = "Le RAMEAU, créé en 2006, accompagne les alliances. L'ODD 17 les encourage."
     assert fact_coverage(answer, ["2006", "ODD 17", "3 M€", "mécénat"]) == 0.5

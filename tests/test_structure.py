@@ -248,3 +248,91 @@ def test_plain_text_structure_numbered_headings_and_wrapped_numbers() -> None:
     assert levers.path == ("Chapitre 2 : Le financement", "2.1 Les leviers")
     last = blocks[-1]
     assert last.kind == "paragraph" and "Fonds ODD 17. Ils sont" in last.text
+
+
+def _table_pdf(path: Path) -> Path:
+    """A programme's calendar as a bordered table with wrapping cells, then a page of prose set
+    in two columns (aligned lines that are not a table)."""
+    pdf = FPDF()
+    pdf.set_auto_page_break(True, margin=15)
+    pdf.add_font("DejaVu", fname=DEJAVU)
+    pdf.add_font("DejaVu", style="B", fname=DEJAVU_BOLD)
+    pdf.add_page()
+    pdf.set_font("DejaVu", style="B", size=15)
+    pdf.multi_cell(0, 8, "Calendrier de l'appel à projets", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("DejaVu", size=10)
+    pdf.multi_cell(
+        0, 5, "Chaque phase a son responsable et sa date limite.", new_x="LMARGIN", new_y="NEXT"
+    )
+    pdf.ln(4)
+    rows = [
+        ("Phase", "Responsable", "Échéance"),
+        ("Dépôt des candidatures", "Porteurs de projet, avec l'appui du réseau local", "15 mars"),
+        ("Instruction", "Comité technique régional", "30 avril"),
+        ("Décision et notification aux lauréats", "Jury", "fin mai au plus tard"),
+    ]
+    with pdf.table(col_widths=(60, 80, 40), text_align="LEFT") as table:
+        for values in rows:
+            row = table.row()
+            for value in values:
+                row.cell(value)
+    pdf.ln(4)
+    pdf.multi_cell(
+        0,
+        5,
+        "Le calendrier peut être adapté en cas de force majeure.",
+        new_x="LMARGIN",
+        new_y="NEXT",
+    )
+    pdf.add_page()
+    pdf.set_font("DejaVu", style="B", size=15)
+    pdf.multi_cell(0, 8, "Pourquoi s'allier", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("DejaVu", size=10)
+    left = (
+        "Les alliances locales réunissent des acteurs qui ne se parlaient pas. Elles "
+        "demandent du temps, de la confiance et une animation régulière entre partenaires."
+    )
+    right = (
+        "Les communes rurales y trouvent des moyens, des idées et des relais pour agir sur "
+        "les besoins de leurs habitants, avec les entreprises du territoire."
+    )
+    third = "Des résultats visibles au bout de quelques mois, quand chacun y trouve son compte."
+    y = pdf.get_y()
+    for x, text in ((10, left), (75, right), (140, third)):
+        pdf.set_xy(x, y)
+        pdf.multi_cell(55, 5, text)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pdf.output(str(path))
+    return path
+
+
+def test_pdf_table_is_read_as_a_table_and_a_steps_question_quotes_its_rows(
+    tmp_path: Path,
+) -> None:
+    path = _table_pdf(tmp_path / "outils" / "calendrier.pdf")
+    loaded = load_document(path, tmp_path)
+    tables = [b for b in loaded.blocks if b.kind == "table"]
+    assert len(tables) == 1  # the two prose columns are not a table
+    (calendar,) = tables
+    assert calendar.rows[0] == ("Phase", "Responsable", "Échéance")
+    assert len(calendar.rows) == 4  # wrapped cells stay in their row
+    assert calendar.rows[1] == (
+        "Dépôt des candidatures",
+        "Porteurs de projet, avec l'appui du réseau local",
+        "15 mars",
+    )
+    assert calendar.rows[3][0] == "Décision et notification aux lauréats"
+    assert not any(b.kind == "heading" and b.text.startswith("Phase") for b in loaded.blocks)
+    chunks = split_blocks(loaded.pages, loaded.blocks, chunk_size=900, chunk_overlap=0)
+    question = "Quelles sont les phases de l'appel à projets ?"
+    hit = next(c for c in chunks if "| Phase |" in c.page_content)
+    answerer = ExtractiveAnswerer(HashEmbeddings(), threshold=0.5)
+    answer = answerer.answer(question, _retrieval(question, [hit], chunks))
+    assert answer.grounded
+    rows = [ln for ln in answer.text.split("\n") if ln.startswith("- ")]
+    assert [r.split(" — ")[0] for r in rows] == [
+        "- Dépôt des candidatures",
+        "- Instruction",
+        "- Décision et notification aux lauréats",
+    ]
+    assert "Responsable : Comité technique régional ; Échéance : 30 avril" in rows[1]

@@ -247,10 +247,12 @@ def counted_noun(question: str) -> str | None:
 
 def counts(noun: str, text: str) -> bool:
     """Whether ``text`` gives a number of ``noun`` (« une trentaine de projets », « 6 articles »):
-    a number followed within three words by a word sharing the noun's first five letters."""
+    a number followed within three words of the same clause (no « ; », « : » or « — » between:
+    the cells of a table row are clauses) by a word sharing the noun's first five letters."""
     t = _LIST_MARK.sub("", fold(text))
     stem = noun[:5]
-    pattern = rf"(?:\d[\d  .,]*|\b(?:{_NUMBER_WORDS})\b)(?:\W+\w+){{0,3}}?\W+{re.escape(stem)}"
+    gap = r"[^\w;:|—]+"
+    pattern = rf"(?:\d[\d  .,]*|\b(?:{_NUMBER_WORDS})\b)(?:{gap}\w+){{0,3}}?{gap}{re.escape(stem)}"
     return bool(re.search(pattern, t))
 
 

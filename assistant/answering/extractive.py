@@ -77,7 +77,22 @@ def split_units(text: str) -> list[tuple[str, bool]]:
         raw: list[tuple[str, bool]] = []
         prose: list[str] = []
         item: str | None = None  # the list item being read (PDF lines wrap inside items)
+        header: list[str] | None = None  # the header row of the table being read
         for line in lines:
+            if _TABLE_ROW.match(line):  # a table row is an item, its header the first row
+                if prose:
+                    raw.extend((s, False) for s in _sentences(" ".join(prose)))
+                    prose = []
+                if item is not None:
+                    raw.append((item, True))
+                    item = None
+                cells = [c.strip() for c in line.strip()[1:-1].split(" | ")]
+                if header is None:
+                    header = cells
+                elif row := table_row(header, cells):
+                    raw.append((row, True))
+                continue
+            header = None
             if _wraps_on(prose, item, line):  # « …du Fonds ODD » / « 17. Elles montrent… »
                 prose.append(line)
             elif _LIST_ITEM.match(line):
@@ -113,6 +128,23 @@ def split_units(text: str) -> list[tuple[str, bool]]:
 
 
 _ITEM_NUMBER = re.compile(r"^(\d{1,2})[.)]\s")
+_TABLE_ROW = re.compile(r"^\|\s.*\s\|$")  # « | 1. Diagnostic | Chaque organisation | … | »
+
+
+def table_row(header: Sequence[str], cells: Sequence[str]) -> str:
+    """A table row as a list item that can be read alone: its first cell, then each other
+    cell after its column's title (« - 1. Diagnostic — Qui pilote : le binôme ; Livrable : une
+    note »)."""
+    if not cells or not any(c.strip() for c in cells):
+        return ""
+    first, rest = cells[0].strip(), []
+    for title, cell in zip(header[1:], cells[1:], strict=False):
+        if cell.strip():
+            rest.append(f"{title.strip()} : {cell.strip()}" if title.strip() else cell.strip())
+    body = " ; ".join(rest)
+    if not first:
+        return f"- {body}"
+    return f"- {first} — {body}" if body else f"- {first}"
 
 
 def _wraps_on(prose: list[str], item: str | None, line: str) -> bool:

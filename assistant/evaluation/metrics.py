@@ -53,6 +53,28 @@ _UNITS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"€|\beur\b|\beuro\b"), " euros "),
     (re.compile(r"%|\bpour ?cent\b|\bpercent\b"), " pourcent "),
 ]
+# French number words, written out or in digits (« cinq étapes » = « 5 étapes »), mapped to digits
+# on both sides before comparison. « un »/« une » are left alone: they are articles far more often.
+_SMALL_NUMBERS = {
+    "deux": 2, "trois": 3, "quatre": 4, "cinq": 5, "six": 6, "sept": 7, "huit": 8, "neuf": 9,
+    "dix": 10, "onze": 11, "douze": 12, "treize": 13, "quatorze": 14, "quinze": 15, "seize": 16,
+}  # fmt: skip
+_TENS_WORDS = {"vingt": 20, "trente": 30, "quarante": 40, "cinquante": 50, "soixante": 60}
+_ONES = {"un": 1, **{w: n for w, n in _SMALL_NUMBERS.items() if n < 10}}
+_NUMBER_WORD = re.compile(
+    rf"\b(?:(?P<tens>{'|'.join(_TENS_WORDS)})(?:[- ](?:et[- ])?(?P<one>{'|'.join(_ONES)}))?"
+    rf"|dix[- ](?P<teen>sept|huit|neuf)|(?P<unit>{'|'.join(_SMALL_NUMBERS)}))\b"
+)
+
+
+def _number_word(m: re.Match[str]) -> str:
+    if m.group("tens"):
+        return str(_TENS_WORDS[m.group("tens")] + _ONES.get(m.group("one") or "", 0))
+    if m.group("teen"):
+        return str(10 + _SMALL_NUMBERS[m.group("teen")])
+    return str(_SMALL_NUMBERS[m.group("unit")])
+
+
 _THOUSANDS = re.compile(r"(?<=\d)[ .](?=\d{3}(?!\d))")
 _DECIMAL = re.compile(r"(?<=\d),(?=\d)")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
@@ -60,8 +82,10 @@ _PUNCT = re.compile(r"[^\w.]+|(?<!\d)\.|\.(?!\d)")
 
 
 def _normalize(text: str) -> str:
-    """Folded, units unified, "1 500" -> "1500", "1,5" -> "1.5", punctuation -> spaces."""
+    """Folded, units unified, "1 500" -> "1500", "1,5" -> "1.5", "cinq" -> "5", punctuation ->
+    spaces."""
     text = fold(text).replace("'", " ")
+    text = _NUMBER_WORD.sub(_number_word, text)
     text = re.sub(r"\s+", " ", text)
     text = _THOUSANDS.sub("", text)
     text = _DECIMAL.sub(".", text)
@@ -94,8 +118,9 @@ def fact_coverage(answer: str, facts: Sequence[str], min_word_share: float = 0.7
     """Share of ``facts`` found in ``answer``; empty ``facts`` -> 1.0.
 
     A fact is found when its normalised form (folded, units unified: "M€" = "millions d'euros",
-    "%" = "pour cent", "1,5" = "1.5") appears in the answer, or when every number of the fact
-    appears in the answer and at least ``min_word_share`` of its other content words (stems) do.
+    "%" = "pour cent", "1,5" = "1.5", "cinq" = "5") appears in the answer, or when every number
+    of the fact appears in the answer and at least ``min_word_share`` of its other content words
+    (stems) do.
     Best effort: numbers must match exactly, words only by stem.
     """
     if not 0.0 <= min_word_share <= 1.0:

@@ -24,10 +24,11 @@ from assistant.ingest.loaders.structure import Block
 
 SECTION_SEPARATOR = " > "
 
-CHUNKER_VERSION = 2
+CHUNKER_VERSION = 3
 """Bump when this module (or a loader's text extraction) would cut other passages from the
 same file: the index is then rebuilt aside at the next refresh (see ``indexing.build``).
-1: flat pages cut by size; 2: whole blocks of one section (``split_blocks``)."""
+1: flat pages cut by size; 2: whole blocks of one section (``split_blocks``); 3: PDF tables read
+as tables (header and rows), not as headings and lines."""
 
 FRENCH_SEPARATORS: list[str] = [
     "\n\n",

@@ -168,19 +168,20 @@ def _page_text(page: PageObject, headings: dict[str, float] | None = None) -> st
     fragments: list[_Fragment] = []
 
     def visitor(text: str, cm: Any, tm: Any, font_dict: Any, font_size: Any) -> None:
-        y = size = None
+        x = y = size = None
         if text.strip() and tm is not None and cm is not None:
+            x = float(tm[4]) * float(cm[0]) + float(tm[5]) * float(cm[2]) + float(cm[4])
             y = float(tm[4]) * float(cm[1]) + float(tm[5]) * float(cm[3]) + float(cm[5])
             size = abs(float(font_size or 0) * float(tm[3]) * float(cm[3])) or None
         font = str(font_dict.get("/BaseFont", "")) if isinstance(font_dict, dict) else ""
         bold = bool(_BOLD.search(font))
-        fragments.append(_Fragment(text, y, size, bold))
+        fragments.append(_Fragment(text, y, size, bold, x=x))
 
     plain = page.extract_text(visitor_text=visitor)
     joined = "".join(f.text for f in fragments)
     if " ".join(joined.split()) != " ".join(plain.split()):
         return plain
-    return _with_paragraph_breaks(fragments, headings) or plain
+    return _with_paragraph_breaks(with_tables(fragments), headings) or plain
 
 
 _BOLD = re.compile(r"bold|black|heavy|semibold|demi", re.IGNORECASE)
@@ -194,6 +195,185 @@ class _Fragment:
     size: float | None  # font height, in page units
     bold: bool = False
     all_bold: bool = True  # (lines) every fragment with text is bold
+    x: float | None = None  # left edge of the text, in page units
+
+
+# -- tables ------------------------------------------------------------------------------------
+# A table is found from positions alone, whatever order the cells are drawn in: a header line of
+# at least MIN_TABLE_COLUMNS short pieces at distinct x, then lines whose every piece starts at
+# one of those x and fits before the next column. A taller gap between lines starts a new row.
+MIN_TABLE_COLUMNS = 3
+MIN_TABLE_ROWS = 2  # body rows, the header not counted
+COLUMN_TOLERANCE = 2.0  # page units (1/72 in) a cell may start off its column
+MAX_HEADER_CELL_WORDS = 6
+CHAR_WIDTH = 0.45  # a character's mean width, in font heights (for the width of a piece)
+
+
+def with_tables(fragments: Sequence[_Fragment]) -> list[_Fragment]:
+    """``fragments`` with each table they draw replaced by one fragment holding the table as
+    pipe rows (« | Étape | Qui pilote | … | »), at the place of its header."""
+    pieces = [f for f in fragments if f.text.strip() and f.x is not None and f.y is not None]
+    tables = _find_tables(pieces)
+    if not tables:
+        return list(fragments)
+    owner = {id(f): t for t, (members, _) in enumerate(tables) for f in members}
+    out: list[_Fragment] = []
+    placed: set[int] = set()
+    for fragment in fragments:
+        t = owner.get(id(fragment))
+        if t is None:
+            if not (fragment.text.strip() == "" and out and out[-1].text.startswith("\n|")):
+                out.append(fragment)
+            continue
+        if t in placed:
+            continue
+        placed.add(t)
+        members, rows = tables[t]
+        head = members[0]
+        body = "\n".join("| " + " | ".join(row) + " |" for row in rows)
+        out.append(_Fragment(f"\n{body}\n", head.y, head.size, False, x=head.x))
+    return out
+
+
+def _visual_lines(pieces: Sequence[_Fragment]) -> list[list[_Fragment]]:
+    """Pieces grouped by baseline, top of the page first, each line left to right."""
+    ordered = sorted(pieces, key=lambda f: (-(f.y or 0.0), f.x or 0.0))
+    lines: list[list[_Fragment]] = []
+    for piece in ordered:
+        if lines and abs((lines[-1][0].y or 0.0) - (piece.y or 0.0)) <= 0.3 * (piece.size or 1.0):
+            lines[-1].append(piece)
+        else:
+            lines.append([piece])
+    return [sorted(line, key=lambda f: f.x or 0.0) for line in lines]
+
+
+def _width(piece: _Fragment) -> float:
+    return len(piece.text.strip()) * CHAR_WIDTH * (piece.size or 10.0)
+
+
+def _column_of(piece: _Fragment, columns: Sequence[float]) -> int | None:
+    """The column a piece starts in, when it starts at one and ends before the next."""
+    for c, x in enumerate(columns):
+        if abs((piece.x or 0.0) - x) <= COLUMN_TOLERANCE:
+            if c + 1 < len(columns) and (piece.x or 0.0) + _width(piece) > columns[c + 1] + 8:
+                return None
+            return c
+    return None
+
+
+def _find_tables(
+    pieces: Sequence[_Fragment],
+) -> list[tuple[list[_Fragment], list[tuple[str, ...]]]]:
+    """(member pieces, rows with the header first) of each table among ``pieces``."""
+    lines = _visual_lines(pieces)
+    tables: list[tuple[list[_Fragment], list[tuple[str, ...]]]] = []
+    i = 0
+    while i < len(lines):
+        header = lines[i]
+        xs = [f.x or 0.0 for f in header]
+        if (
+            len(header) < MIN_TABLE_COLUMNS
+            or any(b - a <= COLUMN_TOLERANCE for a, b in itertools.pairwise(xs))
+            or any(_column_of(f, xs) is None for f in header)
+        ):
+            i += 1
+            continue
+        # a header cell may wrap: lines of lower-case pieces right below it continue it
+        cells = [[f.text.strip()] for f in header]
+        j = i + 1
+        while j < len(lines) and _continues_header(lines[j - 1], lines[j], xs):
+            for f in lines[j]:
+                cells[_column_of(f, xs) or 0].append(f.text.strip())
+            j += 1
+        head_row = tuple(" ".join(" ".join(c).split()) for c in cells)
+        if not all(_header_cell(c) for c in head_row):
+            i += 1
+            continue
+        first_body = j
+        body: list[list[_Fragment]] = []
+        while j < len(lines) and all(_column_of(f, xs) is not None for f in lines[j]):
+            body.append(lines[j])
+            j += 1
+        rows = _rows(body, xs)
+        if (
+            len(rows) < MIN_TABLE_ROWS
+            or not any(len(line) > 1 for line in body)
+            or not _header_apart(lines[first_body - 1], body)
+        ):
+            i += 1
+            continue
+        members = [f for line in lines[i:first_body] for f in line]
+        members += [f for line in body for f in line]
+        tables.append((members, [head_row, *rows]))
+        i = j
+    return tables
+
+
+def _header_apart(header: Sequence[_Fragment], body: Sequence[Sequence[_Fragment]]) -> bool:
+    """Whether the header stands apart as a row: the step down to the first body line is taller
+    than the line step inside cells. Lines of prose columns follow each other at one step."""
+    ys = [header[0].y or 0.0, *(line[0].y or 0.0 for line in body)]
+    steps = [a - b for a, b in itertools.pairwise(ys)]
+    inner = [s for s in steps[1:] if s > 0]
+    return not inner or steps[0] > 1.3 * min(inner)
+
+
+def _continues_header(
+    above: Sequence[_Fragment], line: Sequence[_Fragment], xs: Sequence[float]
+) -> bool:
+    """A line right below a header line (one line step) whose pieces, all in columns, start in
+    lower case: the wrapped end of header cells (« Exemples de coûts à / prévoir »)."""
+    step = (above[0].y or 0.0) - (line[0].y or 0.0)
+    return (
+        step <= 1.6 * (line[0].size or 10.0)
+        and all(f.text.strip()[:1].islower() for f in line)
+        and all(_column_of(f, xs) is not None for f in line)
+    )
+
+
+def _header_cell(text: str) -> bool:
+    """A column title: short, starts with a capital or a digit, has letters, and does not stop
+    mid-phrase (on « de », « les », a comma): what aligned lines of prose columns lack."""
+    words = text.split()
+    if not words or len(words) > MAX_HEADER_CELL_WORDS or not any(c.isalpha() for c in text):
+        return False
+    if not (text[0].isupper() or text[0].isdigit() or text[0] in '«"('):
+        return False
+    last = words[-1].lower().rstrip("'’")
+    return not text.endswith((",", ";", "-")) and last not in _HEADER_JOINERS
+
+
+_HEADER_JOINERS = frozenset({
+    "le", "la", "les", "l", "de", "du", "des", "d", "un", "une", "et", "ou", "à", "au", "aux",
+    "en", "par", "pour", "sur", "dans", "avec", "que", "qui", "son", "sa", "ses", "leur",
+    "leurs", "ce", "cette", "ces", "votre", "vos", "notre", "nos", "the", "of", "and", "to",
+})  # fmt: skip
+
+
+def _rows(body: Sequence[Sequence[_Fragment]], columns: Sequence[float]) -> list[tuple[str, ...]]:
+    """Body lines gathered into rows: a line step taller than the smallest one in the table
+    starts a new row (cells wrap at the smaller step), and a row's cells join their lines."""
+    if not body:
+        return []
+    ys = [line[0].y or 0.0 for line in body]
+    steps = [a - b for a, b in itertools.pairwise(ys)]
+    least = min((s for s in steps if s > 0), default=0.0)
+    groups: list[list[Sequence[_Fragment]]] = [[body[0]]]
+    for line, step in zip(body[1:], steps, strict=True):
+        if step > 1.3 * least:
+            groups.append([line])
+        else:
+            groups[-1].append(line)
+    rows: list[tuple[str, ...]] = []
+    for group in groups:
+        cells: list[list[str]] = [[] for _ in columns]
+        for line in group:
+            for piece in line:
+                c = _column_of(piece, columns)
+                if c is not None:
+                    cells[c].append(piece.text.strip())
+        rows.append(tuple(" ".join(" ".join(cell).split()) for cell in cells))
+    return rows
 
 
 def _lines(fragments: Sequence[_Fragment]) -> list[_Fragment]:

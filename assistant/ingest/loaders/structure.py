@@ -131,6 +131,7 @@ _NUMBERED_HEADING = re.compile(
     r"|(?P<roman>[IVXLC]{1,6})[.)]\s|(?P<dotted>\d{1,2}(?:\.\d{1,2})+)\.?\s)"
 )
 _SENTENCE_END = (".", "!", "?", "…", ";", ":", ",")
+_PIPE_ROW = re.compile(r"^\|\s.*\s\|$")  # « | Étape | Qui pilote | »
 _JOINERS = frozenset(
     [
         "le",
@@ -280,6 +281,15 @@ def _read_paragraph(
     i = 0
     while i < len(lines):
         line = lines[i]
+        if _PIPE_ROW.match(line):  # a table read back from « | a | b | » rows (PDF tables)
+            flush_prose()
+            flush_list()
+            rows: list[list[str]] = []
+            while i < len(lines) and _PIPE_ROW.match(lines[i]):
+                rows.append([c.strip() for c in lines[i].strip()[1:-1].split(" | ")])
+                i += 1
+            builder.table(rows, page)
+            continue
         level = _heading_level(lines, i, known, bool(items))
         if level is not None and not (items and _continues_item(items[-1], line)):
             flush_prose()
