@@ -72,6 +72,9 @@ def test_counted_noun_and_counts() -> None:
     row = "- Livre — Parution : octobre 2021 ; Public : toute personne curieuse"
     assert not counts("personnes", row)
     assert counts("personnes", "- Soirée — Présents : 300 personnes ; Lieu : Paris")
+    # a compound written with or without its hyphen is the same noun
+    assert counts("cofondateurs", "La fondation a été créée par 21 co-fondateurs.")
+    assert counts("co-fondateurs", "La fondation a été créée par 21 cofondateurs.")
 
 
 def test_unknown_share_ignores_english_and_counts_french() -> None:

@@ -10,11 +10,12 @@ import pytest
 from conftest import HashEmbeddings
 
 from assistant.answering.abstention import expected_kind, missing_entities, named_entities
-from assistant.answering.extractive import ExtractiveAnswerer, asked_count
+from assistant.answering.extractive import ExtractiveAnswerer, asked_count, lexical_overlap
 from assistant.indexing.store import StoredChunk
 from assistant.ingest.chunking import chunk_document
 from assistant.ingest.loaders import load_document
 from assistant.retrieval.hybrid import Retrieval, Scored
+from assistant.text.french import tokenize
 
 SHEET = """<!doctype html><html lang="fr"><head><meta charset="utf-8">
 <title>Fiche pratique : le jardin partagé du quartier</title></head><body><main><article>
@@ -331,3 +332,20 @@ def test_a_pdf_whose_font_dropped_the_ti_ligature_is_read_repaired(tmp_path: Pat
     text = " ".join(load_document(path, tmp_path).pages[0].page_content.split())
     assert "les collectivités dans la Transition écologique" in text
     assert "la Direction régionale et de l'organisation porteuse" in text
+
+
+def test_rare_question_words_weigh_more_in_the_overlap() -> None:
+    """A yes/no question about a tribune in the press: the sentence holding its rare words
+    (« tribune », « presse ») outranks the one holding its common ones (« loi », « texte »)."""
+    question = "Le texte de loi a-t-il reçu le soutien d'une tribune dans la presse ?"
+    common = "Le texte de loi a été déposé au printemps, puis le texte a été renvoyé en commission."
+    rare = "Une tribune parue dans la presse nationale l'a défendu."
+    frequency = {t: 1 for t in tokenize(rare)} | {t: 400 for t in tokenize(common)}
+
+    def df(term: str) -> int:
+        return frequency.get(term, 0)
+
+    assert lexical_overlap(question, common) >= lexical_overlap(question, rare)  # unweighted
+    assert lexical_overlap(question, rare, df) > lexical_overlap(question, common, df)
+    assert lexical_overlap(question, question, df) == pytest.approx(1.0)
+    assert lexical_overlap("", rare, df) == 0.0

@@ -245,12 +245,15 @@ def counted_noun(question: str) -> str | None:
     return m.group(1)
 
 
+_IN_WORD_HYPHEN = re.compile(r"(?<=[^\W\d_])-(?=[^\W\d_])")
+
+
 def counts(noun: str, text: str) -> bool:
     """Whether ``text`` gives a number of ``noun`` (« une trentaine de projets », « 6 articles »):
     a number followed within three words of the same clause (no « ; », « : » or « — » between:
     the cells of a table row are clauses) by a word sharing the noun's first five letters."""
-    t = _LIST_MARK.sub("", fold(text))
-    stem = noun[:5]
+    t = _IN_WORD_HYPHEN.sub("", _LIST_MARK.sub("", fold(text)))  # « co-fondateurs »
+    stem = _IN_WORD_HYPHEN.sub("", noun)[:5]
     gap = r"[^\w;:|—]+"
     pattern = rf"(?:\d[\d  .,]*|\b(?:{_NUMBER_WORDS})\b)(?:{gap}\w+){{0,3}}?{gap}{re.escape(stem)}"
     return bool(re.search(pattern, t))

@@ -5,6 +5,7 @@ when the evidence is weak. An LLM answerer can implement the same ``Answerer`` p
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -265,11 +266,21 @@ def _is_numbered_title(text: str) -> bool:
     return bool(_SECTION_NUMBER.match(text)) and not re.search(r"[.!…;][»)\"]?$", text)
 
 
-def lexical_overlap(question: str, text: str) -> float:
+def lexical_overlap(
+    question: str, text: str, document_frequency: Callable[[str], int] | None = None
+) -> float:
+    """Share of the question's content words (stems) that ``text`` holds. With the corpus's
+    document frequencies, each word weighs by its rarity: the sentence holding the words that
+    set the question apart (« presse », « personnalités ») outranks one holding its common words
+    (« loi », « proposition »)."""
     q = content_words(question)
     if not q:
         return 0.0
-    return len(q & content_words(text)) / len(q)
+    shared = q & content_words(text)
+    if document_frequency is None:
+        return len(shared) / len(q)
+    weight = {w: 1.0 / math.log(2.0 + document_frequency(w)) for w in q}
+    return sum(weight[w] for w in shared) / sum(weight.values())
 
 
 def gives_value(question: str, text: str, kind: str | None, noun: str | None) -> bool:
@@ -353,7 +364,7 @@ class ExtractiveAnswerer:
         units = self._units(results, retrieval)
         chosen: list[int] = []
         if units:
-            scores = self._score(question, retrieval.query_vector, units, results)
+            scores = self._score(question, retrieval.query_vector, units, results, df)
             scores = scores + np.array([_shape_bonus(asked, u) for u in units], dtype=np.float32)
             if kind is not None:  # prefer sentences that hold the kind of value asked for
                 scores = scores + 0.08 * np.array(
@@ -456,14 +467,20 @@ class ExtractiveAnswerer:
         return np.stack([self._cache[t] for t in texts])
 
     def _score(
-        self, question: str, qvec: Sequence[float], units: list[Unit], results: Sequence[Scored]
+        self,
+        question: str,
+        qvec: Sequence[float],
+        units: list[Unit],
+        results: Sequence[Scored],
+        document_frequency: Callable[[str], int] | None = None,
     ) -> np.ndarray:
         q = np.asarray(qvec, dtype=np.float32)
         q = q / (float(np.linalg.norm(q)) or 1.0)
         ask = asked_part(question)
-        lex = np.array([lexical_overlap(question, u.text) for u in units], dtype=np.float32)
+        df = document_frequency
+        lex = np.array([lexical_overlap(question, u.text, df) for u in units], dtype=np.float32)
         if ask != question:  # a follow-up: its own words count twice (« et à Charenton ? »)
-            lex = (lex + np.array([lexical_overlap(ask, u.text) for u in units])) / 2
+            lex = (lex + np.array([lexical_overlap(ask, u.text, df) for u in units])) / 2
         prior = np.array(
             [0.02 * (len(results) - u.hit_index) - (0 if u.in_hit else 0.03) for u in units],
             dtype=np.float32,
