@@ -349,3 +349,33 @@ def test_rare_question_words_weigh_more_in_the_overlap() -> None:
     assert lexical_overlap(question, rare, df) > lexical_overlap(question, common, df)
     assert lexical_overlap(question, question, df) == pytest.approx(1.0)
     assert lexical_overlap("", rare, df) == 0.0
+
+
+ROUTES = """<!doctype html><html lang="fr"><head><meta charset="utf-8">
+<title>Randonnées du club</title></head><body><main><article>
+<h1>Randonnées du club</h1>
+<h2>Préparer une sortie</h2>
+<p>Une sortie du club se prépare en cinq étapes :</p>
+<ol><li>choisir le sentier ;</li><li>vérifier la météo ;</li><li>prévenir le refuge ;</li>
+<li>réunir le groupe ;</li><li>partir tôt.</li></ol>
+<h2>Le parcours du dimanche</h2>
+<p>Le parcours du dimanche relie six étapes :</p>
+<ol><li>le moulin ;</li><li>le lavoir ;</li><li>la chapelle ;</li><li>le col ;</li>
+<li>la source ;</li><li>le belvédère.</li></ol>
+</article></main></body></html>"""
+
+
+def test_a_question_that_counts_the_items_gets_the_list_of_that_many(tmp_path: Path) -> None:
+    path = tmp_path / "club" / "randonnees.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(ROUTES, encoding="utf-8")
+    loaded = load_document(path, tmp_path)
+    docs = chunk_document(loaded.pages, loaded.blocks, 900, 0)
+    every = [StoredChunk(str(d.id), d.page_content, dict(d.metadata)) for d in docs]
+    five = next(c for c in every if "cinq étapes" in c.text)
+    six = next(c for c in every if "six étapes" in c.text)
+    for question in ("Quelles sont les six étapes ?", "Quelles sont les 6 étapes de la sortie ?"):
+        text = _ask(question, [five, six], every)
+        assert "le belvédère" in text and "choisir le sentier" not in text, text
+    text = _ask("Quelles sont les cinq étapes ?", [six, five], every)
+    assert "choisir le sentier" in text and "le belvédère" not in text, text

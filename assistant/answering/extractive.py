@@ -719,6 +719,9 @@ class ExtractiveAnswerer:
             candidates.append((score, score + margin, members))
         if not candidates:
             return []
+        if wanted is not None:  # « les six étapes »: a list of six before a longer or shorter one
+            counted = [c for c in candidates if _items(units, c[2]) == wanted and c[1] >= best]
+            candidates = counted or candidates
         score, reach, members = max(candidates, key=lambda c: c[0])
         if reach < best:
             return []
@@ -1038,6 +1041,10 @@ def asked_count(question: str) -> int | None:
         return None
     word = m.group(1)
     return int(word) if word.isdigit() else _COUNT_WORDS[word]
+
+
+def _items(units: list[Unit], members: Iterable[int]) -> int:
+    return sum(units[j].is_list_item for j in members)
 
 
 def _in_passage_order(units: list[Unit], indices: Iterable[int]) -> list[int]:
