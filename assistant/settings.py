@@ -95,6 +95,10 @@ class Settings:
     # wait policy measured to hold on an idle and on a busy machine (passive), or "active".
     threads: int = 0
     omp_wait_policy: str = "auto"
+    # BLAS threads of numpy's products (the use-multilingual embedder, scoring): 1 by default
+    # since OpenBLAS threads spin-wait, with no passive mode (see assistant/runtime.py);
+    # 0 = every core.
+    blas_threads: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "corpus_dir", Path(self.corpus_dir))

@@ -3,6 +3,7 @@ keeps a search from reading SQLite on every query."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,12 @@ import pytest
 from assistant.errors import ConfigError
 from assistant.indexing.catalogue import DocumentRecord, catalog_version
 from assistant.indexing.store import IndexStore
-from assistant.runtime import apply_thread_policy, thread_count, thread_env
+from assistant.runtime import (
+    apply_thread_policy,
+    blas_thread_count,
+    thread_count,
+    thread_env,
+)
 from assistant.settings import Settings
 
 
@@ -42,42 +48,74 @@ def test_settings_read_from_the_environment() -> None:
     assert thread_env(s) == {"OMP_NUM_THREADS": "3", "OMP_WAIT_POLICY": "PASSIVE"}
 
 
+_BLAS_1 = {"OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 def test_apply_keeps_what_the_user_exported() -> None:
     env = {"OMP_WAIT_POLICY": "active", "OMP_NUM_THREADS": "7"}
     in_force = apply_thread_policy(Settings(threads=2), env)
-    assert env == {"OMP_WAIT_POLICY": "active", "OMP_NUM_THREADS": "7"}  # nothing changed
+    # the user's OpenMP choice is untouched; the BLAS default is added beside it
+    assert env == {"OMP_WAIT_POLICY": "active", "OMP_NUM_THREADS": "7", **_BLAS_1}
     assert in_force == env
     spin = {"GOMP_SPINCOUNT": "1000"}  # a spin count chosen by the user: no wait policy added
     assert apply_thread_policy(Settings(threads=2), spin) == {
         "GOMP_SPINCOUNT": "1000",
         "OMP_NUM_THREADS": "2",
+        **_BLAS_1,
     }
     fresh: dict[str, str] = {}
     apply_thread_policy(Settings(threads=2), fresh)
-    assert fresh == {"OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE"}
+    assert fresh == {"OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE", **_BLAS_1}
+    exported = {"OPENBLAS_NUM_THREADS": "4"}
+    apply_thread_policy(Settings(), exported)
+    assert exported["OPENBLAS_NUM_THREADS"] == "4"
+    assert exported["MKL_NUM_THREADS"] == "1"
+
+
+def test_blas_threads_one_by_default_every_core_at_zero() -> None:
+    assert blas_thread_count(Settings(), cpus=8) == 1
+    assert blas_thread_count(Settings(blas_threads=0), cpus=8) == 8
+    assert blas_thread_count(Settings(blas_threads=3), cpus=8) == 3
+    wide: dict[str, str] = {}
+    apply_thread_policy(Settings.from_env({"ALLIANCE_BLAS_THREADS": "2"}), wide)
+    assert wide["OPENBLAS_NUM_THREADS"] == wide["MKL_NUM_THREADS"] == "2"
+    with pytest.raises(ConfigError):
+        blas_thread_count(Settings(blas_threads=-1))
 
 
 def test_importing_the_library_sets_nothing() -> None:
     code = (
         "import os, assistant, assistant.core, assistant.runtime\n"
-        "print(sorted(k for k in os.environ if k.startswith(('OMP_', 'GOMP_'))))"
-    )
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("OMP", "GOMP"))}
+        "print(sorted(k for k in os.environ if k.startswith(_MANAGED)))"
+    ).replace("_MANAGED", repr(_PREFIXES))
+    env = _without_policy()
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
 
 
+_PREFIXES = ("OMP_", "GOMP_", "OPENBLAS_", "MKL_")
+
+
+def _without_policy() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(_PREFIXES)}
+
+
 def test_cli_applies_the_policy_before_any_engine(tmp_path: Path) -> None:
-    """`alliance` sets the policy in its own environment at start (the children inherit it)."""
+    """`alliance` sets the policy in its own environment at start (the children inherit it),
+    and caps the BLAS numpy loaded before the entry point ran (it read its variables then)."""
     code = (
         "import os, sys\n"
+        "import numpy\n"
+        "from threadpoolctl import threadpool_info\n"
         "from ui import cli\n"
         "cli.main(['--index', sys.argv[1], 'search', 'x'])\n"
-        "print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('OMP_NUM_THREADS'))"
+        "blas = sorted({p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas'})\n"
+        "print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('OMP_NUM_THREADS'),\n"
+        "      os.environ.get('OPENBLAS_NUM_THREADS'), blas)"
     )
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("OMP", "GOMP"))}
+    env = _without_policy()
     env["ALLIANCE_THREADS"] = "1"
     out = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path / "idx")],
@@ -86,7 +124,7 @@ def test_cli_applies_the_policy_before_any_engine(tmp_path: Path) -> None:
         text=True,
         check=True,
     )
-    assert out.stdout.strip().splitlines()[-1] == "PASSIVE 1"
+    assert out.stdout.strip().splitlines()[-1] == "PASSIVE 1 1 [1]"
 
 
 def _record(source: str, sha: str) -> DocumentRecord:

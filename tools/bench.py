@@ -445,18 +445,37 @@ def phase_pass(cfg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def spinners(n: int, seconds: float) -> list[subprocess.Popen[bytes]]:
-    """``n`` CPU-bound processes (a busy laptop), each ending by itself after ``seconds``."""
+def spinners(n: int, seconds: float, own_session: bool = True) -> list[subprocess.Popen[bytes]]:
+    """``n`` CPU-bound processes (a busy laptop), each ending by itself after ``seconds``.
+
+    ``own_session``: started in a session of their own, as other programs run (another
+    terminal, another user's job). Where the kernel groups the CPU by session (Linux
+    autogroup, ``/proc/sys/kernel/sched_autogroup_enabled``), hogs in the bench's own session
+    share the bench's one slice with the measured process: a third of it each, 3x slower
+    whatever the thread policy, as soon as other sessions keep the cores busy."""
     code = f"import time\nend = time.time() + {seconds}\nwhile time.time() < end: pass"
-    return [subprocess.Popen([sys.executable, "-c", code]) for _ in range(n)]
+    return [
+        subprocess.Popen([sys.executable, "-c", code], start_new_session=own_session)
+        for _ in range(n)
+    ]
 
 
-def contention(cfg: dict[str, Any], hogs: int, timeout: float) -> dict[str, Any]:
+def autogroup() -> bool | None:
+    """Whether the kernel shares the CPU between sessions first (None: not Linux)."""
+    try:
+        return Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
+    except OSError:
+        return None
+
+
+def contention(
+    cfg: dict[str, Any], hogs: int, timeout: float, own_session: bool = True
+) -> dict[str, Any]:
     """The same questions idle and next to ``hogs`` CPU-bound processes, back to back, each
     pass in a fresh process (no cache in memory helps) on the index the refresh wrote."""
-    out: dict[str, Any] = {"hogs": hogs}
+    out: dict[str, Any] = {"hogs": hogs, "hogs_own_session": own_session}
     for cond in ("idle", "busy"):
-        procs = spinners(hogs, timeout) if cond == "busy" else []
+        procs = spinners(hogs, timeout, own_session) if cond == "busy" else []
         try:
             run = worker("pass", cfg)
         finally:
@@ -648,7 +667,8 @@ def bench_size(size: str, args: argparse.Namespace, work: Path) -> dict[str, Any
     if args.contention_hogs > 0 and target <= args.contention_above_max:
         log(f"contention: passes idle and next to {args.contention_hogs} CPU-bound processes…")
         t = time.perf_counter()
-        row["contention"] = contention(cfg, args.contention_hogs, timeout=1800)
+        own = not args.contention_same_session
+        row["contention"] = contention(cfg, args.contention_hogs, 1800, own_session=own)
         phase_s["contention"] = time.perf_counter() - t
 
     if not args.no_baseline:
@@ -803,6 +823,16 @@ def render(rows: list[dict[str, Any]]) -> str:
             "bulk: index built with our loaders, chunker and BM25 side in big Chroma batches "
             "(no refresh planning), so refresh and no-change refresh are not measured there."
         )
+    for row in rows:
+        if _get(row, "contention.hogs") is not None:
+            where = (
+                "a session of their own"
+                if _get(row, "contention.hogs_own_session")
+                else (
+                    "the bench's own session (--contention-same-session: they share its CPU slice)"
+                )
+            )
+            lines.append(f"contention [{row['size']}]: the CPU hogs ran in {where}.")
     if any(r["composed_passages"] for r in rows):
         lines.append(
             "* passages embedded as the mean of real sentence vectors (see tools/bench.py); "
@@ -843,6 +873,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="CPU-bound processes of the contention row (0: no contention row)",
     )
     p.add_argument(
+        "--contention-same-session",
+        action="store_true",
+        help="start the hogs in the bench's own session (under Linux autogroup they then "
+        "share its CPU slice: the worst case), not in a session of their own",
+    )
+    p.add_argument(
         "--contention-above-max",
         type=int,
         default=20000,
@@ -865,6 +901,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seed": args.seed,
         "questions_file": str(QUESTIONS.relative_to(ROOT)),
         "thread_policy": thread_policy(),
+        "autogroup": autogroup(),
     }
     out = args.out or RESULTS / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -883,7 +920,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"load average at start {meta['loadavg_start'][0]:.1f} / "
         f"{meta['loadavg_start'][1]:.1f} / {meta['loadavg_start'][2]:.1f} on {meta['cpus']} "
-        f"cores; thread policy {meta['thread_policy']}"
+        f"cores; thread policy {meta['thread_policy']}; autogroup {meta['autogroup']}"
     )
     print(render(rows))
     print(

