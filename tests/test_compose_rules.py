@@ -10,7 +10,12 @@ import pytest
 from conftest import HashEmbeddings
 
 from assistant.answering.abstention import expected_kind, missing_entities, named_entities
-from assistant.answering.extractive import ExtractiveAnswerer, asked_count, lexical_overlap
+from assistant.answering.extractive import (
+    ExtractiveAnswerer,
+    asked_count,
+    asks_yes_no,
+    lexical_overlap,
+)
 from assistant.indexing.store import StoredChunk
 from assistant.ingest.chunking import chunk_document
 from assistant.ingest.loaders import load_document
@@ -379,3 +384,43 @@ def test_a_question_that_counts_the_items_gets_the_list_of_that_many(tmp_path: P
         assert "le belvédère" in text and "choisir le sentier" not in text, text
     text = _ask("Quelles sont les cinq étapes ?", [six, five], every)
     assert "choisir le sentier" in text and "le belvédère" not in text, text
+
+
+@pytest.mark.parametrize(
+    ("question", "polar"),
+    [
+        ("Faut-il un bureau élu pour signer la convention ?", True),
+        ("Est-ce que le club prête son matériel ?", True),
+        ("le club, ça prend des débutants ?", True),
+        ("Y a-t-il une cotisation réduite ?", True),
+        ("Can beginners join the club?", True),
+        ("Qui signe la convention ?", False),
+        ("Comment s'inscrire au club ?", False),
+        ("Où se trouve le local ?", False),
+    ],
+)
+def test_yes_no_questions_are_told_apart(question: str, polar: bool) -> None:
+    assert asks_yes_no(question) is polar
+
+
+CLUB = """<!doctype html><html lang="fr"><head><meta charset="utf-8">
+<title>Foire aux questions du club</title></head><body><main><article>
+<h1>Foire aux questions du club</h1>
+<h2>Faut-il un bureau élu pour signer une convention ?</h2>
+<p>Les petites associations se posent souvent la question du bureau. Un bureau élu n'est pas
+obligatoire pour signer une convention. Il suffit qu'un membre mandaté par l'assemblée signe,
+après un vote consigné au procès-verbal. Les statuts types du réseau prévoient ce mandat.
+Le réseau tient ces statuts à la disposition des clubs.</p>
+</article></main></body></html>"""
+
+
+def test_a_yes_no_answer_keeps_the_sentence_after_the_best_one(tmp_path: Path) -> None:
+    path = tmp_path / "club" / "faq.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(CLUB, encoding="utf-8")
+    loaded = load_document(path, tmp_path)
+    docs = chunk_document(loaded.pages, loaded.blocks, 900, 0)
+    every = [StoredChunk(str(d.id), d.page_content, dict(d.metadata)) for d in docs]
+    text = _ask("Faut-il un bureau élu pour signer une convention ?", every[:1], every)
+    assert "Un bureau élu n'est pas obligatoire pour signer une convention." in text
+    assert "Il suffit qu'un membre mandaté par l'assemblée signe" in text, text

@@ -384,6 +384,8 @@ class ExtractiveAnswerer:
                 chosen = self._ensure_value(question, units, scores, chosen, kind, noun)
                 if asked == "who":
                     chosen = self._with_neighbour(units, scores, chosen, _names_someone)
+                elif asked == "other" and asks_yes_no(ask):
+                    chosen = _with_next(units, scores, chosen)
             chosen = self._with_lists(units, _with_antecedents(units, chosen))
             chosen = _without_dangling(units, chosen)
         value_found = kind is None or any(
@@ -1045,6 +1047,42 @@ def asked_count(question: str) -> int | None:
 
 def _items(units: list[Unit], members: Iterable[int]) -> int:
     return sum(units[j].is_list_item for j in members)
+
+
+# Words that make a question open (« qui », « comment »…); a question without any asks yes or no.
+_OPEN_QUESTION = re.compile(
+    r"\b(?:qui|que|qu|quoi|quel|quelle|quels|quelles|quand|ou|comment|pourquoi|combien|"
+    r"lequel|laquelle|lesquels|lesquelles|what|who|when|where|why|how|which)\b"
+)
+_POLAR_START = re.compile(
+    r"^(?:est-ce qu\w*|faut-il|y a-t-il|peut-on|doit-on|is|are|do|does|can)\b"
+)
+
+
+def asks_yes_no(question: str) -> bool:
+    """Whether a question asks yes or no (« Faut-il … ? », « Est-ce que … ? », « le mécénat
+    c'est moins bien … ? »): no open question word, or a yes/no opening."""
+    q = fold(question).replace("’", "'").strip()
+    if _POLAR_START.match(q):
+        return True
+    return q.endswith("?") and not _OPEN_QUESTION.search(q.replace("'", " "))
+
+
+def _with_next(units: list[Unit], scores: np.ndarray, chosen: list[int]) -> list[int]:
+    """A yes/no answer is the best sentence and the one after it in its passage: the answer
+    is often the first (« évitez la reconduction tacite »), its reason or limit the next."""
+    if not chosen:
+        return chosen
+    best = max(chosen, key=lambda i: float(scores[i]))
+    u = units[best]
+    after = [
+        j
+        for j, v in enumerate(units)
+        if v.hit_index == u.hit_index and v.position == u.position + 1 and not v.is_list_item
+    ]
+    if not after or after[0] in chosen or u.is_list_item:
+        return chosen
+    return _in_passage_order(units, [*chosen, after[0]])
 
 
 def _in_passage_order(units: list[Unit], indices: Iterable[int]) -> list[int]:
