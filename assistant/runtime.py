@@ -96,6 +96,22 @@ def blas_thread_count(settings: Settings, cpus: int | None = None) -> int:
     return max(1, cpus if cpus is not None else _usable_cpus())
 
 
+def local_model_threads(settings: Settings, cpus: int | None = None) -> tuple[int, int]:
+    """(generation, prompt) threads of the local model's llama.cpp server: the prompt is read
+    on every core the engines may use (``thread_count``), the answer written on one core
+    fewer, at most 4, at least 1.
+
+    Measured with ``tools/bench_local_threads.py`` on 2 shared cores (Qwen2.5-Coder-1.5B
+    Q4_K_M, the same real prompts of ~380 new tokens sent in turn to one server per setting,
+    first token p50 over 3-4 prompts, load 6-9): 1 generation + 1 prompt thread 27.9 s
+    (26.9-29.0), 1 + 2 29.0 s (25.0-57.5), 2 + 2 41.1 s (27.9-56.0): two generation threads
+    stall whenever another process takes a core; one or two prompt threads are even. The
+    prompt's length, not the threads, decides the first token (``LLMAnswerer.prompt_budget``).
+    """
+    every = thread_count(settings, cpus)
+    return max(1, min(4, every - 1)), every
+
+
 def thread_env(settings: Settings, cpus: int | None = None) -> dict[str, str]:
     """The environment variables that give an OpenMP engine our thread policy.
 

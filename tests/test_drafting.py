@@ -23,7 +23,7 @@ from assistant.answering.drafting import (
     screen_reason,
 )
 from assistant.answering.extractive import ExtractiveAnswerer
-from assistant.answering.llm import NOTICE_UNCITED, LLMAnswerer
+from assistant.answering.llm import MIN_PROMPT_BUDGET, NOTICE_UNCITED, LLMAnswerer
 from assistant.indexing.store import StoredChunk
 from assistant.retrieval.results import Retrieval, Scored
 from assistant.types import Answer, Hit
@@ -265,3 +265,52 @@ def test_an_extract_the_model_lost_is_added_cited_and_a_kept_one_is_not() -> Non
         "Le jardin compte 24 parcelles. [1]\nLes outils sont prêtés le samedi matin. [2]", "a", "b"
     )
     assert complete_with_extracts(whole, extracts) is whole
+
+
+def test_a_quoted_passage_too_long_for_the_budget_is_sent_as_its_quoted_block() -> None:
+    long_text = (
+        "Le guide du jardin partagé explique d'abord l'histoire du quartier et de ses friches, "
+        * 6
+        + "\n1. Réunir les voisins autour d'un plan du terrain.\n2. Signer une convention "
+        "d'occupation avec la mairie.\n3. Ouvrir une caisse commune pour les semences."
+    )
+    results = [_scored(0, long_text), _scored(1, "Un autre passage " + "mot " * 80)]
+    extracts = Answer(
+        "D'après « Doc 0 » :\n1. Réunir les voisins autour d'un plan du terrain. [1]\n"
+        "2. Signer une convention d'occupation avec la mairie. [1]",
+        [results[0].to_hit()],
+        True,
+    )
+    retrieval = Retrieval("q", [0.0], results)
+    short = chosen_passages(extracts, retrieval, most=3, budget=400)
+    assert short[0].chunk.text == (
+        "1. Réunir les voisins autour d'un plan du terrain.\n"
+        "2. Signer une convention d'occupation avec la mairie."
+    )
+    roomy = chosen_passages(extracts, retrieval, most=3, budget=5000)
+    assert roomy[0].chunk.text == long_text.strip()  # it fits: sent whole
+
+
+def test_the_passage_budget_follows_the_measured_prompt_rate(hash_embeddings: Embeddings) -> None:
+    extractive = ExtractiveAnswerer(hash_embeddings, threshold=-1.0)
+    answerer = LLMAnswerer(
+        GenericFakeChatModel(messages=iter([AIMessage("Une phrase.")])),
+        extractive,
+        passage_budget=1200,
+        first_token_target=10.0,
+    )
+    assert answerer.prompt_budget(FR, []) == 1200  # nothing measured yet
+    answerer.prompt_chars_per_s = 200.0  # 2000 characters in 10 s: the whole budget fits
+    assert answerer.prompt_budget(FR, []) == 1200
+    answerer.prompt_chars_per_s = 80.0  # 800 in 10 s, less the question and the template
+    fits = answerer.prompt_budget(FR, [])
+    assert fits is not None and MIN_PROMPT_BUDGET < fits < 800
+    history = [{"role": "user", "content": "Et avant ? " * 20}]
+    longer = answerer.prompt_budget(FR, history)
+    assert longer is not None and longer < fits  # the history takes its share
+    answerer.prompt_chars_per_s = 10.0
+    assert answerer.prompt_budget(FR, []) == MIN_PROMPT_BUDGET  # never below the extracts
+    retrieval = Retrieval(FR, hash_embeddings.embed_query(FR), [_scored(0, FRENCH_PASSAGES[0])])
+    answerer.prompt_chars_per_s = None
+    answerer.answer(FR, retrieval)  # the fake model answers at once: a high rate is learnt
+    assert answerer.prompt_chars_per_s is not None and answerer.prompt_chars_per_s > 200

@@ -16,6 +16,7 @@ from assistant.indexing.store import IndexStore
 from assistant.runtime import (
     apply_thread_policy,
     blas_thread_count,
+    local_model_threads,
     thread_count,
     thread_env,
 )
@@ -154,3 +155,9 @@ def test_catalogue_cache_sees_every_write(tmp_path: Path, hash_embeddings) -> No
 
 def test_catalog_version_of_a_missing_file(tmp_path: Path) -> None:
     assert catalog_version(tmp_path / "none.sqlite") is None
+
+
+def test_the_local_model_reads_the_prompt_on_every_core_and_writes_on_one_fewer() -> None:
+    assert local_model_threads(Settings(), cpus=2) == (1, 2)
+    assert local_model_threads(Settings(), cpus=16) == (4, 16)
+    assert local_model_threads(Settings(threads=1), cpus=2) == (1, 1)

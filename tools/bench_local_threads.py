@@ -5,12 +5,13 @@ history, the question) sent to every server in turn, the order rotated from one 
 the next so that no setting always goes first.
 
     .venv/bin/python tools/bench_local_threads.py --index /tmp/local-index --questions 12 \
-        --configs 1:1 1:2 2:2 1:2:128
+        --configs 1:1 1:2 2:2 1:2:128 1:2@800
 
-A setting is ``threads:batch_threads[:n_batch]`` (generation threads, prompt threads, prompt
-tokens per step). ``--max-tokens`` caps the answer (the first token is what is measured; a
-few more tokens show the generation rate). Not a test: the numbers depend on what else runs
-(the load average is printed with each row). Writes one JSON line per request to ``--out``.
+A setting is ``threads:batch_threads[:n_batch][@budget]``: generation threads, prompt
+threads, prompt tokens per step, characters of passages in the prompt (default: the
+answerer's). ``--max-tokens`` caps the answer (the first token is what is measured; a few
+more show the generation rate). Not a test: the numbers depend on what else runs (the load
+average is printed with each row). Writes one JSON line per request to ``--out``.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def loadavg() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
 
 
-def prompts(settings: Settings, n: int) -> list[tuple[str, list[dict[str, str]]]]:
+def prompts(settings: Settings, n: int, budget: int) -> list[tuple[str, list[dict[str, str]]]]:
     """(question id, OpenAI messages) for the first ``n`` gold questions the model would get
     (grounded extractive answer), built as ``LLMAnswerer.stream`` builds them."""
     assistant = Assistant(settings)
@@ -71,9 +72,7 @@ def prompts(settings: Settings, n: int) -> list[tuple[str, list[dict[str, str]]]
         answer = extractive.answer(query, retrieval)
         if not answer.grounded:
             continue
-        passages = chosen_passages(
-            answer, retrieval, most=LOCAL_PASSAGES, budget=LOCAL_PASSAGE_BUDGET
-        )
+        passages = chosen_passages(answer, retrieval, most=LOCAL_PASSAGES, budget=budget)
         messages = build_messages(
             query,
             passages,
@@ -124,13 +123,14 @@ def main() -> int:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = Settings.from_env(corpus_dir=ROOT / "corpus", index_dir=args.index)
-    todo = prompts(settings, args.questions)
-    log.info("%d prompts, load %.1f", len(todo), loadavg())
+    budgets = {int(c.partition("@")[2] or LOCAL_PASSAGE_BUDGET) for c in args.configs}
+    todo = {b: prompts(settings, args.questions, b) for b in sorted(budgets)}
+    log.info("%d prompts, load %.1f", len(next(iter(todo.values()))), loadavg())
     spec = local_model_spec(args.llm)
     path = assemble(spec, model_cache_dir(settings))
     servers: dict[str, LocalModelServer] = {}
     for cfg in args.configs:
-        t, b, *rest = (int(x) for x in cfg.split(":"))
+        t, b, *rest = (int(x) for x in cfg.partition("@")[0].split(":"))
         server = LocalModelServer(
             path,
             alias=spec.key,
@@ -143,15 +143,19 @@ def main() -> int:
     results: dict[str, list[dict[str, Any]]] = {cfg: [] for cfg in servers}
     try:
         urls = {cfg: s.start() for cfg, s in servers.items()}
-        for url in urls.values():  # the system prompt into each server's cache
-            first_token(url, todo[0][1], 1)
+        budget_of = {c: int(c.partition("@")[2] or LOCAL_PASSAGE_BUDGET) for c in urls}
+        for cfg, url in urls.items():  # the system prompt into each server's cache
+            first_token(url, todo[budget_of[cfg]][0][1], 1)
+        n = min(len(t) for t in todo.values())
         with args.out.open("w") as fh:
-            for i, (qid, messages) in enumerate(todo):
+            for i in range(n):
                 order = list(urls)[i % len(urls) :] + list(urls)[: i % len(urls)]
                 for cfg in order:
+                    qid, messages = todo[budget_of[cfg]][i]
                     before = loadavg()
                     row = first_token(urls[cfg], messages, args.max_tokens)
-                    row |= {"config": cfg, "id": qid, "load": before, "i": i}
+                    chars = sum(len(m["content"]) for m in messages)
+                    row |= {"config": cfg, "id": qid, "load": before, "i": i, "chars": chars}
                     results[cfg].append(row)
                     fh.write(json.dumps(row) + "\n")
                     fh.flush()

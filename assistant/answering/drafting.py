@@ -51,8 +51,11 @@ def chosen_passages(
 ) -> list[Scored]:
     """The passages the extractive answer quotes (the chosen section, in its order), then the
     best retrieved ones not yet in, at most ``most``, each cut so that the whole stays within
-    ``budget`` characters (the first one always sent, cut to the budget)."""
+    ``budget`` characters (the first one always sent, cut to the budget). A quoted passage too
+    long for what is left of the budget is sent as the block the extracts quote from it (its
+    chosen sentences or list items), not as its first characters."""
     by_id = {r.chunk.id: r for r in retrieval.results}
+    blocks = quoted_blocks(extractive)
     picked: list[Scored] = []
     seen: set[str] = set()
     candidates = [by_id.get(h.chunk_id) or _scored(h) for h in extractive.citations]
@@ -64,9 +67,35 @@ def chosen_passages(
         if picked and left < MIN_PASSAGE_CHARS:
             break
         seen.add(cand.chunk.id)
+        block = blocks.get(cand.chunk.id)
+        if block and len(cand.chunk.text.strip()) > left and len(block) < len(cand.chunk.text):
+            cand = _with_text(cand, block)
         picked.append(_cut(cand, left))
         left -= len(picked[-1].chunk.text)
     return picked
+
+
+def quoted_blocks(answer: Answer) -> dict[str, str]:
+    """Per chunk an answer cites, the text it quotes from it: its units in order, list items
+    on their own lines."""
+    units: dict[str, list[str]] = {}
+    for line in answer.text.splitlines():
+        for text, n in quoted_units(line):
+            if 1 <= n <= len(answer.citations):
+                units.setdefault(answer.citations[n - 1].chunk_id, []).append(text)
+    out: dict[str, str] = {}
+    for chunk_id, texts in units.items():
+        block = ""
+        for text in texts:
+            sep = "\n" if LIST_PREFIX.match(text) else " "
+            block = f"{block}{sep}{text}" if block else text
+        out[chunk_id] = block
+    return out
+
+
+def _with_text(result: Scored, text: str) -> Scored:
+    chunk = StoredChunk(result.chunk.id, text, result.chunk.metadata)
+    return dataclasses.replace(result, chunk=chunk)
 
 
 def _scored(hit: Hit) -> Scored:

@@ -178,6 +178,11 @@ def build_messages(
 
 
 # -- the answerer ---------------------------------------------------------------------------
+# The fewest characters of passages a budgeted prompt gets, whatever the measured rate: about
+# the block of extracts the extractive answer chose, which the model rewrites.
+MIN_PROMPT_BUDGET = 300
+
+
 def default_fallback_errors() -> tuple[type[Exception], ...]:
     """Errors that mean "the LLM server failed", so the extractive answer takes over."""
     errors: list[type[Exception]] = [TimeoutError, ConnectionError]
@@ -225,6 +230,7 @@ class LLMAnswerer:
         cooldown: float = 30.0,
         passage_chars: int | None = None,
         passage_budget: int | None = None,
+        first_token_target: float | None = None,
     ) -> None:
         if passages < 1:
             raise ConfigError(f"passages must be >= 1, got {passages}")
@@ -245,6 +251,11 @@ class LLMAnswerer:
         # set: the passages the extractive answer chose, then the next ones, within this many
         # characters in all (``drafting.chosen_passages``); unset: the top ``passages``
         self.passage_budget = passage_budget
+        # set (with ``passage_budget``): the passages are cut so that the prompt's new text is
+        # read in about this many seconds, at the rate measured on the previous answers
+        self.first_token_target = first_token_target
+        self.prompt_chars_per_s: float | None = None  # measured: prompt text read per second
+        self._system_cached = False  # the server keeps the fixed system prompt's state
         self.unavailable_until = 0.0  # monotonic time before which the model is not tried
         self.last_error = ""
 
@@ -300,12 +311,11 @@ class LLMAnswerer:
         if not self.available:
             yield with_notice(extractive, NOTICE_UNAVAILABLE)
             return
+        budget = self.prompt_budget(question, history or ())
         passages = (
             retrieval.results[: self.passages]
-            if self.passage_budget is None
-            else chosen_passages(
-                extractive, retrieval, most=self.passages, budget=self.passage_budget
-            )
+            if budget is None
+            else chosen_passages(extractive, retrieval, most=self.passages, budget=budget)
         )
         # Our code matches a sentence to a passage in the same language: the model writes in the
         # passages' language; a model that cites itself answers in the question's.
@@ -327,14 +337,18 @@ class LLMAnswerer:
         deadline = time.monotonic() + self.timeout
         try:
             chat = self.chat if isinstance(self.chat, BaseChatModel) else self.chat()
+            asked = time.monotonic()
             for chunk in chat.stream(messages):
                 delta = chunk.text
                 if delta:
+                    if not parts:
+                        self._learn_prompt_rate(messages, time.monotonic() - asked)
                     parts.append(delta)
                     yield delta
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"no complete answer within {self.timeout:g} s")
         except self.fallback_on as exc:
+            self._system_cached = False  # a restarted server reads it again
             self.unavailable_until = time.monotonic() + self.cooldown
             self.last_error = f"{type(exc).__name__}: {exc}"[:300]
             log.warning(
@@ -347,6 +361,34 @@ class LLMAnswerer:
         self.last_error = ""
         raw = "".join(parts)
         yield self._checked(question, raw, passages, retrieval, extractive, language)
+
+    def prompt_budget(self, question: str, history: Sequence[Mapping[str, str]]) -> int | None:
+        """Characters of passages for this answer: ``passage_budget``, or less when the prompt
+        read rate measured so far says the first token would come after
+        ``first_token_target`` seconds (never below ``MIN_PROMPT_BUDGET``: the extracts the
+        model rewrites). None: the top ``passages``, uncut."""
+        if self.passage_budget is None:
+            return None
+        rate = self.prompt_chars_per_s
+        if self.first_token_target is None or rate is None:
+            return self.passage_budget
+        bare = build_messages(question, [], history, self.history_tokens, cite=False)
+        overhead = sum(len(str(m.content)) for m in bare[1:])
+        fits = int(rate * self.first_token_target) - overhead
+        budget = max(MIN_PROMPT_BUDGET, min(self.passage_budget, fits))
+        log.info("passage budget %d chars (prompt read at %.0f chars/s)", budget, rate)
+        return budget
+
+    def _learn_prompt_rate(self, messages: Sequence[BaseMessage], seconds: float) -> None:
+        """Update the prompt read rate from one answer's first token: the text the server had
+        to read (all of it the first time, then all but the cached system prompt) over the
+        seconds it took, averaged with the previous rate."""
+        texts = [str(m.content) for m in messages]
+        chars = sum(len(t) for t in (texts if not self._system_cached else texts[1:]))
+        self._system_cached = True
+        sample = chars / max(seconds, 0.05)
+        old = self.prompt_chars_per_s
+        self.prompt_chars_per_s = sample if old is None else (old + sample) / 2
 
     def _checked(
         self,
@@ -385,9 +427,14 @@ class LLMAnswerer:
             log.info("LLM answer kept no cited sentence; extractive fallback: %r", raw[:300])
             fallback = with_notice(extractive, NOTICE_UNCITED)
             return dataclasses.replace(fallback, drafted=drafted, dropped=dropped)
+        # each cited passage whole, as retrieved, though the model may have read it cut
+        whole = {r.chunk.id: r.to_hit() for r in retrieval.results}
+        whole |= {h.chunk_id: h for h in extractive.citations}
         delivered = Answer(
             text=text,
-            citations=[passages[n - 1].to_hit() for n in sources],
+            citations=[
+                whole.get(passages[n - 1].chunk.id) or passages[n - 1].to_hit() for n in sources
+            ],
             grounded=True,
             query=retrieval.query,
             kind=self.kind,
@@ -486,6 +533,12 @@ LOCAL_PASSAGE_BUDGET = 1200
 LOCAL_MAX_TOKENS = 300
 LOCAL_HISTORY_TOKENS = 200
 LOCAL_TIMEOUT = 120.0
+# The first token's aim on 2 cores: the passages are cut to what the server reads in this time
+# at its measured rate (``LLMAnswerer.prompt_budget``), down to MIN_PROMPT_BUDGET. Measured with
+# tools/bench_local_threads.py, the same 5 real prompts sent in turn to three servers, load
+# 6.5-9.5: passages within 1200 characters, first token p50 31.6 s (max 45.4); within 600,
+# 18.5 s (21.2); within 300, 7.4 s (9.6). Threads changed little (runtime.local_model_threads).
+LOCAL_FIRST_TOKEN_TARGET = 10.0
 
 
 def make_local_answerer(settings: Settings, extractive: ExtractiveAnswerer) -> LLMAnswerer:
@@ -506,4 +559,5 @@ def make_local_answerer(settings: Settings, extractive: ExtractiveAnswerer) -> L
         kind="local-llm",
         passage_chars=LOCAL_PASSAGE_CHARS,
         passage_budget=LOCAL_PASSAGE_BUDGET,
+        first_token_target=LOCAL_FIRST_TOKEN_TARGET,
     )

@@ -36,6 +36,7 @@ from typing import IO, Any
 
 from assistant.errors import ConfigError
 from assistant.indexing.paths import IndexPaths
+from assistant.runtime import local_model_threads
 from assistant.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -454,7 +455,10 @@ class LocalChat:
         with self._lock:
             if self.server is None:
                 path = assemble(self.spec, self.cache_dir)
-                self.server = LocalModelServer(path, alias=self.spec.key)
+                threads, batch_threads = local_model_threads(self.settings)
+                self.server = LocalModelServer(
+                    path, alias=self.spec.key, threads=threads, batch_threads=batch_threads
+                )
             url = self.server.start()
             if url != self._url:
                 settings = self.settings.replace(llm_url=url, llm_model=self.spec.key)
