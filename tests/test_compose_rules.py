@@ -424,3 +424,28 @@ def test_a_yes_no_answer_keeps_the_sentence_after_the_best_one(tmp_path: Path) -
     text = _ask("Faut-il un bureau élu pour signer une convention ?", every[:1], every)
     assert "Un bureau élu n'est pas obligatoire pour signer une convention." in text
     assert "Il suffit qu'un membre mandaté par l'assemblée signe" in text, text
+
+
+PLAN = """<!doctype html><html lang="fr"><head><meta charset="utf-8">
+<title>Plan vélo de la communauté de communes</title></head><body><main><article>
+<h1>Plan vélo de la communauté de communes</h1>
+<h2>Le plan adopté en conseil</h2>
+<p>Le conseil communautaire a adopté son plan vélo en mars, après six mois de concertation
+avec les habitants. Il retient trois axes :</p>
+<ul><li>des pistes continues entre les bourgs ;</li><li>des garages sécurisés en gare ;</li>
+<li>une aide à l'achat pour les ménages modestes.</li></ul>
+</article></main></body></html>"""
+
+
+def test_a_list_is_quoted_with_its_short_lead_in_and_what_it_refers_to(tmp_path: Path) -> None:
+    path = tmp_path / "mobilite" / "plan-velo.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(PLAN, encoding="utf-8")
+    loaded = load_document(path, tmp_path)
+    docs = chunk_document(loaded.pages, loaded.blocks, 900, 0)
+    every = [StoredChunk(str(d.id), d.page_content, dict(d.metadata)) for d in docs]
+    text = _ask("Quels sont les trois axes du plan vélo ?", every[:1], every)
+    assert "Il retient trois axes : [1]" in text, text
+    assert "Le conseil communautaire a adopté son plan vélo en mars" in text  # who « il » is
+    assert text.index("Il retient trois axes") < text.index("des pistes continues")
+    assert "une aide à l'achat pour les ménages modestes." in text

@@ -223,9 +223,18 @@ def sentence_units(text: str) -> list[str]:
 def _is_unit(text: str, is_item: bool) -> bool:
     """A quotable unit: a useful sentence, or a list item of two words or more that is not a
     question."""
-    return _is_useful(text) or (
-        is_item and len(text.split()) >= 2 and not text.rstrip().endswith("?")
+    return (
+        _is_useful(text)
+        or (is_item and len(text.split()) >= 2 and not text.rstrip().endswith("?"))
+        or _is_lead_in(text, is_item)
     )
+
+
+def _is_lead_in(text: str, is_item: bool) -> bool:
+    """A short sentence announcing a list (« Elle retient 6 enjeux : »): quoted with its
+    list only (``_without_dangling`` drops it otherwise), so it may be short."""
+    t = text.strip()
+    return not is_item and len(t.split()) >= 3 and t[:1].isupper() and t.endswith(":")
 
 
 def _is_useful(text: str) -> bool:
@@ -509,6 +518,19 @@ class ExtractiveAnswerer:
             ]
             block = _contiguous(same, units, best)
             chosen = block[:8]
+            # with the sentence that announces it (« Elle retient 6 enjeux : »)
+            first = units[block[0]]
+            lead = next(
+                (
+                    j
+                    for j, u in enumerate(units)
+                    if u.hit_index == first.hit_index and u.position == first.position - 1
+                ),
+                None,
+            )
+            lead_in = lead is not None and not units[lead].is_list_item
+            if lead is not None and lead_in and units[lead].text.rstrip().endswith(":"):
+                chosen = [lead, *chosen]
         elif self._list_after(units, best):
             # « ... en cinq étapes : » followed by the steps: quote the intro and the list
             chosen = [best, *self._list_after(units, best)[:8]]
