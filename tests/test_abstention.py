@@ -141,6 +141,11 @@ def test_judge_order_of_reasons() -> None:
         ("Quels outils existent pour évaluer un partenariat ?", "list"),
         ("Je suis élue, par où commencer ?", "list"),
         ("Comment monter une alliance étape par étape ?", "list"),
+        # a how-to whose verb comes a few words after « comment », conjugated
+        ("Comment une école peut lancer un jumelage avec une entreprise ?", "list"),
+        ("Comment notre club monte un projet avec la mairie ?", "list"),
+        ("Comment le bilan montre-t-il l'impact ?", "other"),
+        ("Comment s'appelle le réseau ?", "other"),
         ("What are the main steps?", "list"),
         ("Qu'est-ce qu'une convention de mécénat ?", "definition"),
         ("c'est quoi le mécénat de compétences", "definition"),

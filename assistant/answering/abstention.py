@@ -199,8 +199,9 @@ QuestionType = str  # "list" | "definition" | "who" | "value" | "other"
 # « what are the », « steps », « how do I start ».
 _ASKS_LIST = re.compile(
     r"^(?:et )?(?:quel(?:le)?s |lesquel)|"
-    r"\b(?:etapes?|par ou commencer|comment (?:commencer|demarrer|debuter|lancer|s'y prendre|"
-    r"faire pour|proceder|monter|mettre en place|construire|financer|evaluer|choisir)|"
+    r"\b(?:etapes?|par ou commencer|comment (?:[\w'-]+ ){0,4}?(?:commenc|demarr|debut|lanc|"
+    r"s'y prend|faire pour|proced|mont(?:e|er|es|ent|ez|ons)\b|mettre en place|met en place|"
+    r"construi|financ|evalu|choisi)\w*|"
     r"liste|lister|enumere|quels sont|quelles sont|les principaux|les principales|conditions|"
     r"modes|leviers|criteres|outils|moyens|piliers|engagements|what are|which are|steps|"
     r"how (?:do|can|should) (?:i|we) (?:start|begin|set up|build|fund|finance))\b"
