@@ -40,6 +40,7 @@ from assistant.retrieval.hybrid import (
     Mode,
     Retrieval,
 )
+from assistant.retrieval.rerank import StructureReranker
 from assistant.settings import Settings
 from assistant.types import Answer, Building, Hit, IndexStats, RefreshReport
 
@@ -208,6 +209,7 @@ class Assistant:
             store,
             self._embedder_for(build.embedder),
             lexical,
+            StructureReranker(),
             candidates=s.candidates,
             dense_weight=s.dense_weight,
             bm25_weight=s.bm25_weight,

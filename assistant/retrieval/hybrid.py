@@ -145,9 +145,11 @@ class HybridSearcher:
                     bm25_rank=bm25_rank.get(cid),
                 )
             )
+        # The reranker sees every candidate (the passage holding the list may be fused 20th),
+        # then near-duplicates collapse until k are kept.
+        results = self.reranker.rerank(q, results)
         drop = set(near_duplicates([r.chunk.text for r in results], keep=k))
-        results = [r for i, r in enumerate(results) if i not in drop]
-        results = self.reranker.rerank(q, results)[:k]
+        results = [r for i, r in enumerate(results) if i not in drop][:k]
         if early:
             results = self._with_similarity(vector, results)
         return Retrieval(

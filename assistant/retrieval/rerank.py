@@ -3,15 +3,34 @@
 A reranker (a cross-encoder, an LLM judge, business rules) implements ``Reranker`` and is given
 to ``HybridSearcher``; it may reorder or drop candidates, never invent them, and should keep
 each ``Scored``'s signals as they are (the decline rule reads ``Retrieval.evidence_strength``).
-The default keeps the fused order.
+``KEEP_ORDER`` keeps the fused order; ``StructureReranker`` (the default of the assistant)
+reads the shape of each passage:
+
+- a *fragment* (a heading and a few words, the tail of a sentence cut by a page break) ranks
+  lower: short passages score high in BM25 and close in embeddings, yet hold no answer;
+- a passage that *describes its document* (« Ce guide présente… », « Cette fiche propose… »)
+  ranks lower, unless the question is about a document;
+- for a steps question (« quelles étapes… », « par où commencer ? », « comment s'y prendre ? »,
+  « what are the steps »), a passage that holds a list, or a table, ranks higher, and more so
+  the one where the list starts. Only steps: a procedure is written as a list, while the
+  items of « quelles sont les sept approches ? » are as often named in one sentence (measured:
+  a bonus for every list question moved other lists above those sentences, fact coverage
+  0.754 -> 0.729).
+
+Each rule multiplies the fused score, so a passage far from the question stays far.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
+from assistant.indexing.store import StoredChunk
+from assistant.retrieval.followup import asked_part
 from assistant.retrieval.results import Scored
+from assistant.text.french import fold
 
 
 class Reranker(Protocol):
@@ -28,3 +47,143 @@ class KeepOrder:
 
 
 KEEP_ORDER = KeepOrder()
+
+
+# A list item at the start of a line: « 1. », « 2) », « - », « • », « Étape 3 : », « a) ».
+_ITEM = re.compile(r"(?m)^\s*(?:(\d{1,2})\s?[.)°]|[-•–*▪◦●]|etape\s+(\d{1,2})\b|[a-h]\))\s*\S")
+_TABLE_ROW = re.compile(r"(?m)^\s*\|.*\|\s*$")
+# Opening words of a passage about its own document: « Ce guide présente », « Cette fiche
+# propose », « Le présent document décrit », « Vous trouverez dans ce guide ».
+_ABOUT_DOCUMENT = re.compile(
+    r"^(?:(?:ce|cette|le present|la presente|notre)\s+(?:guide|document|fiche|note|"
+    r"chapitre|section|texte|page|rapport|livret|kit|module|partie|annexe|boite a outils|"
+    r"dossier|brochure|vademecum|memento|publication|etude)\b[^.!?]{0,80}?\b(?:presente|"
+    r"propose|decrit|s'adresse|rassemble|detaille|explique|resume|aborde|fait le point|"
+    r"vise|a pour objet|passe en revue|revient|suit|donne|comprend|contient|se compose)"
+    r"|(?:vous trouverez|on trouvera|nous (?:presentons|verrons|proposons))\b"
+    r"|(?:document|page|texte) (?:d'exemple|redige|etabli|prepare)\b)"
+)
+# The question is about a document itself: then passages that describe one are what it wants.
+_ASKS_DOCUMENT = re.compile(
+    r"\b(?:guide|document|fiche|note|rapport|livret|kit|texte|brochure|publication|ouvrage|"
+    r"livre|etude|dossier|chapitre|report|booklet|handbook)s?\b"
+)
+_LETTER = re.compile(r"[^\W\d_]")
+# A question asking for steps, a procedure or where to start (on folded text).
+_ASKS_STEPS = re.compile(
+    r"\b(?:etapes?|par ou (?:commencer|debuter|demarrer)|pas a pas|marche a suivre|"
+    r"comment (?:commencer|demarrer|debuter|se lancer|s'y prendre|proceder)|premiers pas|"
+    r"steps?|step by step|where (?:do|should|can) (?:i|we) (?:start|begin)|"
+    r"how (?:do|can|should) (?:i|we) (?:start|begin|get started))\b"
+)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the reranker reads in a passage (computed once per chunk)."""
+
+    fragment: bool  # too little text of its own to hold an answer
+    about_document: bool  # opens by describing its document
+    items: int  # list items (or table rows) it holds
+    list_start: bool  # it holds the first item of a list (« 1. », « Étape 1 », a bullet run)
+
+
+def _body(chunk: StoredChunk) -> str:
+    """The passage without its leading section heading (chunks start with it)."""
+    text = chunk.text.strip()
+    section = str(chunk.metadata.get("section", ""))
+    heading = section.rsplit(" > ", 1)[-1].strip() if section else ""
+    first, sep, rest = text.partition("\n")
+    if sep and (first.strip() == heading or (heading and text.startswith(heading))):
+        return text[len(heading) :].strip() if text.startswith(heading) else rest.strip()
+    return text
+
+
+def shape(chunk: StoredChunk, min_letters: int = 100) -> Shape:
+    """The shape of ``chunk`` (see the module doc)."""
+    body = _body(chunk)
+    folded = fold(body).replace("’", "'")
+    letters = len(_LETTER.findall(body))
+    starts_mid_sentence = bool(body) and body[0].islower()
+    fragment = letters < min_letters or (starts_mid_sentence and letters < 2 * min_letters)
+    numbers: list[int] = []
+    bullets = 0
+    for m in _ITEM.finditer(folded):
+        n = m.group(1) or m.group(2)
+        if n is not None:
+            numbers.append(int(n))
+        else:
+            bullets += 1
+    rows = len(_TABLE_ROW.findall(body))
+    items = len(numbers) + bullets + (rows - 1 if rows >= 3 else 0)
+    list_start = (1 in numbers) or bullets >= 2 or rows >= 3
+    return Shape(
+        fragment=fragment,
+        about_document=bool(_ABOUT_DOCUMENT.match(folded)),
+        items=items,
+        list_start=list_start,
+    )
+
+
+def _asks(query: str) -> tuple[bool, bool]:
+    """Whether ``query`` (its new ask, for a rewritten follow-up) asks for steps, and whether
+    it is about a document."""
+    ask = fold(asked_part(query)).replace("’", "'")
+    return bool(_ASKS_STEPS.search(ask)), bool(_ASKS_DOCUMENT.search(ask))
+
+
+class StructureReranker:
+    """Reorders the fused candidates by the shape of each passage (see the module doc).
+
+    ``fragment``, ``about_document``: the factors a fragment and a passage describing its
+    document get; ``list_bonus``: the factor added for a list (``list_start_bonus`` more where
+    it starts) when steps are asked for. Shapes are cached by chunk id (``max_cached``)."""
+
+    def __init__(
+        self,
+        *,
+        fragment: float = 0.75,
+        about_document: float = 0.8,
+        list_bonus: float = 0.0,
+        list_start_bonus: float = 0.0,
+        max_cached: int = 200_000,
+    ) -> None:
+        self.fragment = fragment
+        self.about_document = about_document
+        self.list_bonus = list_bonus
+        self.list_start_bonus = list_start_bonus
+        self.max_cached = max_cached
+        self._shapes: dict[str, Shape] = {}
+
+    def _shape(self, chunk: StoredChunk) -> Shape:
+        got = self._shapes.get(chunk.id)
+        if got is None:
+            got = shape(chunk)
+            if len(self._shapes) >= self.max_cached:
+                self._shapes.clear()
+            self._shapes[chunk.id] = got
+        return got
+
+    def factor(self, query: str, chunk: StoredChunk) -> float:
+        """What ``chunk``'s fused score is multiplied by for ``query``."""
+        wants_steps, about_documents = _asks(query)
+        return self._factor(self._shape(chunk), wants_steps, about_documents)
+
+    def _factor(self, s: Shape, wants_steps: bool, about_documents: bool) -> float:
+        f = 1.0
+        if s.fragment:
+            f *= self.fragment
+        if s.about_document and not about_documents:
+            f *= self.about_document
+        if wants_steps and s.items >= 2 and not s.fragment:
+            f *= 1.0 + self.list_bonus + (self.list_start_bonus if s.list_start else 0.0)
+        return f
+
+    def rerank(self, query: str, results: Sequence[Scored]) -> list[Scored]:
+        wants_steps, about_documents = _asks(query)
+        scored = [
+            (r.fused * self._factor(self._shape(r.chunk), wants_steps, about_documents), i, r)
+            for i, r in enumerate(results)
+        ]
+        scored.sort(key=lambda t: (-t[0], t[1]))
+        return [r for _, _, r in scored]

@@ -1,0 +1,112 @@
+"""The structure reranker: fragments and passages about their document step back, a list steps
+forward when a list is asked for. Documents here are written unlike the shipped sample (another
+domain, other heading and list styles, a page break cutting a sentence)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import HashEmbeddings
+
+from assistant import Assistant, Settings
+from assistant.indexing.store import StoredChunk
+from assistant.retrieval.rerank import KEEP_ORDER, StructureReranker, shape
+from assistant.retrieval.results import Scored
+
+SECTION = "Guide du jardin partagé > Créer le jardin"
+
+
+def _chunk(cid: str, text: str, section: str = SECTION, index: int = 0) -> StoredChunk:
+    meta = {"source": "jardins/guide.pdf", "title": "Guide", "section": section,
+            "chunk_index": index}  # fmt: skip
+    return StoredChunk(cid, text, meta)
+
+
+def _scored(chunk: StoredChunk, fused: float) -> Scored:
+    return Scored(chunk, fused=fused, dense=0.8, bm25=1.0, dense_rank=1, bm25_rank=1)
+
+
+STEPS = _chunk(
+    "steps",
+    "Créer le jardin\n\nQuatre temps suffisent :\n"
+    "▪ repérer une friche ou un terrain municipal inutilisé ;\n"
+    "▪ réunir une dizaine de voisins prêts à donner deux heures par semaine ;\n"
+    "▪ signer une convention d'occupation avec la mairie ;\n"
+    "▪ prévoir un point d'eau et un abri à outils.",
+)
+ABOUT = _chunk(
+    "about",
+    "Créer le jardin\n\nLe présent livret décrit comment créer un jardin partagé dans son "
+    "quartier, puis les aides que les communes accordent aux collectifs d'habitants.",
+)
+# The tail of a sentence a page break cut off: a heading and a few words.
+TAIL = _chunk("tail", "Créer le jardin\n\nsans oublier l'assurance.", index=3)
+PROSE = _chunk(
+    "prose",
+    "Créer le jardin\n\nUn jardin partagé est un terrain cultivé collectivement par les "
+    "habitants d'un quartier. Les récoltes sont partagées entre les membres du collectif, et "
+    "les parcelles communes accueillent les écoles du voisinage.",
+)
+
+
+def test_shapes_are_read_from_the_text_without_its_heading() -> None:
+    steps = shape(STEPS)
+    assert steps.items == 4 and steps.list_start and not steps.fragment
+    assert shape(ABOUT).about_document and not shape(PROSE).about_document
+    assert shape(TAIL).fragment and not shape(PROSE).fragment
+    text = "Étape 3 — Signer\n\n3. Signer la convention avec la mairie.\n4. Planter."
+    numbered = _chunk("n", text, section="Guide > Étape 3 — Signer", index=2)
+    assert shape(numbered).items == 2 and not shape(numbered).list_start  # a list's end
+
+
+def test_a_list_question_gets_the_list_before_the_passage_about_the_document() -> None:
+    results = [_scored(ABOUT, 0.14), _scored(TAIL, 0.13), _scored(PROSE, 0.125),
+               _scored(STEPS, 0.12)]  # fmt: skip
+    question = "Quelles sont les étapes pour créer un jardin partagé ?"
+    reranker = StructureReranker(list_bonus=0.1, list_start_bonus=0.1)
+    ranked = [r.chunk.id for r in reranker.rerank(question, results)]
+    assert ranked[0] == "steps"
+    assert StructureReranker().rerank(question, results)[0].chunk.id != "about"
+    assert ranked.index("tail") > ranked.index("prose")
+    assert KEEP_ORDER.rerank(question, results) == results  # the identity keeps the fused order
+
+
+def test_a_definition_question_does_not_favour_lists() -> None:
+    results = [_scored(PROSE, 0.13), _scored(STEPS, 0.12)]
+    ranked = StructureReranker().rerank("Qu'est-ce qu'un jardin partagé ?", results)
+    assert [r.chunk.id for r in ranked] == ["prose", "steps"]
+
+
+def test_a_question_about_a_document_keeps_the_passage_that_describes_it() -> None:
+    results = [_scored(ABOUT, 0.13), _scored(PROSE, 0.125)]
+    ranked = StructureReranker().rerank("Que contient ce livret sur les jardins ?", results)
+    assert ranked[0].chunk.id == "about"
+    ranked = StructureReranker().rerank("Qui cultive un jardin partagé ?", results)
+    assert ranked[0].chunk.id == "prose"
+
+
+def test_the_assistant_ranks_the_steps_over_the_passage_that_announces_them(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus" / "boite-a-outils"
+    corpus.mkdir(parents=True)
+    (corpus / "jardins.md").write_text(
+        "# Jardins partagés\n\n## Présentation\n\n"
+        "Ce document présente les étapes pour créer un jardin partagé et les aides des "
+        "communes pour créer un jardin partagé.\n\n"
+        "## Créer un jardin partagé\n\n"
+        "Les habitants s'organisent ainsi :\n\n"
+        "1. repérer une friche ou un terrain municipal inutilisé ;\n"
+        "2. réunir une dizaine de voisins prêts à donner deux heures par semaine ;\n"
+        "3. signer une convention d'occupation avec la mairie.\n\n"
+        "## Les récoltes\n\n"
+        "Les récoltes sont partagées entre les membres ; les écoles du voisinage viennent "
+        "observer les parcelles au printemps et à l'automne.\n",
+        encoding="utf-8",
+    )
+    settings = Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index")
+    with Assistant(settings, embedder=HashEmbeddings()) as a:
+        a.refresh()
+        hits = a.search("Quelles sont les étapes pour créer un jardin partagé ?", k=3)
+    texts = [h.text for h in hits]
+    steps = next(i for i, t in enumerate(texts) if "1. repérer une friche" in t)
+    about = next(i for i, t in enumerate(texts) if "Ce document présente" in t)
+    assert steps < about
