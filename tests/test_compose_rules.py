@@ -14,6 +14,7 @@ from assistant.answering.extractive import (
     ExtractiveAnswerer,
     asked_count,
     asks_yes_no,
+    defined_subject,
     lexical_overlap,
 )
 from assistant.indexing.store import StoredChunk
@@ -449,3 +450,32 @@ def test_a_list_is_quoted_with_its_short_lead_in_and_what_it_refers_to(tmp_path:
     assert "Le conseil communautaire a adopté son plan vélo en mars" in text  # who « il » is
     assert text.index("Il retient trois axes") < text.index("des pistes continues")
     assert "une aide à l'achat pour les ménages modestes." in text
+
+
+COMPOST = """<!doctype html><html lang="fr"><head><meta charset="utf-8">
+<title>Le compostage partagé en pied d'immeuble</title></head><body><main><article>
+<h1>Le compostage partagé en pied d'immeuble</h1>
+<h2>Un succès dans les quartiers</h2>
+<p>Les habitants qui se lancent dans le compostage partagé racontent souvent la même chose : on
+commence pour les déchets, on reste pour les voisins. Le compostage partagé séduit aussi les
+bailleurs, qui y voient un moyen de réduire les ordures ménagères.</p>
+<h2>Définition</h2>
+<p>Dans le compostage partagé, un site collectif reçoit les épluchures de plusieurs foyers,
+qui les déposent dans des bacs communs. Un référent formé veille au mélange du compost.</p>
+</article></main></body></html>"""
+
+
+def test_a_definition_question_prefers_the_definition_section(tmp_path: Path) -> None:
+    assert defined_subject("et le compostage partagé alors, c'est quoi ?") == {
+        "compostag",
+        "partag",
+    }
+    path = tmp_path / "quartier" / "compost.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(COMPOST, encoding="utf-8")
+    loaded = load_document(path, tmp_path)
+    docs = chunk_document(loaded.pages, loaded.blocks, 900, 0)
+    every = [StoredChunk(str(d.id), d.page_content, dict(d.metadata)) for d in docs]
+    assert len(every) == 2
+    text = _ask("Qu'est-ce que le compostage partagé ?", every, every)
+    assert "un site collectif reçoit les épluchures de plusieurs foyers" in text, text

@@ -375,6 +375,15 @@ class ExtractiveAnswerer:
         if units:
             scores = self._score(question, retrieval.query_vector, units, results, df)
             scores = scores + np.array([_shape_bonus(asked, u) for u in units], dtype=np.float32)
+            if asked == "definition" and (subject := defined_subject(ask)):
+                scores = scores + np.array(
+                    [
+                        (SUBJECT_FIRST if _opens_on(subject, u) else 0.0)
+                        + (SUBJECT_FIRST if _defines_section(u) else 0.0)
+                        for u in units
+                    ],
+                    dtype=np.float32,
+                )
             if kind is not None:  # prefer sentences that hold the kind of value asked for
                 scores = scores + 0.08 * np.array(
                     [satisfies(kind, _without_asked_numbers(question, u.text)) for u in units]
@@ -927,6 +936,39 @@ _NAME = re.compile(
 def _names_someone(text: str) -> bool:
     """A capitalised name or an acronym past the sentence's first word (« Le RAMEAU »)."""
     return bool(_NAME.search(text.split(" ", 1)[1] if " " in text else ""))
+
+
+SUBJECT_FIRST = 0.06  # a definition question: the sentence opening on its subject
+
+_DEFINITION_CUE = re.compile(
+    r"\b(?:qu'est[- ]ce (?:que|qu)|c'est quoi|que (?:signifie|veut dire|designe)|"
+    r"definition d[eu]s?|definir|ca veut dire|what is|what's|what does|mean|define)\b"
+    r"|\b(?:et|alors|donc|exactement)\b"
+)
+
+
+def defined_subject(question: str) -> set[str]:
+    """The stems of what a definition question asks about (« et la coopération économique
+    alors, c'est quoi ? » -> coopération, économique)."""
+    return content_words(_DEFINITION_CUE.sub(" ", fold(question).replace("’", "'")))
+
+
+def _opens_on(subject: set[str], unit: Unit) -> bool:
+    """Whether a sentence's first words name the whole subject (« La coopération économique
+    réunit… »): the sentence is about it, not one that mentions it on the way."""
+    return not unit.is_list_item and subject <= content_words(" ".join(unit.text.split()[:6]))
+
+
+_DEFINITION_HEADING = re.compile(
+    r"^(?:\d+[.)]?\s*)?(?:definitions?|qu'est-ce qu|de quoi parle-t-on|what is)"
+)
+
+
+def _defines_section(unit: Unit) -> bool:
+    """A sentence of a section titled « Définition » (« Qu'est-ce que … ? »): all of them,
+    so the section's own sentences keep their order of merit."""
+    heading = fold(_section_heading(unit)).replace("’", "'").strip()
+    return bool(_DEFINITION_HEADING.match(heading))
 
 
 def _shape_bonus(asked: str, unit: Unit) -> float:
