@@ -11,11 +11,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chromadb.api import ClientAPI
 from langchain_core.embeddings import Embeddings
-from langchain_core.retrievers import BaseRetriever
 
 from assistant.answering.extractive import Answerer, sentence_units
 from assistant.answering.llm import make_answerer, stream_answer
@@ -35,7 +34,6 @@ from assistant.indexing.store import IndexStore, close_chroma_client, make_chrom
 from assistant.retrieval.followup import contextualize
 from assistant.retrieval.hybrid import (
     MAX_QUERY_CHARS,
-    AllianceRetriever,
     HybridSearcher,
     Mode,
     Retrieval,
@@ -43,6 +41,9 @@ from assistant.retrieval.hybrid import (
 from assistant.retrieval.rerank import StructureReranker
 from assistant.settings import Settings
 from assistant.types import Answer, Building, Hit, IndexStats, RefreshReport
+
+if TYPE_CHECKING:  # langchain's retriever machinery loads only for as_retriever (~0.5-1 s)
+    from langchain_core.retrievers import BaseRetriever
 
 log = logging.getLogger(__name__)
 
@@ -379,6 +380,8 @@ class Assistant:
         return stream_answer(answerer, query, retrieval, turns)
 
     def as_retriever(self, k: int = 5, kinds: Sequence[str] | None = None) -> BaseRetriever:
+        from assistant.retrieval.retriever import AllianceRetriever
+
         self._get_searcher()  # fails now, not at the first query, on an empty index
         return AllianceRetriever(searcher=self, k=k, kinds=list(kinds) if kinds else None)
 

@@ -14,17 +14,21 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-import bm25s
 import numpy as np
 
 from assistant.errors import IndexNotReadyError, QueryError
 from assistant.text.french import TOKENIZER_VERSION, tokenize
+
+if TYPE_CHECKING:  # bm25s (and scipy.sparse, ~0.6 s) load with the first index built or read
+    import bm25s
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +57,7 @@ class BM25Index:
         corpus_tokens = [tokenize(t) for t in texts]
         if not any(corpus_tokens):
             return cls(ids, None)
-        model = bm25s.BM25()
+        model = _bm25s().BM25()
         model.index(corpus_tokens, show_progress=False)
         logger.debug("BM25 index built: %d chunks, %d terms", len(ids), len(model.vocab_dict))
         return cls(ids, model)
@@ -156,7 +160,7 @@ class BM25Index:
             ids = json.loads((directory / _IDS).read_text("utf-8"))
             model = None
             if manifest.get("has_model"):
-                model = bm25s.BM25.load(str(directory / _MODEL), show_progress=False)
+                model = _bm25s().BM25.load(str(directory / _MODEL), show_progress=False)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise IndexNotReadyError(f"BM25 index in {directory} is corrupt: {exc}") from exc
         if not isinstance(ids, list) or len(ids) != manifest.get("count"):
@@ -164,6 +168,17 @@ class BM25Index:
         if model is not None and _model_size(model) != len(ids):
             raise IndexNotReadyError(f"BM25 index in {directory} is corrupt: size mismatch")
         return cls([str(i) for i in ids], model)
+
+
+def _bm25s() -> ModuleType:
+    """bm25s, imported on first use (a no-change refresh never needs it). It sets its logger to
+    DEBUG as it loads, which would let its records through any root level: it gets ours."""
+    first = "bm25s" not in sys.modules
+    import bm25s
+
+    if first:
+        logging.getLogger("bm25s").setLevel(logger.getEffectiveLevel())
+    return bm25s
 
 
 def _model_size(model: bm25s.BM25) -> int:

@@ -18,12 +18,14 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-
-from pypdf import PageObject, PdfReader
-from pypdf.generic import ArrayObject, StreamObject
+from typing import TYPE_CHECKING
 
 from assistant.errors import DocumentError
 from assistant.settings import Settings
+
+if TYPE_CHECKING:  # pypdf loads with the first PDF read, not with the library (~0.2 s)
+    from pypdf import PageObject, PdfReader
+    from pypdf.generic import StreamObject
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,8 @@ def _streams(page: PageObject) -> list[StreamObject]:
     if contents is None:
         return []
     obj = contents.get_object()
+    from pypdf.generic import ArrayObject, StreamObject
+
     items = list(obj) if isinstance(obj, ArrayObject) else [obj]
     return [s for s in (item.get_object() for item in items) if isinstance(s, StreamObject)]
 
@@ -68,6 +72,8 @@ def _decoded_size(stream: StreamObject, cap: int) -> int:
     """The stream's decoded length, or ``cap`` once it reaches it: Flate is inflated at most
     ``cap`` bytes (the usual filter); other filters are decoded by pypdf as extraction would."""
     filters = stream.get("/Filter")
+    from pypdf.generic import ArrayObject
+
     names = [str(f) for f in filters] if isinstance(filters, ArrayObject) else [str(filters)]
     raw: bytes = getattr(stream, "_data", b"")
     try:

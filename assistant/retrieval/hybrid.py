@@ -12,9 +12,6 @@ from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
-from langchain_core.documents import Document
-from langchain_core.retrievers import BaseRetriever
 
 from assistant.errors import QueryError
 from assistant.indexing.build import embedding_text
@@ -27,7 +24,7 @@ from assistant.retrieval.rerank import KEEP_ORDER, Reranker
 from assistant.retrieval.results import EVIDENCE_TOP, Retrieval, Scored
 from assistant.settings import KINDS
 
-__all__ = ["AllianceRetriever", "HybridSearcher", "Mode", "Retrieval", "Scored", "validate"]
+__all__ = ["HybridSearcher", "Mode", "Retrieval", "Scored", "validate"]
 
 log = logging.getLogger(__name__)
 
@@ -221,20 +218,11 @@ class HybridSearcher:
         return ChainMap(extra, chunks) if extra else chunks  # no copy of a 100k-entry table
 
 
-class AllianceRetriever(BaseRetriever):
-    """A langchain retriever over the same hybrid search (for chains and agents)."""
+def __getattr__(name: str) -> Any:
+    """``AllianceRetriever`` lives in ``retrieval.retriever``: langchain's retriever machinery
+    (its tracers, ~0.5-1 s of imports) loads only for whoever asks for a retriever."""
+    if name == "AllianceRetriever":
+        from assistant.retrieval.retriever import AllianceRetriever
 
-    searcher: Any
-    k: int = 5
-    kinds: list[str] | None = None
-
-    def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
-    ) -> list[Document]:
-        hits = self.searcher.retrieve(query, self.k, self.kinds).hits
-        docs = []
-        for h in hits:
-            meta: dict[str, Any] = h.to_dict()
-            meta.pop("text")
-            docs.append(Document(page_content=h.text, metadata=meta, id=h.chunk_id))
-        return docs
+        return AllianceRetriever
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

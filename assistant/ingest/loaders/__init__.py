@@ -31,8 +31,6 @@ from langchain_core.documents import Document
 
 from assistant.errors import DocumentError, TooLargeError, UnsupportedTypeError
 from assistant.ingest.budget import ReadBudget
-from assistant.ingest.loaders.html import read_html_blocks
-from assistant.ingest.loaders.pdf import read_pdf
 from assistant.ingest.loaders.structure import Block
 from assistant.ingest.loaders.text import read_text_blocks, read_text_file
 
@@ -92,6 +90,8 @@ class Format:
 def _pdf(
     data: bytes, source: str, passwords: Sequence[str], budget: ReadBudget | None
 ) -> Extracted:
+    from assistant.ingest.loaders.pdf import read_pdf  # pypdf loads with the first PDF
+
     pdf = read_pdf(data, source, passwords, budget)
     return Extracted(
         pdf.title, list(pdf.numbered), pdf.page_count, list(pdf.warnings), list(pdf.blocks)
@@ -101,6 +101,8 @@ def _pdf(
 def _html(
     data: bytes, source: str, passwords: Sequence[str], budget: ReadBudget | None
 ) -> Extracted:
+    from assistant.ingest.loaders.html import read_html_blocks  # trafilatura: the first page
+
     title, text, blocks = read_html_blocks(data, source)
     return Extracted(title, [(None, text)], blocks=blocks)
 
