@@ -479,3 +479,18 @@ def test_a_definition_question_prefers_the_definition_section(tmp_path: Path) ->
     assert len(every) == 2
     text = _ask("Qu'est-ce que le compostage partagé ?", every, every)
     assert "un site collectif reçoit les épluchures de plusieurs foyers" in text, text
+
+
+def test_a_list_cut_by_chunks_is_read_whole_from_a_lower_ranked_passage(tmp_path: Path) -> None:
+    path = tmp_path / "club" / "randonnees.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(ROUTES, encoding="utf-8")
+    loaded = load_document(path, tmp_path)
+    docs = chunk_document(loaded.pages, loaded.blocks, 120, 0)  # the lists cut between items
+    every = [StoredChunk(str(d.id), d.page_content, dict(d.metadata)) for d in docs]
+    six = [c for c in every if "Le parcours du dimanche" in c.metadata.get("section", "")]
+    assert len(six) >= 2
+    others = [c for c in every if c not in six]
+    # the end of the six-step list ranks fourth, below three passages of the other section
+    text = _ask("Quelles sont les six étapes du parcours ?", [*others[:3], six[-1]], every)
+    assert "le moulin" in text and "le belvédère" in text, text

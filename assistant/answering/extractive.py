@@ -370,10 +370,14 @@ class ExtractiveAnswerer:
         kind = expected_kind(ask)
         noun = counted_noun(ask)
         asked = question_type(ask)
-        units = self._units(results, retrieval)
+        # a list question reads the section of every passage holding list items: a list cut by
+        # a chunk boundary is quoted whole even from a lower-ranked passage
+        units = self._units(results, retrieval, lists=asked == "list")
         chosen: list[int] = []
         if units:
-            scores = self._score(question, retrieval.query_vector, units, results, df)
+            scores = self._score(
+                question, retrieval.query_vector, units, results, df, lists=asked == "list"
+            )
             scores = scores + np.array([_shape_bonus(asked, u) for u in units], dtype=np.float32)
             if asked == "definition" and (subject := defined_subject(ask)):
                 scores = scores + np.array(
@@ -434,7 +438,9 @@ class ExtractiveAnswerer:
         return self._build(retrieval, units, chosen, question), verdict
 
     # -- steps ---------------------------------------------------------------------------
-    def _units(self, results: Sequence[Scored], retrieval: Retrieval | None = None) -> list[Unit]:
+    def _units(
+        self, results: Sequence[Scored], retrieval: Retrieval | None = None, lists: bool = False
+    ) -> list[Unit]:
         """Quotable units of the top passages. For the first ``read_sections`` passages the
         whole enclosing section is read (its other chunks, in order), so a list cut by a chunk
         boundary or the sentence after the retrieved one can be quoted: retrieve small, read
@@ -444,7 +450,9 @@ class ExtractiveAnswerer:
         read: set[str] = set()
         for i, r in enumerate(results):
             chunks = [r.chunk]
-            if section_of is not None and i < self.read_sections:
+            if section_of is not None and (
+                i < self.read_sections or (lists and _has_items(r.chunk.text))
+            ):
                 sid = str(r.chunk.metadata.get("section_id", ""))
                 if sid and sid in read:
                     continue  # the section was read for a better passage
@@ -493,6 +501,7 @@ class ExtractiveAnswerer:
         units: list[Unit],
         results: Sequence[Scored],
         document_frequency: Callable[[str], int] | None = None,
+        lists: bool = False,
     ) -> np.ndarray:
         q = np.asarray(qvec, dtype=np.float32)
         q = q / (float(np.linalg.norm(q)) or 1.0)
@@ -509,7 +518,10 @@ class ExtractiveAnswerer:
         cheap = 0.3 * lex + prior - 0.3 * about_doc
         # Embedding sentences is most of an answer's cost: embed only the most promising ones
         # by the cheap signals; the others rank below every embedded one.
-        keep = [int(i) for i in np.argsort(-cheap, kind="stable")[: self.max_embedded]]
+        # A list question weighs whole lists, whose items are many and short: more are embedded
+        # (most come from the refresh's sentence cache at no cost).
+        most = self.max_embedded * (LIST_EMBEDDED if lists else 1)
+        keep = [int(i) for i in np.argsort(-cheap, kind="stable")[:most]]
         sims = np.full(len(units), -1.0, dtype=np.float32)
         sims[keep] = self._embed([units[i].text for i in keep]) @ q
         return np.asarray(sims + cheap)
@@ -888,6 +900,8 @@ def _is_reference_section(heading: str) -> bool:
     return bool(_REFERENCE_SECTION.match(fold(heading).strip()))
 
 
+LIST_EMBEDDED = 3  # times ``max_embedded`` for a list question (see ``_score``)
+
 NEXT_TO_CHOSEN = 0.12  # a sentence next to one already quoted may score this much lower
 
 MAX_ITEM_CHARS = 320
@@ -1107,6 +1121,10 @@ def asked_count(question: str) -> int | None:
         return None
     word = m.group(1)
     return int(word) if word.isdigit() else _COUNT_WORDS[word]
+
+
+def _has_items(text: str) -> bool:
+    return any(item for _, item in split_units(text))
 
 
 def _items(units: list[Unit], members: Iterable[int]) -> int:
