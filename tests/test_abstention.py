@@ -146,6 +146,9 @@ def test_judge_order_of_reasons() -> None:
         ("Comment notre club monte un projet avec la mairie ?", "list"),
         ("Comment le bilan montre-t-il l'impact ?", "other"),
         ("Comment s'appelle le réseau ?", "other"),
+        # what goes into something: its contents, a list
+        ("Que doit contenir le dossier d'inscription au club ?", "list"),
+        ("quoi mettre dans la trousse de secours", "list"),
         ("What are the main steps?", "list"),
         ("Qu'est-ce qu'une convention de mécénat ?", "definition"),
         ("c'est quoi le mécénat de compétences", "definition"),

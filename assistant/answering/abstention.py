@@ -202,6 +202,7 @@ _ASKS_LIST = re.compile(
     r"\b(?:etapes?|par ou commencer|comment (?:[\w'-]+ ){0,4}?(?:commenc|demarr|debut|lanc|"
     r"s'y prend|faire pour|proced|mont(?:e|er|es|ent|ez|ons)\b|mettre en place|met en place|"
     r"construi|financ|evalu|choisi)\w*|"
+    r"(?:que|quoi) (?:mettre|inclure|prevoir|faut-il prevoir|contient|doit contenir)|"
     r"liste|lister|enumere|quels sont|quelles sont|les principaux|les principales|conditions|"
     r"modes|leviers|criteres|outils|moyens|piliers|engagements|what are|which are|steps|"
     r"how (?:do|can|should) (?:i|we) (?:start|begin|set up|build|fund|finance))\b"
