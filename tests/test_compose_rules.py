@@ -494,3 +494,26 @@ def test_a_list_cut_by_chunks_is_read_whole_from_a_lower_ranked_passage(tmp_path
     # the end of the six-step list ranks fourth, below three passages of the other section
     text = _ask("Quelles sont les six étapes du parcours ?", [*others[:3], six[-1]], every)
     assert "le moulin" in text and "le belvédère" in text, text
+
+
+FETE = """<!doctype html><html lang="fr"><head><meta charset="utf-8">
+<title>La fête du quartier des Tilleuls</title></head><body><main><article>
+<h1>La fête du quartier des Tilleuls</h1>
+<h2>Une fête qui grandit</h2>
+<p>La fête du quartier des Tilleuls a lieu chaque année en juin sur la place du marché. Elle a
+réuni plus de huit cents habitants l'an dernier. Les voisins y apportent des plats à partager.
+La préparation de la fête est confiée à deux structures :</p>
+<ul><li>le Comité des fêtes de la ville ;</li><li>l'Union des commerçants des Tilleuls.</li></ul>
+</article></main></body></html>"""
+
+
+def test_a_who_answer_quotes_the_list_of_names_announced_after_it(tmp_path: Path) -> None:
+    path = tmp_path / "quartier" / "fete.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(FETE, encoding="utf-8")
+    loaded = load_document(path, tmp_path)
+    docs = chunk_document(loaded.pages, loaded.blocks, 900, 0)
+    every = [StoredChunk(str(d.id), d.page_content, dict(d.metadata)) for d in docs]
+    text = _ask("Qui prépare la fête du quartier des Tilleuls ?", every[:1], every)
+    assert "La préparation de la fête est confiée à deux structures :" in text, text
+    assert "le Comité des fêtes de la ville" in text and "l'Union des commerçants" in text

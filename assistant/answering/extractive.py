@@ -406,6 +406,7 @@ class ExtractiveAnswerer:
                 chosen = self._ensure_value(question, units, scores, chosen, kind, noun)
                 if asked == "who":
                     chosen = self._with_neighbour(units, scores, chosen, _names_someone)
+                    chosen = _with_announced_list(question, units, scores, chosen)
                 elif asked == "other" and asks_yes_no(ask):
                     chosen = _with_next(units, scores, chosen)
             chosen = self._with_lists(units, _with_antecedents(units, chosen))
@@ -1165,6 +1166,34 @@ def _with_next(units: list[Unit], scores: np.ndarray, chosen: list[int]) -> list
     if not after or after[0] in chosen or u.is_list_item:
         return chosen
     return _in_passage_order(units, [*chosen, after[0]])
+
+
+def _with_announced_list(
+    question: str, units: list[Unit], scores: np.ndarray, chosen: list[int]
+) -> list[int]:
+    """For « qui … ? »: a sentence a few places after the best one that announces a list and
+    shares a word with the question (« Ces ateliers étaient co-animés par trois structures : »)
+    is quoted; its items, the names, follow it (``_with_lists``)."""
+    if not chosen:
+        return chosen
+    u = units[max(chosen, key=lambda i: float(scores[i]))]
+    by_place = {(v.hit_index, v.position): j for j, v in enumerate(units)}
+    for step in range(1, 5):
+        nxt = by_place.get((u.hit_index, u.position + step))
+        after = by_place.get((u.hit_index, u.position + step + 1))
+        if nxt is None:
+            continue  # a sentence that is no unit (too short to quote)
+        if units[nxt].is_list_item:
+            return chosen
+        if (
+            after is not None
+            and nxt not in chosen
+            and units[nxt].text.rstrip().endswith(":")
+            and units[after].is_list_item
+            and lexical_overlap(question, units[nxt].text) > 0
+        ):
+            return _in_passage_order(units, [*chosen, nxt])
+    return chosen
 
 
 def _in_passage_order(units: list[Unit], indices: Iterable[int]) -> list[int]:
