@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install install-dev install-local-llm run run-local test lint eval bench clean-index
+.PHONY: install install-dev install-local-llm run run-local test lint eval bench bench-quick clean-index
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -73,9 +73,14 @@ eval: install
 
 ## Benchmark (tools/bench.py, bench/README.md): shipped corpus, 10k and 100k chunks, next to a
 ## naive baseline; ~25 min on 2 cores. Narrow it with BENCH_ARGS="--sizes shipped --questions 40".
+## `make bench-quick`: every issue-14 row on 2k chunks (use-multilingual), 20 questions, no
+## baseline; 2-3 min on 2 busy cores.
 BENCH_ARGS ?=
 bench: install-dev
 	$(PY) tools/bench.py $(BENCH_ARGS)
+
+bench-quick: install-dev
+	$(PY) tools/bench.py --sizes 2k --questions 20 --no-baseline $(BENCH_ARGS)
 
 clean-index:
 	find index -mindepth 1 ! -name README.md ! -name .gitignore -exec rm -rf {} +
