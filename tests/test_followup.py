@@ -144,3 +144,57 @@ def test_contextualize_english() -> None:
         "How can an association partner with a local authority, for companies ?"
     )
     assert contextualize("What is SDG 17?", history) == "What is SDG 17?"
+
+
+LABEL = [
+    {"role": "user", "content": "Qu'est-ce que le label Territoire engagé pour la nature ?"},
+    {"role": "assistant", "content": "Un label attribué aux communes qui... [1]"},
+]
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "et on l'obtient comment, en pratique, quand on est une petite mairie rurale ?",
+        "il coûte combien à renouveler chaque année ce label ?",
+        "elle dure combien de temps la procédure d'instruction du dossier ?",
+        "Et la dernière, elle sert à quoi exactement pour les communes ?",
+        "et les communes lauréates, elles reçoivent quoi comme accompagnement technique ?",
+        "on en compte combien de lauréats dans la région Occitanie ?",
+    ],
+)
+def test_a_long_follow_up_that_points_back_is_completed(question: str) -> None:
+    assert is_elliptical(question)
+    assert "label Territoire engagé pour la nature" in contextualize(question, LABEL)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Les fondations, elles peuvent financer une mairie rurale ?",
+        "Il faut une convention écrite pour un don de matériel ?",
+        "Comment une mutuelle peut-elle soutenir un club sportif local ?",
+        "Y a-t-il un label pour les communes qui protègent la biodiversité ?",
+        "Quelle est la première étape d'une candidature au label ?",
+    ],
+)
+def test_a_long_question_that_names_its_subject_is_left_alone(question: str) -> None:
+    assert not is_elliptical(question)
+    assert contextualize(question, LABEL) == question
+
+
+def test_a_follow_up_with_a_clause_of_its_own_keeps_its_ask() -> None:
+    # no question word, but its own verb: the ask is the follow-up's, not the topic's
+    assert contextualize("elle a une valeur juridique cette charte ?", LABEL) == (
+        "elle a une valeur juridique cette charte (le label Territoire engagé pour la nature) ?"
+    )
+    history = [{"role": "user", "content": "Qui anime le réseau des ressourceries ?"}]
+    # « en moyenne » is no pronoun; « en » after a subject is, and goes with the topic carried
+    assert contextualize("et elles en gèrent combien en moyenne ?", history) == (
+        "elles gèrent combien en moyenne (le réseau des ressourceries) ?"
+    )
+    history = [{"role": "user", "content": "Sur quoi porte le contrôle de gestion ?"}]
+    assert (
+        contextualize("et on le fait quand ?", history)
+        == "on le fait quand (le contrôle de gestion) ?"
+    )

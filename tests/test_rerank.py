@@ -110,3 +110,38 @@ def test_the_assistant_ranks_the_steps_over_the_passage_that_announces_them(tmp_
     steps = next(i for i, t in enumerate(texts) if "1. repérer une friche" in t)
     about = next(i for i, t in enumerate(texts) if "Ce document présente" in t)
     assert steps < about
+
+
+def test_a_list_taken_up_past_its_first_item_comes_after_its_start(tmp_path: Path) -> None:
+    items = [
+        "recenser les bénévoles disponibles et leurs compétences, quartier par quartier, avant "
+        "la première réunion publique du collectif",
+        "choisir ensemble un nom, une adresse de contact et une personne chargée des échanges "
+        "avec la mairie et les bailleurs sociaux",
+        "dresser la liste des outils à acheter, à emprunter ou à récupérer auprès des "
+        "ressourceries et des déchetteries voisines",
+        "rédiger un règlement intérieur court qui fixe les horaires, l'arrosage et le partage "
+        "des récoltes entre les familles inscrites",
+        "ouvrir un compte bancaire au nom de l'association et fixer le montant de la cotisation "
+        "annuelle des membres du jardin",
+        "planifier les semis de printemps sur un calendrier affiché dans l'abri, avec les "
+        "tâches de chaque semaine et leurs responsables",
+        "organiser une fête des récoltes à l'automne pour faire connaître le jardin aux écoles "
+        "et aux commerçants du quartier",
+        "faire le bilan de la saison avec les membres et décider des parcelles à ouvrir l'année "
+        "suivante aux nouveaux habitants",
+    ]
+    items = [*items, *(f"{item}, puis le noter dans le cahier du jardin" for item in items)]
+    body = "\n".join(f"{n}. {item}." for n, item in enumerate(items, 1))
+    corpus = tmp_path / "corpus" / "boite-a-outils"
+    corpus.mkdir(parents=True)
+    (corpus / "jardin.md").write_text(f"# Monter un jardin\n\n## Démarrer\n\n{body}\n")
+    settings = Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index")
+    with Assistant(settings, embedder=HashEmbeddings()) as a:
+        a.refresh()
+        hits = a.search("fête des récoltes à l'automne noter dans le cahier du jardin", k=3)
+    texts = [h.text for h in hits]
+    end = next(i for i, t in enumerate(texts) if "15. organiser une fête" in t)
+    first = int(texts[end].split("\n\n", 1)[1].split(".", 1)[0])  # the list was cut: 1 < first
+    assert first > 1 and end > 0
+    assert f"\n{first - 1}. " in texts[end - 1]  # the chunk it continues comes right before

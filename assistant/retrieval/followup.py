@@ -19,7 +19,11 @@ Rules, on folded words (French first, a little English):
 - starts with a continuation ("et", "mais", "ou", "and", "what about"...) or holds "aussi",
   "également", "too", and has at most 3 content words -> elliptical;
 - holds a pronoun pointing back ("qui l'a signée ?", "elle date de quand ?", "who signed it?")
-  and has at most 2 content words -> elliptical.
+  and has at most 2 content words -> elliptical;
+- whatever its length, holds a word that can only point back: a subject pronoun opening it
+  (« elle prévoyait une expérimentation sur combien de temps ? »), an object pronoun after a
+  subject one (« et on l'évalue à quel moment ? »), a demonstrative (« cette charte »), an
+  ordinal standing for a noun (« la première ? ») -> elliptical (see ``points_back``).
 """
 
 from __future__ import annotations
@@ -112,6 +116,46 @@ def _has_pronoun(tokens: Sequence[str]) -> bool:
     return any(a in _CLITICS and b in _AUXILIARIES for a, b in pairwise(tokens))
 
 
+# Words that point back whatever the question's length (on folded text):
+# - a subject pronoun opening the question or a clause, or taking up a noun put first
+#   (« elle prévoyait… », « et l'association, elle a publié quoi ? »), not an inverted one
+#   (« comment une fondation peut-elle… ») nor an impersonal one (« il y a », « il faut »);
+# - an object pronoun after a subject one (« on l'évalue quand ? », « elles en ont combien ? »);
+# - a demonstrative (« cette charte », « ce bouquin », « cet endroit »);
+# - an ordinal standing for a noun (« à la fin de la première ? »).
+_NOT_IMPERSONAL = (
+    r"(?!\s+(?:y a|y avait|y aura|faut|fallait|existe|s'agit|est (?:possible|utile|necessaire)|"
+    r"vaut|suffit|reste|semble|parait)\b)"
+)
+_SUBJECT = r"(?:il|elle|ils|elles)\b" + _NOT_IMPERSONAL
+# opening the question (after « et », « mais »…), or, after one of those, a clause: « et
+# l'association, elle… » (without it, « Les associations, elles peuvent… ? » names its subject)
+_POINTING_SUBJECT = re.compile(
+    rf"^(?:(?:et|mais|ou|donc|alors|puis|concretement|sinon)\b[\s,]*)*{_SUBJECT}"
+    rf"|^(?:et|mais|ou|donc|alors|puis|sinon)\b.*[,;:?]\s*{_SUBJECT}"
+)
+_OBJECT_CLITIC = re.compile(
+    r"\b(?:on|je|j'|tu|il|elle|nous|vous|ils|elles)\s+(?:ne\s+|n')?(?:l'|la\s|le\s|les\s|en\s)"
+)
+_DEMONSTRATIVE = re.compile(
+    r"\b(?:cette|cet|ces)\s+\w|\bce\s+(?!(?:que|qu'|qui|dont|n'|sont|soit|sera|serait|"
+    r"fut|sera|la|le|les|a|au|aux)\b)[^\W\d_]{3,}"
+)
+_ORDINAL_PRONOUN = re.compile(
+    r"\b(?:le|la|les|du|au|aux)\s+(?:premier|premiere|second|seconde|deuxieme|troisieme|"
+    r"dernier|derniere|suivant|suivante|precedent|precedente)s?\s*(?:$|[?!.,;]|"
+    r"(?:de|du|des|d'|sur|dans|pour|ou)\b)"
+)
+
+
+def points_back(question: str) -> bool:
+    """Whether ``question`` holds a word that stands for something named before (see above)."""
+    q = fold(question).replace("’", "'").strip()
+    return any(
+        p.search(q) for p in (_POINTING_SUBJECT, _OBJECT_CLITIC, _DEMONSTRATIVE, _ORDINAL_PRONOUN)
+    )
+
+
 def is_elliptical(question: str) -> bool:
     """True if ``question`` leans on earlier turns for its topic (see module rules)."""
     tokens = words(question)
@@ -122,7 +166,9 @@ def is_elliptical(question: str) -> bool:
         return True
     if _has_lead(tokens) and len(stems) <= _MAX_WITH_LEAD:
         return True
-    return _has_pronoun(tokens) and len(stems) <= _MAX_WITH_PRONOUN
+    if _has_pronoun(tokens) and len(stems) <= _MAX_WITH_PRONOUN:
+        return True
+    return points_back(question)
 
 
 def _user_questions(history: Sequence[Mapping[str, str]]) -> list[str]:
@@ -139,16 +185,25 @@ _OPENERS = re.compile(
 )
 _ASK_WORDS = _wordset(
     "qui quand combien comment pourquoi quel quelle quels quelles ou quoi que lequel laquelle "
-    "who when how why what which where"
+    "lesquels lesquelles who when how why what which where"
 )
 _TOPIC_ASK = re.compile(
     r"^\s*(?:qu'est[- ]ce (?:que|qu')|c'est quoi|que (?:signifie|veut dire|designe)|"
-    r"quel(?:le)?s? (?:est|sont|etait|etaient)|qui (?:est|sont|a|ont)|comment|pourquoi|quand|"
+    r"quel(?:le)?s? (?:est|sont|etait|etaient)|"
+    r"qui (?:(?:est|sont|a|ont|avait|avaient|etait)\s+)?(?!(?:le|la|les|l'|un|une|des|du)\b)"
+    r"[^\W\d_]+|(?:sur|de|a|avec|pour|par|en) quoi [^\W\d_]+|comment|pourquoi|quand|"
     r"combien d(?:e\s|')|ou\s|parle[- ]moi (?:de|du|des)|what (?:is|are)|who (?:is|are)|"
-    r"how (?:do|does|can))"
+    r"how (?:do|does|can)|a quoi (?:sert|servent)|(?:tu as|vous avez|avez-vous|as-tu)|"
+    r"(?:il )?y a(?:-t-il)?(?: eu)?|existe-t-il|est-ce qu(?:e\s|'))"
     r"\s*",
 )
-_CLITIC_Y = re.compile(r"\b(?:y|en)\s+(?=\w)")
+# « y » and « en » as pronouns (after a subject or a modal verb: « qui peut y participer »,
+# « elles en ont combien ») are dropped with the topic carried over; « en moyenne » stays.
+_CLITIC_Y = re.compile(
+    r"\b(peut|peuvent|veut|veulent|doit|doivent|faut|va|vont|on|il|elle|ils|elles|je|tu|nous|"
+    r"vous|ne|n')\s+(?:y|en)\s+(?=\w)",
+    re.IGNORECASE,
+)
 
 
 def _fold_keep(text: str) -> str:
@@ -169,8 +224,10 @@ def rewrite(question: str, topic: str) -> str:
     q = question.strip().rstrip(" ?").strip()
     m = _OPENERS.match(_fold_keep(q).replace("’", "'"))
     ask = q[m.end() :].strip(" ,") if m else q
-    if ask and _ASK_WORDS.intersection(words(ask)):
-        ask = _CLITIC_Y.sub("", ask) if "'" not in ask[:3] else ask
+    # Its own ask (a question word, or a clause of its own: « elle a une valeur juridique,
+    # cette charte ? »): kept, the subject carried over; else a precision of the topic's ask.
+    if ask and (_ASK_WORDS.intersection(words(ask)) or points_back(ask)):
+        ask = _CLITIC_Y.sub(r"\1 ", ask) if "'" not in ask[:3] else ask
         return f"{ask} ({_subject(topic)}) ?"
     base = topic.strip().rstrip(" ?").strip()
     return f"{base}, {ask} ?" if ask else f"{base} ?"

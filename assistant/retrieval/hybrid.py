@@ -20,7 +20,7 @@ from assistant.indexing.embedders import Embedder
 from assistant.indexing.lexical import LexicalIndex
 from assistant.indexing.store import Store, StoredChunk
 from assistant.retrieval.fusion import near_duplicates, rrf
-from assistant.retrieval.rerank import KEEP_ORDER, Reranker
+from assistant.retrieval.rerank import KEEP_ORDER, Reranker, continues
 from assistant.retrieval.results import EVIDENCE_TOP, Retrieval, Scored
 from assistant.settings import KINDS
 
@@ -144,7 +144,7 @@ class HybridSearcher:
             )
         # The reranker sees every candidate (the passage holding the list may be fused 20th),
         # then near-duplicates collapse until k are kept.
-        results = self.reranker.rerank(q, results)
+        results = self._with_starts(self.reranker.rerank(q, results), k)
         drop = set(near_duplicates([r.chunk.text for r in results], keep=k))
         results = [r for i, r in enumerate(results) if i not in drop][:k]
         if early:
@@ -157,6 +157,40 @@ class HybridSearcher:
             section_chunks=self._section_chunks,
             document_chunks=self._document_chunks,
         )
+
+    def _with_starts(self, results: list[Scored], k: int) -> list[Scored]:
+        """``results`` where each of the first ``k`` that continues a passage (``continues``:
+        a sentence cut by a page break, a list taken up at its 4th item) comes right after
+        the passage it continues, the section's previous chunk: the start of the sentence or
+        of the list is what answers. That passage is moved up if it is a candidate, else
+        added with the signals of the one it precedes (the two are one passage, cut)."""
+        out = list(results)
+        i = 0
+        while i < min(k, len(out)):
+            r = out[i]
+            before = self._previous_in_section(r.chunk) if continues(r.chunk) else None
+            if before is None or any(o.chunk.id == before.id for o in out[:i]):
+                i += 1
+                continue
+            at = next((j for j, o in enumerate(out) if o.chunk.id == before.id), None)
+            moved = out.pop(at) if at is not None else replace(r, chunk=before)
+            out.insert(i, moved)  # r is now at i + 1: one step back, not a chain
+            i += 2
+        return out
+
+    def _previous_in_section(self, chunk: StoredChunk) -> StoredChunk | None:
+        """The chunk just before ``chunk`` in its document, if it is of the same section."""
+        index = int(chunk.metadata.get("chunk_index", 0))
+        sid = chunk.metadata.get("section_id")
+        if not sid or index <= 0:
+            return None
+        earlier = [
+            c
+            for c in self._section_chunks(chunk)
+            if int(c.metadata.get("chunk_index", 0)) == index - 1
+            and c.metadata.get("source") == chunk.metadata.get("source")
+        ]
+        return earlier[0] if earlier else None
 
     def _with_similarity(self, vector: Sequence[float], results: list[Scored]) -> list[Scored]:
         """``results`` with the cosine similarity to the query of the first ``EVIDENCE_TOP``,

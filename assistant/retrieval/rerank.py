@@ -132,6 +132,20 @@ def _asks(query: str) -> tuple[bool, bool]:
     return bool(_ASKS_STEPS.search(ask)), bool(_ASKS_DOCUMENT.search(ask))
 
 
+def continues(chunk: StoredChunk) -> bool:
+    """Whether ``chunk`` takes up a passage cut before it: it opens mid-sentence (a page break
+    fell inside one) or on a numbered item past the first (« 4. … » with no « 1. »). The passage
+    it continues holds the start of that sentence or list (see ``HybridSearcher``)."""
+    body = _body(chunk)
+    if body[:1].islower():
+        return True
+    first = _ITEM.search(fold(body[:200]).replace("’", "'"))
+    if first is None or first.start() > 0:
+        return False
+    number = first.group(1) or first.group(2)
+    return number is not None and int(number) > 1
+
+
 class StructureReranker:
     """Reorders the fused candidates by the shape of each passage (see the module doc).
 
