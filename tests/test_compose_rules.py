@@ -517,3 +517,42 @@ def test_a_who_answer_quotes_the_list_of_names_announced_after_it(tmp_path: Path
     text = _ask("Qui prépare la fête du quartier des Tilleuls ?", every[:1], every)
     assert "La préparation de la fête est confiée à deux structures :" in text, text
     assert "le Comité des fêtes de la ville" in text and "l'Union des commerçants" in text
+
+
+SEEDS_FAQ_MD = """# Bibliothèque de la Roseraie : vos questions
+
+## Qu'est-ce qu'une grainothèque ?
+
+C'est un meuble en libre accès où chacun dépose et emprunte des semences. On y trouve surtout
+des tomates anciennes et des haricots, récoltés par les habitants.
+
+## Faut-il s'inscrire ?
+
+Non, l'accès est libre aux heures d'ouverture.
+"""
+
+SEEDS_NEWS_MD = """# Nouvelles du quartier
+
+La grainothèque de la bibliothèque a fêté ses deux ans : la grainothèque a reçu cent visiteurs.
+Une seconde grainothèque ouvrira à l'école, et la grainothèque de la mairie suivra.
+"""
+
+
+def test_a_faq_answer_that_does_not_name_its_subject_is_quoted_whole(tmp_path: Path) -> None:
+    """The two sentences under « Qu'est-ce qu'une grainothèque ? » answer it, although only
+    the heading names the subject and another page repeats the word more often."""
+    chunks: list[StoredChunk] = []
+    for name, body in (("news.md", SEEDS_NEWS_MD), ("faq.md", SEEDS_FAQ_MD)):
+        path = tmp_path / "biblio" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(body, encoding="utf-8")
+        loaded = load_document(path, tmp_path)
+        docs = chunk_document(loaded.pages, loaded.blocks, 900, 0)
+        chunks += [StoredChunk(str(d.id), d.page_content, dict(d.metadata)) for d in docs]
+    news = [c for c in chunks if c.metadata["source"].endswith("news.md")]
+    faq = [c for c in chunks if "grainoth" in c.metadata.get("section", "")]
+    assert faq and news
+    text = _ask("Qu'est-ce qu'une grainothèque ?", news + faq, chunks)
+    assert "C'est un meuble en libre accès" in text, text
+    assert "tomates anciennes" in text, text
+    assert "l'accès est libre" not in text, text

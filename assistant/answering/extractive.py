@@ -404,6 +404,7 @@ class ExtractiveAnswerer:
             if not chosen:
                 chosen = self._choose(units, scores)
                 chosen = self._ensure_value(question, units, scores, chosen, kind, noun)
+                chosen = self._with_asked_answer(ask, units, scores, chosen)
                 if asked == "who":
                     chosen = self._with_neighbour(units, scores, chosen, _names_someone)
                     chosen = _with_announced_list(question, units, scores, chosen)
@@ -774,6 +775,45 @@ class ExtractiveAnswerer:
         items = [j for j in members if units[j].is_list_item][: self.max_list_items]
         intro = [j for j in members if not units[j].is_list_item]
         return _in_passage_order(units, intro + items)
+
+    def _with_asked_answer(
+        self, question: str, units: list[Unit], scores: np.ndarray, chosen: list[int]
+    ) -> list[int]:
+        """A section whose heading asks the very question (a FAQ's « Qu'est-ce qu'un … ? »)
+        is answered by its first sentences, which need not repeat the subject (« C'est une
+        personne qui… ») and so may score low: quote its first two, in place of the weakest
+        other sentences when the answer would grow past ``max_sentences``."""
+        asked = content_words(question)
+        if not asked:
+            return chosen
+
+        def asks_it(heading: str) -> bool:
+            # every word of the question; a one-word question: the heading has no other word
+            words = {w for w in content_words(heading) if not w.isdigit()}
+            return asked <= words and (len(asked) >= 2 or words == asked)
+
+        opening = [
+            i
+            for i, u in enumerate(units)
+            if u.position <= 1
+            and not u.is_list_item
+            and _section_heading(u).rstrip().endswith("?")
+            and asks_it(_section_heading(u))
+            and _is_useful(u.text)
+        ]
+        if not opening:
+            return chosen
+        first = min(units[i].hit_index for i in opening)
+        added = [i for i in opening if units[i].hit_index == first]
+        if all(i in chosen for i in added):
+            return chosen
+        others = sorted(
+            (i for i in chosen if i not in added), key=lambda i: float(scores[i]), reverse=True
+        )
+        others = [
+            i for i in others if not any(_similar(units[i].text, units[j].text) for j in added)
+        ]
+        return _in_passage_order(units, added + others[: max(1, self.max_sentences - len(added))])
 
     @staticmethod
     def _with_neighbour(
