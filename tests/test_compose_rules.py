@@ -12,6 +12,7 @@ from conftest import HashEmbeddings
 from assistant.answering.abstention import expected_kind, missing_entities, named_entities
 from assistant.answering.extractive import (
     ExtractiveAnswerer,
+    also_asked_items,
     asked_count,
     asks_yes_no,
     defined_subject,
@@ -556,3 +557,34 @@ def test_a_faq_answer_that_does_not_name_its_subject_is_quoted_whole(tmp_path: P
     assert "C'est un meuble en libre accès" in text, text
     assert "tomates anciennes" in text, text
     assert "l'accès est libre" not in text, text
+
+
+SEEDS_GUIDE_HTML = """<!doctype html><html lang="fr"><head><meta charset="utf-8">
+<title>Le troc de graines</title></head><body><main><article>
+<h1>Le troc de graines</h1>
+<h2>Une pratique ancienne</h2>
+<p>Le troc de graines est un échange gratuit de semences entre jardiniers amateurs, sans
+argent ni contrat. Les jardiniers du quartier en parlent souvent et le troc de graines attire
+chaque printemps de nouveaux jardiniers.</p>
+<h2>Comment il fonctionne</h2>
+<p>Trois rôles s'y partagent le travail :</p>
+<ul><li>le récolteur, qui sèche et trie les semences ;</li>
+<li>le gardien, qui tient le registre des dépôts ;</li>
+<li>l'animateur, qui organise les journées d'échange.</li></ul>
+</article></main></body></html>"""
+
+
+def test_a_definition_that_also_asks_for_its_parts_gets_the_list_naming_them(
+    tmp_path: Path,
+) -> None:
+    assert also_asked_items("c'est quoi le troc de graines et ses rôles ?") == {"rol"}
+    assert also_asked_items("Qui finance le troc et pourquoi ?") == set()
+    path = tmp_path / "jardin" / "troc.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(SEEDS_GUIDE_HTML, encoding="utf-8")
+    loaded = load_document(path, tmp_path)
+    docs = chunk_document(loaded.pages, loaded.blocks, 900, 0)
+    every = [StoredChunk(str(d.id), d.page_content, dict(d.metadata)) for d in docs]
+    text = _ask("c'est quoi le troc de graines et ses rôles ?", every, every)
+    assert "un échange gratuit de semences" in text, text
+    assert "le récolteur" in text and "l'animateur" in text, text

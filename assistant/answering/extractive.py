@@ -405,6 +405,8 @@ class ExtractiveAnswerer:
                 chosen = self._choose(units, scores)
                 chosen = self._ensure_value(question, units, scores, chosen, kind, noun)
                 chosen = self._with_asked_answer(ask, units, scores, chosen)
+                if asked != "list" and (also := also_asked_items(ask)):
+                    chosen = self._with_named_list(units, scores, chosen, also)
                 if asked == "who":
                     chosen = self._with_neighbour(units, scores, chosen, _names_someone)
                     chosen = _with_announced_list(question, units, scores, chosen)
@@ -814,6 +816,37 @@ class ExtractiveAnswerer:
             i for i in others if not any(_similar(units[i].text, units[j].text) for j in added)
         ]
         return _in_passage_order(units, added + others[: max(1, self.max_sentences - len(added))])
+
+    def _with_named_list(
+        self, units: list[Unit], scores: np.ndarray, chosen: list[int], noun: set[str]
+    ) -> list[int]:
+        """« C'est quoi X et ses métiers ? » asks a definition and a list: after the chosen
+        sentences, the best list whose lead-in or section heading names what is asked (« Elle
+        recouvre quatre métiers : »), whole, with that lead-in."""
+        by_place = {(u.hit_index, u.position): j for j, u in enumerate(units)}
+        best: tuple[float, list[int]] | None = None
+        for i, u in enumerate(units):
+            before = by_place.get((u.hit_index, u.position - 1))
+            if not u.is_list_item or (before is not None and units[before].is_list_item):
+                continue  # not the first item of a list
+            run = [i]
+            while (j := by_place.get((u.hit_index, u.position + len(run)))) is not None:
+                if not units[j].is_list_item:
+                    break
+                run.append(j)
+            if len(run) < 2:
+                continue
+            lead = before
+            context = _section_heading(u) + (f" {units[lead].text}" if lead is not None else "")
+            if not noun & content_words(context):
+                continue
+            score = max(float(scores[j]) for j in run)
+            if best is None or score > best[0]:
+                members = ([lead] if lead is not None else []) + run[: self.max_list_items]
+                best = (score, members)
+        if best is None:
+            return chosen
+        return _in_passage_order(units, {*chosen, *best[1]})
 
     @staticmethod
     def _with_neighbour(
@@ -1234,6 +1267,20 @@ def _with_announced_list(
         ):
             return _in_passage_order(units, [*chosen, nxt])
     return chosen
+
+
+# « … et ses métiers ? », « … et quelles sont ses missions ? », « and its main types? »
+_ALSO_ITEMS = re.compile(
+    r"\b(?:et|and)\s+(?:quels sont |quelles sont |what are )?(?:ses|leurs|its|their)\s+"
+    r"(?:\w+\s+)?(\w+[sx])\s*\??\s*$"
+)
+
+
+def also_asked_items(question: str) -> set[str]:
+    """The stem of the plural thing a question asks for after its first ask (« c'est quoi
+    la catalyse et ses métiers » -> métier), or nothing."""
+    m = _ALSO_ITEMS.search(fold(question).replace("’", "'"))
+    return content_words(m.group(1)) if m else set()
 
 
 def _in_passage_order(units: list[Unit], indices: Iterable[int]) -> list[int]:
