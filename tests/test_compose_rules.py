@@ -17,6 +17,7 @@ from assistant.answering.extractive import (
     asks_yes_no,
     defined_subject,
     lexical_overlap,
+    split_units,
 )
 from assistant.indexing.store import StoredChunk
 from assistant.ingest.chunking import chunk_document
@@ -588,3 +589,24 @@ def test_a_definition_that_also_asks_for_its_parts_gets_the_list_naming_them(
     text = _ask("c'est quoi le troc de graines et ses rôles ?", every, every)
     assert "un échange gratuit de semences" in text, text
     assert "le récolteur" in text and "l'animateur" in text, text
+
+
+def test_a_table_caption_is_not_taken_for_its_header(tmp_path: Path) -> None:
+    """A captioned HTML table: its rows are quoted under the column titles, not the caption."""
+    path = tmp_path / "club" / "tarifs.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        """<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>Tarifs</title>
+<h1>Tarifs du club de lecture</h1><p>Le club propose deux formules, révisées chaque année
+par le bureau élu de l'association.</p>
+<table><caption>Formules d'adhésion 2025</caption>
+<thead><tr><th>Formule</th><th>Prix annuel</th></tr></thead>
+<tbody><tr><td>Solo</td><td>12 euros</td></tr><tr><td>Famille</td><td>20 euros</td></tr>
+</tbody></table></body></html>""",
+        encoding="utf-8",
+    )
+    loaded = load_document(path, tmp_path)
+    docs = chunk_document(loaded.pages, loaded.blocks, 900, 0)
+    items = [t for d in docs for t, item in split_units(d.page_content) if item]
+    assert "- Solo — Prix annuel : 12 euros" in items, items
+    assert not any(t.startswith("- Formule") for t in items), items

@@ -88,6 +88,8 @@ def split_units(text: str) -> list[tuple[str, bool]]:
                     raw.append((item, True))
                     item = None
                 cells = [c.strip() for c in line.strip()[1:-1].split(" | ")]
+                if header is None and len(cells) > 1 and not any(cells[1:]):
+                    continue  # a caption spanning the table (« | Les quatre métiers |  | »)
                 if header is None:
                     header = cells
                 elif row := table_row(header, cells):
