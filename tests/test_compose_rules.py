@@ -526,7 +526,8 @@ SEEDS_FAQ_MD = """# Bibliothèque de la Roseraie : vos questions
 ## Qu'est-ce qu'une grainothèque ?
 
 C'est un meuble en libre accès où chacun dépose et emprunte des semences. On y trouve surtout
-des tomates anciennes et des haricots, récoltés par les habitants.
+des tomates anciennes et des haricots, récoltés par les habitants. Elle se veut un lieu
+d'entraide entre jardiniers du quartier.
 
 ## Faut-il s'inscrire ?
 
@@ -541,7 +542,7 @@ Une seconde grainothèque ouvrira à l'école, et la grainothèque de la mairie 
 
 
 def test_a_faq_answer_that_does_not_name_its_subject_is_quoted_whole(tmp_path: Path) -> None:
-    """The two sentences under « Qu'est-ce qu'une grainothèque ? » answer it, although only
+    """The sentences under « Qu'est-ce qu'une grainothèque ? » answer it, although only
     the heading names the subject and another page repeats the word more often."""
     chunks: list[StoredChunk] = []
     for name, body in (("news.md", SEEDS_NEWS_MD), ("faq.md", SEEDS_FAQ_MD)):
@@ -557,6 +558,7 @@ def test_a_faq_answer_that_does_not_name_its_subject_is_quoted_whole(tmp_path: P
     text = _ask("Qu'est-ce qu'une grainothèque ?", news + faq, chunks)
     assert "C'est un meuble en libre accès" in text, text
     assert "tomates anciennes" in text, text
+    assert "un lieu d'entraide" in text, text
     assert "l'accès est libre" not in text, text
 
 

@@ -785,7 +785,7 @@ class ExtractiveAnswerer:
     ) -> list[int]:
         """A section whose heading asks the very question (a FAQ's « Qu'est-ce qu'un … ? »)
         is answered by its first sentences, which need not repeat the subject (« C'est une
-        personne qui… ») and so may score low: quote its first two, in place of the weakest
+        personne qui… ») and so may score low: quote its first three, in place of the weakest
         other sentences when the answer would grow past ``max_sentences``."""
         asked = content_words(question)
         if not asked:
@@ -799,7 +799,7 @@ class ExtractiveAnswerer:
         opening = [
             i
             for i, u in enumerate(units)
-            if u.position <= 1
+            if u.position <= 2
             and not u.is_list_item
             and _section_heading(u).rstrip().endswith("?")
             and asks_it(_section_heading(u))
