@@ -10,7 +10,7 @@ from conftest import HashEmbeddings
 
 from assistant import Assistant, Settings
 from assistant.indexing.store import StoredChunk
-from assistant.retrieval.rerank import KEEP_ORDER, StructureReranker, shape
+from assistant.retrieval.rerank import KEEP_ORDER, StructureReranker, lexical_query, shape
 from assistant.retrieval.results import Scored
 
 SECTION = "Guide du jardin partagé > Créer le jardin"
@@ -145,3 +145,36 @@ def test_a_list_taken_up_past_its_first_item_comes_after_its_start(tmp_path: Pat
     first = int(texts[end].split("\n\n", 1)[1].split(".", 1)[0])  # the list was cut: 1 < first
     assert first > 1 and end > 0
     assert f"\n{first - 1}. " in texts[end - 1]  # the chunk it continues comes right before
+
+
+def test_where_to_start_looks_for_the_steps_not_the_word_start(tmp_path: Path) -> None:
+    assert lexical_query("Par où commencer ?").endswith("étapes")
+    assert lexical_query("How do I start a repair café?").endswith("étapes")
+    assert lexical_query("Qui a commencé le projet ?") == "Qui a commencé le projet ?"
+    corpus = tmp_path / "corpus" / "boite-a-outils"
+    corpus.mkdir(parents=True)
+    (corpus / "ressourcerie.md").write_text(
+        "# Ouvrir une ressourcerie\n\n## Un conseil\n\n"
+        "Mieux vaut commencer petit : un garage prêté suffit les premiers mois, le temps de "
+        "connaître les habitudes des donateurs du quartier. Les objets les plus demandés sont "
+        "les meubles, la vaisselle et les vêtements d'enfants, que les familles viennent "
+        "chercher le samedi matin.\n\n"
+        "## Les étapes de la création\n\n"
+        "1. Étudier les gisements d'objets du quartier avec la déchetterie.\n"
+        "2. Réunir un collectif et déposer les statuts d'une association.\n"
+        "3. Trouver un local et signer une convention avec la mairie.\n",
+        encoding="utf-8",
+    )
+    for n, topic in enumerate(["la collecte des piles", "le tri des textiles", "le compost"]):
+        (corpus / f"autre-{n}.md").write_text(
+            f"# Fiche {n}\n\n## Repères\n\nCette fiche traite de {topic} dans une commune "
+            "rurale, avec les chiffres de l'année et les contacts utiles du syndicat.\n",
+            encoding="utf-8",
+        )
+    settings = Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index")
+    with Assistant(settings, embedder=HashEmbeddings()) as a:
+        a.refresh()
+        found = a.retrieve("Je veux ouvrir une ressourcerie, par où commencer ?", k=2)
+    # the lexical side reads « étapes » too: the steps are its first passage
+    by_bm25 = sorted(found.results, key=lambda r: r.bm25_rank or 99)
+    assert "1. Étudier les gisements" in by_bm25[0].chunk.text

@@ -20,7 +20,7 @@ from assistant.indexing.embedders import Embedder
 from assistant.indexing.lexical import LexicalIndex
 from assistant.indexing.store import Store, StoredChunk
 from assistant.retrieval.fusion import near_duplicates, rrf
-from assistant.retrieval.rerank import KEEP_ORDER, Reranker, continues
+from assistant.retrieval.rerank import KEEP_ORDER, Reranker, continues, lexical_query
 from assistant.retrieval.results import EVIDENCE_TOP, Retrieval, Scored
 from assistant.settings import KINDS
 
@@ -117,7 +117,7 @@ class HybridSearcher:
             return not wanted or c.metadata.get("kind") in wanted
 
         dense = [(cid, s) for cid, s in raw_dense if allowed(cid)]
-        lexical = self.lexical.bm25.search(q, n, allowed=allowed)
+        lexical = self.lexical.bm25.search(lexical_query(q), n, allowed=allowed)
         fused = rrf(
             [[cid for cid, _ in dense], [cid for cid, _ in lexical]],
             weights=[self.dense_weight, self.bm25_weight],

@@ -132,6 +132,20 @@ def _asks(query: str) -> tuple[bool, bool]:
     return bool(_ASKS_STEPS.search(ask)), bool(_ASKS_DOCUMENT.search(ask))
 
 
+_START = re.compile(
+    r"\b(?:par ou (?:commencer|debuter|demarrer)|comment (?:commencer|demarrer|debuter|se lancer|"
+    r"s'y prendre)|premiers pas|where (?:do|should|can) (?:i|we) (?:start|begin)|"
+    r"how (?:do|can|should) (?:i|we) (?:start|begin|get started))\b"
+)
+
+
+def lexical_query(query: str) -> str:
+    """The query BM25 reads: « par où commencer ? » asks for the steps of a procedure, and
+    documents name them « étapes »; the word is added (the dense side reads the question)."""
+    ask = fold(asked_part(query)).replace("’", "'")
+    return f"{query} étapes" if _START.search(ask) else query
+
+
 def continues(chunk: StoredChunk) -> bool:
     """Whether ``chunk`` takes up a passage cut before it: it opens mid-sentence (a page break
     fell inside one) or on a numbered item past the first (« 4. … » with no « 1. »). The passage
