@@ -18,6 +18,7 @@ from assistant.answering.extractive import (
     defined_subject,
     lexical_overlap,
     split_units,
+    states_yes_no,
 )
 from assistant.indexing.store import StoredChunk
 from assistant.ingest.chunking import chunk_document
@@ -612,3 +613,38 @@ par le bureau élu de l'association.</p>
     items = [t for d in docs for t, item in split_units(d.page_content) if item]
     assert "- Solo — Prix annuel : 12 euros" in items, items
     assert not any(t.startswith("- Formule") for t in items), items
+
+
+RULES_HTML = """<!doctype html><html lang="fr"><head><meta charset="utf-8">
+<title>Accès au jardin</title></head><body><main><article>
+<h1>Accès au jardin de la Butte</h1>
+<h2>Les conditions d'accès</h2>
+<p>Pour obtenir une parcelle, il faut remplir les conditions suivantes :</p>
+<ul><li>habiter le quartier de la Butte ;</li><li>adhérer à l'association du jardin ;</li>
+<li>participer à deux chantiers collectifs par an.</li></ul>
+<h2>Une révision en 2022</h2>
+<p>Les conditions d'accès ont été assouplies en 2022 par le conseil municipal, qui a supprimé
+l'obligation d'habiter le quartier.</p>
+</article></main></body></html>"""
+
+
+def test_a_yes_no_question_naming_a_list_noun_is_answered_by_a_sentence(tmp_path: Path) -> None:
+    """« Les conditions … ont été assouplies ? » asks yes or no: the sentence that says so is
+    quoted, not only the list of conditions; « les conditions d'accès ? » still asks the list."""
+    assert states_yes_no("Les conditions d'accès au jardin ont été assouplies ?")
+    assert states_yes_no("Les modes de partenariat sont-ils cumulables ?")
+    assert not states_yes_no("les conditions d'accès au jardin ?")
+    assert not states_yes_no("Quelles sont les conditions d'accès ?")
+    path = tmp_path / "jardin" / "acces.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(RULES_HTML, encoding="utf-8")
+    loaded = load_document(path, tmp_path)
+    docs = chunk_document(loaded.pages, loaded.blocks, 900, 0)
+    every = [StoredChunk(str(d.id), d.page_content, dict(d.metadata)) for d in docs]
+    listed = [c for c in every if "parcelle" in c.text] + [
+        c for c in every if "parcelle" not in c.text
+    ]
+    text = _ask("Les conditions d'accès au jardin ont été assouplies ?", listed, every)
+    assert "assouplies en 2022" in text, text
+    text = _ask("les conditions d'accès au jardin ?", listed, every)
+    assert "participer à deux chantiers collectifs" in text, text

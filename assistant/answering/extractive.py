@@ -372,6 +372,8 @@ class ExtractiveAnswerer:
         kind = expected_kind(ask)
         noun = counted_noun(ask)
         asked = question_type(ask)
+        if asked == "list" and states_yes_no(ask):
+            asked = "other"  # « Les conditions … ont-elles été reprises … ? » asks yes or no
         # a list question reads the section of every passage holding list items: a list cut by
         # a chunk boundary is quoted whole even from a lower-ranked passage
         units = self._units(results, retrieval, lists=asked == "list")
@@ -1224,6 +1226,19 @@ def asks_yes_no(question: str) -> bool:
     if _POLAR_START.match(q):
         return True
     return q.endswith("?") and not _OPEN_QUESTION.search(q.replace("'", " "))
+
+
+# a conjugated verb: « Les conditions … ont été reprises … ? » states something to confirm,
+# where « les leviers de l'investisseur sociétal ? » only names what is wanted
+_FINITE_VERB = re.compile(
+    r"\b(?:est|sont|a|ont|avait|avaient|etait|etaient|peut|peuvent|doit|doivent|faut|existe|"
+    r"existent|sera|seront|is|are|was|were|has|have|can)\b"
+)
+
+
+def states_yes_no(question: str) -> bool:
+    """A yes/no question built on a verb, whatever nouns it holds (« conditions », « modes »)."""
+    return asks_yes_no(question) and bool(_FINITE_VERB.search(fold(question).replace("'", " ")))
 
 
 def _with_next(units: list[Unit], scores: np.ndarray, chosen: list[int]) -> list[int]:
