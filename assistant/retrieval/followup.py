@@ -197,13 +197,7 @@ _TOPIC_ASK = re.compile(
     r"(?:il )?y a(?:-t-il)?(?: eu)?|existe-t-il|est-ce qu(?:e\s|'))"
     r"\s*",
 )
-# « y » and « en » as pronouns (after a subject or a modal verb: « qui peut y participer »,
-# « elles en ont combien ») are dropped with the topic carried over; « en moyenne » stays.
-_CLITIC_Y = re.compile(
-    r"\b(peut|peuvent|veut|veulent|doit|doivent|faut|va|vont|on|il|elle|ils|elles|je|tu|nous|"
-    r"vous|ne|n')\s+(?:y|en)\s+(?=\w)",
-    re.IGNORECASE,
-)
+_CLITIC_Y = re.compile(r"\b(?:y|en)\s+(?=\w)")
 
 
 def _fold_keep(text: str) -> str:
@@ -227,7 +221,7 @@ def rewrite(question: str, topic: str) -> str:
     # Its own ask (a question word, or a clause of its own: « elle a une valeur juridique,
     # cette charte ? »): kept, the subject carried over; else a precision of the topic's ask.
     if ask and (_ASK_WORDS.intersection(words(ask)) or points_back(ask)):
-        ask = _CLITIC_Y.sub(r"\1 ", ask) if "'" not in ask[:3] else ask
+        ask = _CLITIC_Y.sub("", ask) if "'" not in ask[:3] else ask
         return f"{ask} ({_subject(topic)}) ?"
     base = topic.strip().rstrip(" ?").strip()
     return f"{base}, {ask} ?" if ask else f"{base} ?"
