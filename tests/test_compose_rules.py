@@ -648,3 +648,52 @@ def test_a_yes_no_question_naming_a_list_noun_is_answered_by_a_sentence(tmp_path
     assert "assouplies en 2022" in text, text
     text = _ask("les conditions d'accès au jardin ?", listed, every)
     assert "participer à deux chantiers collectifs" in text, text
+
+
+MEDIATHEQUE = """<!doctype html><html lang="fr"><head><meta charset="utf-8">
+<title>La médiathèque intercommunale du Val d'Orge</title></head><body><main><article>
+<h1>La médiathèque intercommunale du Val d'Orge</h1>
+<h2>Le financement de la médiathèque</h2>
+<p>Le budget de fonctionnement de la médiathèque repose sur deux financeurs.</p>
+<h3>La part de la communauté de communes</h3>
+<p>La communauté de communes du Val d'Orge verse chaque année une dotation de 410 000 euros
+pour le personnel et les collections.</p>
+<h3>La part du département</h3>
+<p>Le conseil départemental de l'Essonne ajoute une subvention de 65 000 euros pour la
+lecture publique en zone rurale.</p>
+<h2>Les horaires</h2>
+<p>La médiathèque ouvre du mardi au samedi, de 10 heures à 18 heures.</p>
+</article></main></body></html>"""
+
+
+def test_a_short_section_that_announces_is_read_with_its_subsections(tmp_path: Path) -> None:
+    path = tmp_path / "culture" / "mediatheque.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(MEDIATHEQUE, encoding="utf-8")
+    loaded = load_document(path, tmp_path)
+    docs = chunk_document(loaded.pages, loaded.blocks, 300, 0)
+    every = [StoredChunk(str(d.id), d.page_content, dict(d.metadata)) for d in docs]
+    intro = [c for c in every if c.metadata["section"].endswith("Le financement de la médiathèque")]
+    hours = [c for c in every if "Les horaires" in c.metadata["section"]]
+    assert len(intro) == 1 and hours
+    emb = HashEmbeddings()
+    question = "Qui verse une dotation au budget de la médiathèque ?"
+
+    def section_chunks(chunk: StoredChunk) -> list[StoredChunk]:
+        return [c for c in every if c.metadata.get("section_id") == chunk.metadata["section_id"]]
+
+    def document_chunks(chunk: StoredChunk) -> list[StoredChunk]:
+        return sorted(every, key=lambda c: int(c.metadata["chunk_index"]))
+
+    # only the announcing section and an unrelated one were retrieved, not their subsections
+    results = [
+        Scored(c, 1.0 / (i + 1), 0.95, 1.0, i + 1, i + 1) for i, c in enumerate(intro + hours)
+    ]
+    retrieval = Retrieval(
+        question, emb.embed_query(question), results, lambda t: 1, section_chunks, document_chunks
+    )
+    answer = ExtractiveAnswerer(emb, threshold=0.5).answer(question, retrieval)
+    assert answer.grounded, answer.text
+    assert "communauté de communes du Val d'Orge verse" in answer.text, answer.text
+    # the quoted sentence is cited from the chunk it was read in
+    assert any("410 000" in c.text for c in answer.citations), answer.citations

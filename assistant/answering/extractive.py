@@ -333,7 +333,9 @@ class ExtractiveAnswerer:
         read_sections: int = 3,
         section_chunks: int = 8,
         max_list_items: int = 20,  # a whole list, up to a length one can read in a chat
+        read_chars: int = 3000,
     ) -> None:
+        self.read_chars = read_chars
         self.read_sections = read_sections
         self.section_chunks = section_chunks
         self.max_list_items = max_list_items
@@ -467,6 +469,9 @@ class ExtractiveAnswerer:
                 if sid:
                     read.add(sid)
                     chunks = _around(section_of(r.chunk), r.chunk, self.section_chunks)
+                    if retrieval is not None and retrieval.document_chunks is not None:
+                        document = retrieval.document_chunks(r.chunk)
+                        chunks = _with_subsections(document, r.chunk, chunks, self.read_chars)
             headings = {
                 fold(h).strip()
                 for h in str(r.chunk.metadata.get("section", "")).split(" > ")
@@ -1082,6 +1087,23 @@ def _around(section: Sequence[StoredChunk], hit: StoredChunk, most: int) -> list
     at = ids.index(hit.id)
     start = max(0, min(at - most // 2, len(ordered) - most))
     return ordered[start : start + most]
+
+
+def _with_subsections(
+    document: Sequence[StoredChunk], hit: StoredChunk, read: list[StoredChunk], budget: int
+) -> list[StoredChunk]:
+    """The chunks read around ``hit``: its section (``read``) and, when they fit in ``budget``
+    characters, the subsections under its heading, in reading order. A short section that
+    announces (« 6. Deux textes de référence ») is what matches, while its 6.1 and 6.2 say
+    which: retrieve small, read big. Sibling sections are not read: tried, their sentences
+    outbid the passage's own answer (a yes/no settled in the next passage)."""
+    path = _path(hit)
+    if not path:
+        return read
+    under = [c for c in document if _path(c)[: len(path)] == path]
+    if not any(c.id == hit.id for c in under) or sum(len(c.text) for c in under) > budget:
+        return read
+    return under
 
 
 def _without_dangling(units: list[Unit], chosen: list[int]) -> list[int]:
