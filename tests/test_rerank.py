@@ -147,6 +147,29 @@ def test_a_list_taken_up_past_its_first_item_comes_after_its_start(tmp_path: Pat
     assert f"\n{first - 1}. " in texts[end - 1]  # the chunk it continues comes right before
 
 
+def test_a_passage_start_is_added_only_from_the_chunks_being_served(tmp_path: Path) -> None:
+    """A refresh in progress or killed half-way leaves another version's chunks in the lexical
+    table: the start of a cut passage is taken only from chunks the search may show."""
+    body = "\n".join(f"{n}. étape numéro {n} du jardin, à noter dans le cahier commun." for n in
+                     range(1, 40))  # fmt: skip
+    corpus = tmp_path / "corpus" / "boite-a-outils"
+    corpus.mkdir(parents=True)
+    (corpus / "jardin.md").write_text(f"# Monter un jardin\n\n## Démarrer\n\n{body}\n")
+    settings = Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index")
+    with Assistant(settings, embedder=HashEmbeddings()) as a:
+        a.refresh()
+        searcher = a._get_searcher()
+        chunks = sorted(searcher.lexical.chunks.values(), key=lambda c: c.metadata["chunk_index"])
+        cut = next(c for c in chunks if int(c.metadata["chunk_index"]) > 0)
+        results = [_scored(cut, 1.0)]
+        assert [r.chunk.id for r in searcher._with_starts(results, 1, lambda cid: True)] == [
+            chunks[int(cut.metadata["chunk_index"]) - 1].id,
+            cut.id,
+        ]
+        hidden = chunks[int(cut.metadata["chunk_index"]) - 1].id
+        assert searcher._with_starts(results, 1, lambda cid: cid != hidden) == results
+
+
 def test_where_to_start_looks_for_the_steps_not_the_word_start(tmp_path: Path) -> None:
     assert lexical_query("Par où commencer ?").endswith("étapes")
     assert lexical_query("How do I start a repair café?").endswith("étapes")

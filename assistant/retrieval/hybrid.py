@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import ChainMap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -144,7 +144,7 @@ class HybridSearcher:
             )
         # The reranker sees every candidate (the passage holding the list may be fused 20th),
         # then near-duplicates collapse until k are kept.
-        results = self._with_starts(self.reranker.rerank(q, results), k)
+        results = self._with_starts(self.reranker.rerank(q, results), k, allowed)
         drop = set(near_duplicates([r.chunk.text for r in results], keep=k))
         results = [r for i, r in enumerate(results) if i not in drop][:k]
         if early:
@@ -158,17 +158,23 @@ class HybridSearcher:
             document_chunks=self._document_chunks,
         )
 
-    def _with_starts(self, results: list[Scored], k: int) -> list[Scored]:
+    def _with_starts(
+        self, results: list[Scored], k: int, allowed: Callable[[str], bool]
+    ) -> list[Scored]:
         """``results`` where each of the first ``k`` that continues a passage (``continues``:
         a sentence cut by a page break, a list taken up at its 4th item) comes right after
         the passage it continues, the section's previous chunk: the start of the sentence or
         of the list is what answers. That passage is moved up if it is a candidate, else
-        added with the signals of the one it precedes (the two are one passage, cut)."""
+        added with the signals of the one it precedes (the two are one passage, cut). Only a
+        chunk ``allowed`` is added (the version being served, the asked kinds): a refresh in
+        progress or killed half-way leaves other versions' chunks in the lexical table."""
         out = list(results)
         i = 0
         while i < min(k, len(out)):
             r = out[i]
             before = self._previous_in_section(r.chunk) if continues(r.chunk) else None
+            if before is not None and not allowed(before.id):
+                before = None
             if before is None or any(o.chunk.id == before.id for o in out[:i]):
                 i += 1
                 continue
