@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import socket
 import struct
 import sys
@@ -127,6 +128,19 @@ def test_pinned_models_and_settings() -> None:
     assert describe_exit(-11) == "exited with signal 11 (SIGSEGV)"
     local = Assistant(Settings(llm="local", index_dir=Path("nowhere")))
     assert local.answerer_info() == {"kind": "local-llm"}  # said without loading the model
+
+
+def test_the_server_child_does_not_read_the_users_port_host_or_api_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """llama_cpp.server takes PORT/HOST from the environment over its arguments: with
+    ``make run-local PORT=7861`` it bound the UI's own port and exited (status 3)."""
+    for name, value in {"PORT": "7861", "HOST": "0.0.0.0", "api_key": "s3cret",
+                        "CONFIG_FILE": "/etc/x.json", "KEEP_ME": "1"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    env = server_env(1)
+    assert not {"PORT", "HOST", "api_key", "CONFIG_FILE"} & set(env)
+    assert env["KEEP_ME"] == "1" and env["PATH"] == os.environ["PATH"]
 
 
 def test_extracts_stream_once(hash_embeddings: Embeddings) -> None:

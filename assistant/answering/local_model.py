@@ -248,12 +248,32 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# What ``llama_cpp.server`` (0.3.x) reads from its environment: HOST, PORT and CONFIG_FILE
+# override its command line (os.getenv in its __main__), and its pydantic settings read every
+# field it is not given (API_KEY would make it refuse our requests). A user's shell often has
+# PORT or HOST (``make run-local PORT=8000`` exports it): the child then binds the UI's port.
+_SERVER_ENV = frozenset(
+    {"host", "port", "config_file", "api_key", "ssl_keyfile", "ssl_certfile", "root_path",
+     "interrupt_requests", "disable_ping_events", "models", "model", "model_alias",
+     "n_gpu_layers", "split_mode", "main_gpu", "tensor_split", "vocab_only", "use_mmap",
+     "use_mlock", "kv_overrides", "rpc_servers", "seed", "n_ctx", "n_batch", "n_ubatch",
+     "n_threads", "n_threads_batch", "rope_scaling_type", "rope_freq_base", "rope_freq_scale",
+     "yarn_ext_factor", "yarn_attn_factor", "yarn_beta_fast", "yarn_beta_slow",
+     "yarn_orig_ctx", "mul_mat_q", "logits_all", "embedding", "offload_kqv", "flash_attn",
+     "last_n_tokens_size", "lora_base", "lora_path", "numa", "chat_format",
+     "chat_template_kwargs", "clip_model_path", "cache", "cache_type", "cache_size",
+     "hf_tokenizer_config_path", "hf_pretrained_model_name_or_path", "hf_model_repo_id",
+     "draft_model", "draft_model_num_pred_tokens", "type_k", "type_v", "verbose"}
+)  # fmt: skip
+
+
 def server_env(threads: int) -> dict[str, str]:
-    """The environment of a llama.cpp child: OpenMP threads sleep instead of spinning when
-    they wait (measured on a busy 2-core machine: 3 s per token without, 0.11 s with), and
-    nothing on 127.0.0.1 goes through a proxy."""
+    """The environment of a llama.cpp child: none of the variables the server would read
+    over the arguments we give it (``_SERVER_ENV``), OpenMP threads that sleep instead of
+    spinning when they wait (measured on a busy 2-core machine: 3 s per token without,
+    0.11 s with), and nothing on 127.0.0.1 through a proxy."""
     return {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k.lower() not in _SERVER_ENV},
         "OMP_WAIT_POLICY": "PASSIVE",
         "OMP_NUM_THREADS": str(threads),
         "NO_PROXY": "127.0.0.1,localhost",
