@@ -245,6 +245,55 @@ def test_a_list_the_model_shortened_gives_way_to_the_extracts_whole_list() -> No
     assert [h.chunk_id for h in final.citations] == ["g1", "g2"] and final.completed == 3
 
 
+LEAD_STEPS = _answer(
+    "La méthode vaut pour toute association de quartier. [1]\n"
+    "Trois gestes suffisent pour ouvrir la grainothèque : [1]\n"
+    "1. Installer une boîte dans le hall de la médiathèque. [1]\n"
+    "2. Étiqueter chaque sachet avec l'espèce et l'année. [1]\n"
+    "3. Tenir un cahier des dons et des retraits. [2]",
+    "m1",
+    "m2",
+)
+
+
+def test_the_extracts_list_takes_the_place_of_the_models_under_one_lead_in() -> None:
+    model = _answer(
+        "Pour ouvrir la grainothèque, voici ce qu'il faut faire : [1]\n"
+        "1. Installer une boîte à la médiathèque. [1]\n"
+        "2. Tenir un cahier. [2]\n"
+        "Les habitants peuvent ensuite échanger leurs graines. [1]",
+        "m1",
+        "m2",
+    )
+    final = complete_with_extracts(model, LEAD_STEPS)
+    assert final.text == (
+        "Pour ouvrir la grainothèque, voici ce qu'il faut faire : [1]\n"
+        "1. Installer une boîte dans le hall de la médiathèque. [1]\n"
+        "2. Étiqueter chaque sachet avec l'espèce et l'année. [1]\n"
+        "3. Tenir un cahier des dons et des retraits. [2]\n"
+        "Les habitants peuvent ensuite échanger leurs graines. [1]\n"
+        "La méthode vaut pour toute association de quartier. [1]"
+    )  # the list where the model's was, one lead-in, the lost intro after the text
+    prose = _answer("Il faut une boîte, des sachets étiquetés et un cahier. [1]", "m1")
+    lines = complete_with_extracts(prose, LEAD_STEPS).text.splitlines()
+    assert lines[1] == "Trois gestes suffisent pour ouvrir la grainothèque : [1]"
+    assert lines[2].startswith("1. Installer une boîte dans le hall") and len(lines) == 6
+
+
+def test_a_lead_in_is_never_added_without_its_list() -> None:
+    model = _answer(
+        "Pour ouvrir la grainothèque : [1]\n"
+        "1. Installer une boîte dans le hall de la médiathèque. [1]\n"
+        "2. Étiqueter chaque sachet avec l'espèce et l'année. [1]\n"
+        "3. Tenir un cahier des dons et des retraits. [2]\n"
+        "La méthode vaut pour toute association de quartier. [1]",
+        "m1",
+        "m2",
+    )
+    final = complete_with_extracts(model, LEAD_STEPS)
+    assert "Trois gestes suffisent" not in final.text and final.completed == 0
+
+
 def test_an_extract_the_model_lost_is_added_cited_and_a_kept_one_is_not() -> None:
     extracts = _answer(
         "Le jardin compte 24 parcelles. [1] Les outils sont prêtés le samedi matin. [2]",

@@ -297,12 +297,19 @@ def kept_in(unit: str, text: str, words: set[str] | None = None) -> bool:
     return not missing_facts(body, text)
 
 
+def _is_lead_in(text: str) -> bool:
+    """A sentence that announces what follows (« … sont les suivants : »)."""
+    return text.rstrip().endswith(":")
+
+
 def complete_with_extracts(answer: Answer, extractive: Answer) -> Answer:
     """``answer`` (a model's, checked and cited) with the extracts of ``extractive`` it lacks:
     when a list item of the extracts is missing, the model's own list lines give way to the
-    extracts' whole list (a list cut short or reordered reads wrong once completed); any other
-    missing extract is added after the model's text. Markers are renumbered over both answers'
-    citations in order of first use. ``completed`` counts the extracts added."""
+    extracts' whole list, in their place (a list cut short or reordered reads wrong once
+    completed), under the model's lead-in if it wrote one, else the extracts'; any other
+    missing extract is added after the model's text. A lead-in is never added without its
+    list. Markers are renumbered over both answers' citations in order of first use.
+    ``completed`` counts the extracts added."""
     words = content_words(answer.text)
     ext_lines = [quoted_units(line) for line in extractive.text.splitlines()]
     ext_units = [(t, extractive.citations[n - 1]) for units in ext_lines for t, n in units
@@ -311,19 +318,31 @@ def complete_with_extracts(answer: Answer, extractive: Answer) -> Answer:
     if not missing:
         return answer
     whole_list = any(LIST_PREFIX.match(t) for t, _ in missing)
+    items = [(t, h) for t, h in ext_units if whole_list and LIST_PREFIX.match(t)]
+    first = next((i for i, u in enumerate(ext_units) if u in items), None)
+    ext_lead = ext_units[first - 1] if first and _is_lead_in(ext_units[first - 1][0]) else None
     rows: list[str | list[tuple[str, Hit]]] = []  # a line as is (no marker), or its units
+    at: int | None = None  # where the model's list was: the extracts' list goes there
     for line in answer.text.splitlines():
         units = quoted_units(line)
         if not units:
             rows.append(line)
             continue
         if whole_list and LIST_PREFIX.match(line.strip()):
+            at = len(rows) if at is None else at
             continue  # the extracts' list replaces the model's
         rows.append([(t, answer.citations[n - 1]) for t, n in units
                      if 1 <= n <= len(answer.citations)])  # fmt: skip
-    added = [(t, h) for t, h in ext_units if whole_list and LIST_PREFIX.match(t)]
-    added += [(t, h) for t, h in missing if not LIST_PREFIX.match(t)]
-    rows += [[unit] for unit in added]
+    if at is None:
+        at = len(rows)
+    before = rows[at - 1] if at else None
+    model_lead = isinstance(before, list) and bool(before) and _is_lead_in(before[-1][0])
+    listed = ([] if model_lead or ext_lead is None else [ext_lead]) + items
+    rest = [(t, h) for t, h in missing
+            if not LIST_PREFIX.match(t) and not _is_lead_in(t) and (t, h) != ext_lead]  # fmt: skip
+    rows[at:at] = [[unit] for unit in listed]
+    rows += [[unit] for unit in rest]
+    added = listed + rest
     numbers: dict[str, int] = {}
     citations: list[Hit] = []
     out: list[str] = []
