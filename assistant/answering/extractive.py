@@ -31,7 +31,7 @@ from assistant.answering.citations import compose
 from assistant.indexing.store import StoredChunk
 from assistant.retrieval.followup import asked_part
 from assistant.retrieval.hybrid import Retrieval, Scored
-from assistant.text.french import content_words, fold
+from assistant.text.french import FRENCH_NUMBERS, content_words, fold
 from assistant.text.sentences import split_sentences
 from assistant.types import Answer, Hit
 
@@ -1205,10 +1205,9 @@ def _section_heading(unit: Unit) -> str:
 
 
 _COUNT_WORDS = {
-    "deux": 2, "trois": 3, "quatre": 4, "cinq": 5, "six": 6, "sept": 7, "huit": 8, "neuf": 9,
-    "dix": 10, "two": 2, "three": 3, "four": 4, "five": 5, "seven": 7, "eight": 8, "nine": 9,
-    "ten": 10,
-}  # fmt: skip
+    **{w: n for w, n in FRENCH_NUMBERS.items() if n <= 10},
+    **{"two": 2, "three": 3, "four": 4, "five": 5, "seven": 7, "eight": 8, "nine": 9, "ten": 10},
+}
 _ASKED_COUNT = re.compile(
     r"\b(?:les|des|ses|leurs|ces|the|its|their)\s+(\d{1,2}|" + "|".join(_COUNT_WORDS) + r")\s+[a-z]"
 )

@@ -15,7 +15,7 @@ from collections.abc import Collection, Iterable, Sequence
 
 from assistant.answering.attribution import missing_facts
 from assistant.answering.citations import MARKER, quoted_units
-from assistant.text.french import content_words, fold
+from assistant.text.french import FRENCH_NUMBERS, content_words, fold
 
 
 def _check_gold(gold: Collection[str]) -> None:
@@ -55,10 +55,7 @@ _UNITS: list[tuple[re.Pattern[str], str]] = [
 ]
 # French number words, written out or in digits (« cinq étapes » = « 5 étapes »), mapped to digits
 # on both sides before comparison. « un »/« une » are left alone: they are articles far more often.
-_SMALL_NUMBERS = {
-    "deux": 2, "trois": 3, "quatre": 4, "cinq": 5, "six": 6, "sept": 7, "huit": 8, "neuf": 9,
-    "dix": 10, "onze": 11, "douze": 12, "treize": 13, "quatorze": 14, "quinze": 15, "seize": 16,
-}  # fmt: skip
+_SMALL_NUMBERS = FRENCH_NUMBERS
 _TENS_WORDS = {"vingt": 20, "trente": 30, "quarante": 40, "cinquante": 50, "soixante": 60}
 _ONES = {"un": 1, **{w: n for w, n in _SMALL_NUMBERS.items() if n < 10}}
 _NUMBER_WORD = re.compile(

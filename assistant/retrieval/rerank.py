@@ -69,12 +69,17 @@ _ASKS_DOCUMENT = re.compile(
     r"livre|etude|dossier|chapitre|report|booklet|handbook)s?\b"
 )
 _LETTER = re.compile(r"[^\W\d_]")
+# A question asking where to start (on folded text).
+_START_WORDS = (
+    r"par ou (?:commencer|debuter|demarrer)|comment (?:commencer|demarrer|debuter|se lancer|"
+    r"s'y prendre)|premiers pas|where (?:do|should|can) (?:i|we) (?:start|begin)|"
+    r"how (?:do|can|should) (?:i|we) (?:start|begin|get started)"
+)
+_START = re.compile(rf"\b(?:{_START_WORDS})\b")
 # A question asking for steps, a procedure or where to start (on folded text).
 _ASKS_STEPS = re.compile(
-    r"\b(?:etapes?|par ou (?:commencer|debuter|demarrer)|pas a pas|marche a suivre|"
-    r"comment (?:commencer|demarrer|debuter|se lancer|s'y prendre|proceder)|premiers pas|"
-    r"steps?|step by step|where (?:do|should|can) (?:i|we) (?:start|begin)|"
-    r"how (?:do|can|should) (?:i|we) (?:start|begin|get started))\b"
+    rf"\b(?:etapes?|{_START_WORDS}|pas a pas|marche a suivre|comment proceder|steps?|"
+    r"step by step)\b"
 )
 
 
@@ -102,7 +107,7 @@ def _body(chunk: StoredChunk) -> str:
 def shape(chunk: StoredChunk, min_letters: int = 100) -> Shape:
     """The shape of ``chunk`` (see the module doc)."""
     body = _body(chunk)
-    folded = fold(body).replace("’", "'")
+    folded = fold(body)
     letters = len(_LETTER.findall(body))
     starts_mid_sentence = bool(body) and body[0].islower()
     fragment = letters < min_letters or (starts_mid_sentence and letters < 2 * min_letters)
@@ -128,21 +133,14 @@ def shape(chunk: StoredChunk, min_letters: int = 100) -> Shape:
 def _asks(query: str) -> tuple[bool, bool]:
     """Whether ``query`` (its new ask, for a rewritten follow-up) asks for steps, and whether
     it is about a document."""
-    ask = fold(asked_part(query)).replace("’", "'")
+    ask = fold(asked_part(query))
     return bool(_ASKS_STEPS.search(ask)), bool(_ASKS_DOCUMENT.search(ask))
-
-
-_START = re.compile(
-    r"\b(?:par ou (?:commencer|debuter|demarrer)|comment (?:commencer|demarrer|debuter|se lancer|"
-    r"s'y prendre)|premiers pas|where (?:do|should|can) (?:i|we) (?:start|begin)|"
-    r"how (?:do|can|should) (?:i|we) (?:start|begin|get started))\b"
-)
 
 
 def lexical_query(query: str) -> str:
     """The query BM25 reads: « par où commencer ? » asks for the steps of a procedure, and
     documents name them « étapes »; the word is added (the dense side reads the question)."""
-    ask = fold(asked_part(query)).replace("’", "'")
+    ask = fold(asked_part(query))
     return f"{query} étapes" if _START.search(ask) else query
 
 
@@ -153,7 +151,7 @@ def continues(chunk: StoredChunk) -> bool:
     body = _body(chunk)
     if body[:1].islower():
         return True
-    first = _ITEM.search(fold(body[:200]).replace("’", "'"))
+    first = _ITEM.search(fold(body[:200]))
     if first is None or first.start() > 0:
         return False
     number = first.group(1) or first.group(2)

@@ -82,6 +82,14 @@ _ENGLISH_STOPWORDS: frozenset[str] = _wordset(
 _DROP: frozenset[str] = FRENCH_STOPWORDS | _ENGLISH_STOPWORDS
 
 
+# French number words from two to sixteen (« un »/« une » left out: they are articles far more
+# often), for the answerer's « les six étapes » and the eval's « cinq » = « 5 ».
+FRENCH_NUMBERS: dict[str, int] = {
+    "deux": 2, "trois": 3, "quatre": 4, "cinq": 5, "six": 6, "sept": 7, "huit": 8, "neuf": 9,
+    "dix": 10, "onze": 11, "douze": 12, "treize": 13, "quatorze": 14, "quinze": 15, "seize": 16,
+}  # fmt: skip
+
+
 def fold(text: str) -> str:
     """Lowercase, fold accents and ligatures (é->e, œ->oe) and unify apostrophes to '."""
     if _SPECIAL_CHARS.search(text):
