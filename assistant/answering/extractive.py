@@ -284,14 +284,26 @@ def lexical_overlap(
     document frequencies, each word weighs by its rarity: the sentence holding the words that
     set the question apart (« presse », « personnalités ») outranks one holding its common words
     (« loi », « proposition »)."""
+    return weighted_overlap(word_weights(question, document_frequency), text)
+
+
+def word_weights(
+    question: str, document_frequency: Callable[[str], int] | None = None
+) -> dict[str, float]:
+    """The question's content words, each with its weight in ``weighted_overlap``: 1, or
+    1 / log(2 + df) with the corpus's document frequencies. Computed once per question."""
     q = content_words(question)
-    if not q:
-        return 0.0
-    shared = q & content_words(text)
     if document_frequency is None:
-        return len(shared) / len(q)
-    weight = {w: 1.0 / math.log(2.0 + document_frequency(w)) for w in q}
-    return sum(weight[w] for w in shared) / sum(weight.values())
+        return dict.fromkeys(q, 1.0)
+    return {w: 1.0 / math.log(2.0 + document_frequency(w)) for w in q}
+
+
+def weighted_overlap(weights: Mapping[str, float], text: str) -> float:
+    """The weighted share of the question's words (``word_weights``) that ``text`` holds."""
+    if not weights:
+        return 0.0
+    shared = weights.keys() & content_words(text)
+    return sum(weights[w] for w in shared) / sum(weights.values())
 
 
 def gives_value(question: str, text: str, kind: str | None, noun: str | None) -> bool:
@@ -519,10 +531,11 @@ class ExtractiveAnswerer:
         q = np.asarray(qvec, dtype=np.float32)
         q = q / (float(np.linalg.norm(q)) or 1.0)
         ask = asked_part(question)
-        df = document_frequency
-        lex = np.array([lexical_overlap(question, u.text, df) for u in units], dtype=np.float32)
+        weights = word_weights(question, document_frequency)
+        lex = np.array([weighted_overlap(weights, u.text) for u in units], dtype=np.float32)
         if ask != question:  # a follow-up: its own words count twice (« et à Charenton ? »)
-            lex = (lex + np.array([lexical_overlap(ask, u.text, df) for u in units])) / 2
+            own = word_weights(ask, document_frequency)
+            lex = (lex + np.array([weighted_overlap(own, u.text) for u in units])) / 2
         prior = np.array(
             [0.02 * (len(results) - u.hit_index) - (0 if u.in_hit else 0.03) for u in units],
             dtype=np.float32,
