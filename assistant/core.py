@@ -19,7 +19,7 @@ from langchain_core.embeddings import Embeddings
 from assistant.answering.extractive import Answerer, sentence_units
 from assistant.answering.llm import make_answerer, stream_answer
 from assistant.answering.sentence_cache import ChunkSentences, SentenceCache, sidecar_path
-from assistant.errors import ConfigError, IndexNotReadyError
+from assistant.errors import AllianceError, ConfigError, IndexNotReadyError
 from assistant.indexing.active import chunk_count, read_active, serving_build, settle
 from assistant.indexing.build import Build
 from assistant.indexing.catalogue import DocumentRecord
@@ -82,6 +82,7 @@ class Assistant:
         # Searches and refreshes hold it shared, close() exclusive.
         self._gate = ReadWriteLock()
         self._refreshing = 0  # refreshes running in this process: not out of step meanwhile
+        self._warming = False  # a warm start is reading the corpus: the search will be lexical
         self._checked_at = 0.0
 
     # -- wiring (lazy: building an embedder or opening Chroma happens on first use) ----------
@@ -246,30 +247,54 @@ class Assistant:
             pending = IndexPaths(self.settings.index_dir).pending(store.slug)
             return read_active(store.client) is None and pending.exists()
 
+    def answers_during_refresh(self) -> bool:
+        """Whether queries are answered while the next refresh runs, with no warm start: a
+        stale complete index does, and so does the previous build's collection while the
+        configured one is written. A first build does not: ``warm_start`` answers for it."""
+        if self.first_build():
+            return False
+        try:
+            return self.stats().chunks > 0
+        except AllianceError:
+            return False
+
     def warm_start(self) -> bool:
         """On a first build, answer at once from the early index (BM25 over the corpus as it
-        reads now) until a refresh completes the build and
-        the searcher switches to hybrid (no restart). Call it before that refresh; it costs
-        reading the corpus (seconds), no embedding. Returns whether the early index answers."""
+        reads now) until a refresh completes the build and the searcher switches to hybrid (no
+        restart). Call it before that refresh; it costs reading the corpus (seconds), no
+        embedding. Returns whether queries are answered during the refresh: by the early
+        index or, when the corpus cannot be read early (the refresh will say why), by the
+        chunks a first build killed half-way wrote."""
         if not self.first_build():
             return False
-        lexical = build_early(self.settings)
+        with self._lock:
+            self._warming = True
+        try:
+            lexical = build_early(self.settings)
+        except AllianceError as exc:
+            log.warning("no early index: %s", exc)
+            return self.store.count() > 0
+        finally:
+            with self._lock:
+                self._warming = False
         if not len(lexical):
-            return False
+            return self.store.count() > 0
         with self._gate.read():
             searcher = self._open_searcher(self.serving_build(), lexical)
             with self._lock:
                 if self._searcher is None or self._searcher.mode == "lexical":
                     self._searcher = searcher
-                    return True
-        return False  # a refresh completed meanwhile: hybrid already
+        return True  # the early index answers, or a refresh completed meanwhile: hybrid
 
     def search_mode(self) -> Mode:
-        """``lexical`` while the early index of a first build answers (``warm_start``),
-        ``hybrid`` otherwise."""
+        """``lexical`` while a warm start reads the corpus of a first build and while its
+        early index answers (``warm_start``), ``hybrid`` otherwise. The one answer to "how are
+        queries searched now" (the page's notice, ``/api/health``, ``alliance serve``)."""
         with self._lock:
-            searcher = self._searcher
-        return searcher.mode if searcher is not None else "hybrid"
+            searcher, warming = self._searcher, self._warming
+        if searcher is not None:
+            return searcher.mode
+        return "lexical" if warming else "hybrid"
 
     def _early(self) -> LexicalIndex | None:
         """The early index, while it answers."""

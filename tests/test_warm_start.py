@@ -184,6 +184,35 @@ def test_a_stale_complete_index_keeps_answering_hybrid(tmp_path: Path) -> None:
         thread.join(timeout=60)
 
 
+def test_a_first_build_whose_corpus_cannot_be_read_early(tmp_path: Path) -> None:
+    """A broken sources.toml: no early index. A first build killed half-way answers from the
+    chunks it wrote (hybrid); a fresh one has nothing and waits; the refresh says why."""
+    corpus = corpus_with_notes(tmp_path / "corpus")
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
+    with Assistant(settings, embedder=DiesAfter(10)) as first, pytest.raises(Killed):
+        first.refresh()  # killed after two documents
+    (corpus / "sources.toml").write_text("[[web]\nurl = \n", encoding="utf-8")
+    with Assistant(settings, embedder=HashEmbeddings()) as assistant:
+        assert assistant.first_build() and not assistant.answers_during_refresh()
+        state = IndexState()
+        thread = start_background_build(assistant, state)
+        assert thread is not None
+        thread.join(timeout=60)
+        assert not thread.is_alive() and "sources.toml" in state.error
+        assert not state.blocking and assistant.search_mode() == "hybrid"
+        hits = assistant.search("convention d'occupation")
+        assert hits[0].source == "boite-a-outils/jardins.txt"
+
+    fresh = Settings(corpus_dir=corpus, index_dir=tmp_path / "fresh")
+    with Assistant(fresh, embedder=HashEmbeddings()) as assistant:
+        assert not assistant.warm_start() and assistant.search_mode() == "hybrid"
+        state = IndexState()
+        thread = start_background_build(assistant, state)
+        assert thread is not None
+        thread.join(timeout=60)
+        assert state.blocking and "sources.toml" in state.error
+
+
 @pytest.fixture
 def site() -> Iterator[str]:
     class Handler(BaseHTTPRequestHandler):
@@ -218,6 +247,59 @@ def test_web_pages_of_sources_toml_answer_early(tmp_path: Path, site: str) -> No
         hits = assistant.search("ressourcerie déchetterie salariés en insertion")
         assert hits[0].source == url and hits[0].kind == "recit"
         assert url in assistant.indexed_sources()
+
+
+def test_health_says_lexical_while_the_early_index_is_read(tmp_path: Path) -> None:
+    """The mode comes from the Assistant alone: lexical from the moment a warm start reads
+    the corpus (a web page held by its site here), through the early index, then hybrid."""
+    asked, release = threading.Event(), threading.Event()
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.set()
+            release.wait(timeout=8)  # under the fetch's timeout
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(PAGE)))
+            self.end_headers()
+            self.wfile.write(PAGE)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    corpus = corpus_with_notes(tmp_path / "corpus")
+    url = f"http://127.0.0.1:{server.server_address[1]}/ressourceries"
+    (corpus / "sources.toml").write_text(f'[[web]]\nurl = "{url}"\n', encoding="utf-8")
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", abstain_threshold=0.1)
+    embedder = BuildGate()
+    assistant = Assistant(settings, embedder=embedder)
+    state = IndexState()
+    try:
+        with TestClient(create_app(settings, assistant, state=state)) as client:
+            thread = start_background_build(assistant, state)
+            assert thread is not None and state.blocking
+            assert asked.wait(timeout=30)
+            health = client.get("/api/health").json()
+            assert health["status"] == "building" and health["mode"] == "lexical"
+            assert "Vous pourrez poser vos questions" in index_notice(assistant, state)
+            release.set()
+            wait_until(lambda: not state.blocking)
+            assert client.get("/api/health").json()["mode"] == "lexical"
+            assert "amélioreront quand il sera complet" in index_notice(assistant, state)
+            embedder.gate.set()
+            thread.join(timeout=60)
+            assert not thread.is_alive() and not state.error
+            assert client.get("/api/health").json()["mode"] == "hybrid"
+    finally:
+        release.set()
+        embedder.gate.set()
+        assistant.close()
+        server.shutdown()
+        server.server_close()
+        serving.join(timeout=5)
 
 
 def test_a_question_embeds_before_the_next_batch_of_a_build() -> None:

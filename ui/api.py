@@ -60,16 +60,15 @@ class IndexState:
 
     building: bool = False
     blocking: bool = True
-    first: bool = False  # a first build: answers come from the early index (BM25) meanwhile
     done: int = 0
     total: int = 0
     error: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def start(self, blocking: bool = True, first: bool = False) -> None:
+    def start(self, blocking: bool = True) -> None:
         with self._lock:
             self.building, self.done, self.total, self.error = True, 0, 0, ""
-            self.blocking, self.first = blocking, first
+            self.blocking = blocking
 
     def unblock(self) -> None:
         """Something answers now (the early index of a first build): queries go on."""
@@ -200,7 +199,7 @@ def api_router(
                 "chunks": 0,
                 "embedder": assistant.settings.embedder,
                 "version": __version__,
-                "mode": "lexical" if state.first else assistant.search_mode(),
+                "mode": assistant.search_mode(),
                 "progress": {"done": state.done, "total": state.total},
             }
         stats = assistant.stats()

@@ -290,8 +290,15 @@ def build_index(assistant: Assistant, state: IndexState, *, warm: bool = False) 
     ``state.start`` was called by whoever decided to build. ``warm``: a first build, which
     answers from the early index (BM25 over the corpus as read) while the vectors are written
     (``Assistant.warm_start``); queries wait only while that index is read (seconds)."""
-    if warm:
-        _warm_start(assistant, state)
+    answers = warm and assistant.warm_start()
+    lexical = answers and assistant.search_mode() == "lexical"
+    if lexical:
+        sys.stderr.write(
+            f"alliance: réponses disponibles ({assistant.stats().documents} documents, "
+            "recherche lexicale) ; elles s'amélioreront quand les vecteurs seront calculés\n"
+        )
+    if answers:
+        state.unblock()
     progress = _StateProgress(state)
     try:
         report = assistant.refresh(progress=progress)
@@ -307,26 +314,9 @@ def build_index(assistant: Assistant, state: IndexState, *, warm: bool = False) 
     )
     for line in switch_notice(report):
         sys.stderr.write(f"alliance: {line}\n")
-    if warm and assistant.search_mode() == "hybrid":
+    if lexical and assistant.search_mode() == "hybrid":
         sys.stderr.write("alliance: index complet, les réponses passent en recherche hybride\n")
     state.finish()
-
-
-def _warm_start(assistant: Assistant, state: IndexState) -> None:
-    try:
-        early = assistant.warm_start()
-    except AllianceError as exc:  # the refresh that follows reports what is wrong
-        log.warning("no early index: %s", exc)
-        early = False
-    if early:
-        stats = assistant.stats()
-        sys.stderr.write(
-            f"alliance: réponses disponibles ({stats.documents} documents, recherche lexicale) ; "
-            "elles s'amélioreront quand les vecteurs seront calculés\n"
-        )
-        state.unblock()
-    elif assistant.first_build() and assistant.store.count() > 0:
-        state.unblock()  # a resumed first build whose early index failed: its chunks answer
 
 
 class _StateProgress(RefreshProgress):
@@ -347,11 +337,7 @@ def start_background_build(assistant: Assistant, state: IndexState) -> threading
     a stale index, or the previous embedder's collection, answers during the refresh."""
     if not assistant.is_stale():
         return None
-    first = assistant.first_build()  # absent, or a first build killed half-way
-    try:
-        answers = not first and assistant.stats().chunks > 0
-    except AllianceError:
-        answers = False
+    answers = assistant.answers_during_refresh()
     sys.stderr.write(
         "alliance: l'index est périmé, mise à jour en cours (il répond pendant ce temps)…\n"
         if answers
@@ -359,11 +345,11 @@ def start_background_build(assistant: Assistant, state: IndexState) -> threading
     )
     # before the server answers: no query races a build; a first build answers once its
     # early index is read
-    state.start(blocking=not answers, first=first)
+    state.start(blocking=not answers)
     thread = threading.Thread(
         target=build_index,
         args=(assistant, state),
-        kwargs={"warm": first},
+        kwargs={"warm": not answers},
         name="index-build",
         daemon=True,
     )
