@@ -410,3 +410,37 @@ def test_chat_openai_against_stub_server(hash_embeddings: Embeddings, mode: str)
     else:
         assert ans.text.startswith(NOTICE_UNAVAILABLE) and not deltas
         assert elapsed < 1.4  # the client timeout, not the server's 1.5 s
+
+
+def test_the_prompt_rate_is_learnt_safely_from_concurrent_answers(
+    extractive: ExtractiveAnswerer, hash_embeddings: Embeddings
+) -> None:
+    """The REST API streams answers on several threads: every answer's first token updates the
+    measured read rate, none lost (8 threads x 25 answers, switching as often as possible)."""
+    retrieval = make_retrieval(hash_embeddings)
+    model = FakeListChatModel(responses=["Le Pacte civique a été lancé en 2011 [1]."])
+    answerer = LLMAnswerer(model, extractive, passage_budget=2000, first_token_target=5.0)
+    errors: list[BaseException] = []
+
+    def ask() -> None:
+        try:
+            for _ in range(25):
+                answer = answerer.answer(QUESTION, retrieval)
+                assert answer.grounded and "2011" in answer.text
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=ask) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    finally:
+        sys.setswitchinterval(interval)
+    assert not errors and not any(t.is_alive() for t in threads)
+    assert answerer.prompt_rate_samples == 8 * 25
+    rate = answerer.prompt_chars_per_s
+    assert rate is not None and 0 < rate < float("inf")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -255,7 +256,9 @@ class LLMAnswerer:
         # read in about this many seconds, at the rate measured on the previous answers
         self.first_token_target = first_token_target
         self.prompt_chars_per_s: float | None = None  # measured: prompt text read per second
+        self.prompt_rate_samples = 0  # answers it was measured on
         self._system_cached = False  # the server keeps the fixed system prompt's state
+        self._rate_lock = threading.Lock()  # answers stream on several threads (the REST API)
         self.unavailable_until = 0.0  # monotonic time before which the model is not tried
         self.last_error = ""
 
@@ -348,7 +351,8 @@ class LLMAnswerer:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"no complete answer within {self.timeout:g} s")
         except self.fallback_on as exc:
-            self._system_cached = False  # a restarted server reads it again
+            with self._rate_lock:
+                self._system_cached = False  # a restarted server reads it again
             self.unavailable_until = time.monotonic() + self.cooldown
             self.last_error = f"{type(exc).__name__}: {exc}"[:300]
             log.warning(
@@ -382,13 +386,16 @@ class LLMAnswerer:
     def _learn_prompt_rate(self, messages: Sequence[BaseMessage], seconds: float) -> None:
         """Update the prompt read rate from one answer's first token: the text the server had
         to read (all of it the first time, then all but the cached system prompt) over the
-        seconds it took, averaged with the previous rate."""
+        seconds it took, averaged with the previous rate. Under a lock: concurrent answers
+        would lose each other's update or count the system prompt twice."""
         texts = [str(m.content) for m in messages]
-        chars = sum(len(t) for t in (texts if not self._system_cached else texts[1:]))
-        self._system_cached = True
-        sample = chars / max(seconds, 0.05)
-        old = self.prompt_chars_per_s
-        self.prompt_chars_per_s = sample if old is None else (old + sample) / 2
+        with self._rate_lock:
+            chars = sum(len(t) for t in (texts if not self._system_cached else texts[1:]))
+            self._system_cached = True
+            sample = chars / max(seconds, 0.05)
+            old = self.prompt_chars_per_s
+            self.prompt_chars_per_s = sample if old is None else (old + sample) / 2
+            self.prompt_rate_samples += 1
 
     def _checked(
         self,
