@@ -417,7 +417,9 @@ class _Counted(Embeddings):
 
 def phase_pass(cfg: dict[str, Any]) -> dict[str, Any]:
     """One pass of the contention row: a fresh process and Assistant on the index as the
-    refresh left it, one warm-up answer, then search and ask every question."""
+    refresh left it, one warm-up answer, then search and ask every question. Besides wall
+    time, the CPU each call used (every thread of the process, ``getrusage``) and the tasks
+    runnable on the machine just before it (``/proc/loadavg``): what the pass competed with."""
     from assistant import Assistant
     from assistant.indexing.embedders import make_embedder
     from assistant.retrieval.followup import contextualize
@@ -426,23 +428,42 @@ def phase_pass(cfg: dict[str, Any]) -> dict[str, Any]:
     embedder = _Counted(make_embedder(cfg["embedder"]))
     assistant = Assistant(_settings(cfg), embedder=embedder)
     assistant.ask(questions[0].question)
-    search_ms: list[float] = []
-    ask_ms: list[float] = []
+    wall: dict[str, list[float]] = {"search": [], "ask": []}
+    cpu: dict[str, list[float]] = {"search": [], "ask": []}
+    runnable: list[float] = []
     load = [os.getloadavg()[0]]
+
+    def timed(what: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        if (now := runnable_tasks()) is not None:
+            runnable.append(float(now))
+        t, c = time.perf_counter(), cpu_s()
+        call(*args, **kwargs)
+        wall[what].append(1000 * (time.perf_counter() - t))
+        cpu[what].append(1000 * (cpu_s() - c))
+
     for q in questions:
-        t = time.perf_counter()
-        assistant.search(contextualize(q.question, q.history), k=10)
-        search_ms.append(1000 * (time.perf_counter() - t))
-        t = time.perf_counter()
-        assistant.ask(q.question, history=q.history)
-        ask_ms.append(1000 * (time.perf_counter() - t))
+        timed("search", assistant.search, contextualize(q.question, q.history), k=10)
+        timed("ask", assistant.ask, q.question, history=q.history)
     load.append(os.getloadavg()[0])
     return {
-        "search_ms": _pcts(search_ms),
-        "ask_ms": _pcts(ask_ms),
+        "search_ms": _pcts(wall["search"]),
+        "ask_ms": _pcts(wall["ask"]),
+        "search_cpu_ms": _pcts(cpu["search"]),
+        "ask_cpu_ms": _pcts(cpu["ask"]),
+        "runnable_p50": _pcts(runnable)["p50"] if runnable else None,
         "loadavg": load,
+        "questions": len(questions),
         "sentences_embedded": embedder.documents,
     }
+
+
+def runnable_tasks() -> int | None:
+    """Tasks runnable on the machine now, this one included (Linux; None elsewhere): unlike
+    the load average, not an average over the last minute."""
+    try:
+        return int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def spinners(n: int, seconds: float, own_session: bool = True) -> list[subprocess.Popen[bytes]]:
@@ -469,25 +490,86 @@ def autogroup() -> bool | None:
 
 
 def contention(
-    cfg: dict[str, Any], hogs: int, timeout: float, own_session: bool = True
+    cfg: dict[str, Any], hogs: int, timeout: float, own_session: bool = True, passes: int = 3
 ) -> dict[str, Any]:
-    """The same questions idle and next to ``hogs`` CPU-bound processes, back to back, each
-    pass in a fresh process (no cache in memory helps) on the index the refresh wrote."""
-    out: dict[str, Any] = {"hogs": hogs, "hogs_own_session": own_session}
+    """The same questions idle and next to ``hogs`` CPU-bound processes, in ``passes``
+    interleaved pairs (idle, busy, idle, busy, …), each pass in a fresh process (no cache in
+    memory helps) on the index the refresh wrote. One pass is at the mercy of what else the
+    machine did meanwhile (busy passes ranged 44-84 ms with the same settings): interleaving
+    spreads the drift over both sides and the median of the passes ignores one outlier."""
+    runs: list[dict[str, Any]] = []
+    for pair in range(1, passes + 1):
+        for cond in ("idle", "busy"):
+            procs = spinners(hogs, timeout, own_session) if cond == "busy" else []
+            try:
+                run = worker("pass", cfg)
+            finally:
+                for proc in procs:
+                    proc.kill()
+                    proc.wait()
+            runs.append({"pair": pair, "cond": cond, **last_json(run.stdout)})
+    return {"hogs": hogs, "hogs_own_session": own_session, **summarize_contention(runs)}
+
+
+_PASS_STATS = ("search_ms", "ask_ms", "search_cpu_ms", "ask_cpu_ms")
+
+
+def summarize_contention(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per condition (idle, busy): the median over the passes of each pass's p50 and p95,
+    the spread of the p50s (min, max), the range of the 1-minute load averages seen and the
+    sentences embedded; then busy ÷ idle of the median p50s. ``runs`` are ``phase_pass``
+    results, each with its ``cond``; they are kept as they are under ``passes``."""
+    from assistant.evaluation.metrics import median
+
+    out: dict[str, Any] = {"passes": runs}
     for cond in ("idle", "busy"):
-        procs = spinners(hogs, timeout, own_session) if cond == "busy" else []
-        try:
-            run = worker("pass", cfg)
-        finally:
-            for proc in procs:
-                proc.kill()
-                proc.wait()
-        out[cond] = last_json(run.stdout)
+        mine = [r for r in runs if r["cond"] == cond]
+        if not mine:
+            continue
+        side: dict[str, Any] = {"passes": len(mine)}
+        for stat in _PASS_STATS:
+            got = [r[stat] for r in mine if stat in r]
+            if got:
+                p50s = [g["p50"] for g in got]
+                side[stat] = {
+                    "p50": median(p50s),
+                    "p95": median([g["p95"] for g in got]),
+                    "min": min(p50s),
+                    "max": max(p50s),
+                }
+        loads = [x for r in mine for x in r.get("loadavg", [])]
+        side["loadavg"] = [min(loads), max(loads)] if loads else []
+        side["sentences_embedded"] = sum(r.get("sentences_embedded") or 0 for r in mine)
+        out[cond] = side
     for what in ("search", "ask"):
-        idle = out["idle"][f"{what}_ms"]["p50"]
-        busy = out["busy"][f"{what}_ms"]["p50"]
-        out[f"{what}_ratio"] = busy / idle if idle else None
+        idle = _get(out, f"idle.{what}_ms.p50")
+        busy = _get(out, f"busy.{what}_ms.p50")
+        out[f"{what}_ratio"] = busy / idle if idle and busy is not None else None
     return out
+
+
+def pass_lines(row: dict[str, Any]) -> list[str]:
+    """One line per contention pass of ``row``, in the order they ran: its p50s (wall and
+    CPU), the 1-minute load average at its start and end and the runnable tasks (p50)."""
+    runs = _get(row, "contention.passes") or []
+    if not runs:
+        return []
+    n = runs[0].get("questions")
+    lines = [
+        f"contention [{row['size']}]: {len(runs)} passes, {n} questions each, p50 ms wall "
+        "(CPU); 1-min load average start → end; runnable tasks p50"
+    ]
+    for r in runs:
+        load = r.get("loadavg") or []
+        where = f"load {load[0]:4.1f} → {load[-1]:4.1f}" if load else "load n/a"
+        cells = "  ".join(
+            f"{what} {_fmt(_get(r, f'{what}_ms.p50'), '6.1f')}"
+            f" ({_fmt(_get(r, f'{what}_cpu_ms.p50'), '5.1f')})"
+            for what in ("search", "ask")
+        )
+        running = _fmt(r.get("runnable_p50"), ".0f")
+        lines.append(f"  pair {r['pair']} {r['cond']:<4}  {cells}  {where}  runnable {running}")
+    return lines
 
 
 def _profile(assistant: Any, questions: list[Any], directory: Path, label: str) -> list[str]:
@@ -665,10 +747,22 @@ def bench_size(size: str, args: argparse.Namespace, work: Path) -> dict[str, Any
     phase_s["serve"] = run.seconds
 
     if args.contention_hogs > 0 and target <= args.contention_above_max:
-        log(f"contention: passes idle and next to {args.contention_hogs} CPU-bound processes…")
+        log(
+            f"contention: {args.contention_passes} pairs of passes, idle and next to "
+            f"{args.contention_hogs} CPU-bound processes…"
+        )
         t = time.perf_counter()
         own = not args.contention_same_session
-        row["contention"] = contention(cfg, args.contention_hogs, 1800, own_session=own)
+        n = args.contention_questions
+        if n <= 0 or 0 < args.questions < n:
+            n = args.questions
+        row["contention"] = contention(
+            {**cfg, "n_questions": n},
+            args.contention_hogs,
+            1800,
+            own_session=own,
+            passes=args.contention_passes,
+        )
         phase_s["contention"] = time.perf_counter() - t
 
     if not args.no_baseline:
@@ -743,16 +837,24 @@ METRICS: list[tuple[str, str, str, dict[str, str]]] = [
     ("refresh / raw embedder, same work %", "ratio.refresh_work_pct", ".0f", {"*": ">= 90"}),
     ("refresh / raw embedder, chunks only %", "ratio.refresh_raw_pct", ".0f", {}),
     ("raw / refresh, same work, CPU s %", "refresh.cpu_pct", ".0f", {"*": ">= 90"}),
-    # contention: fresh process per pass, idle then next to --contention-hogs CPU hogs
-    ("contention: load avg idle pass", "ratio.load_idle", "s", {}),
-    ("  load avg busy pass", "ratio.load_busy", "s", {}),
+    # contention: interleaved pairs of fresh-process passes, idle and next to
+    # --contention-hogs CPU hogs; medians over the passes of each pass's p50 (or p95)
+    ("contention: pairs of passes", "contention.idle.passes", "d", {}),
+    ("  load avg idle passes, min-max", "ratio.load_idle", "s", {}),
+    ("  load avg busy passes, min-max", "ratio.load_busy", "s", {}),
     ("  search p50 idle ms", "contention.idle.search_ms.p50", ".1f", {}),
+    ("    idle passes' p50s, min-max", "ratio.search_idle_spread", "s", {}),
     ("  search p50 busy ms", "contention.busy.search_ms.p50", ".1f", {}),
+    ("    busy passes' p50s, min-max", "ratio.search_busy_spread", "s", {}),
     ("  search p95 idle / busy ms", "ratio.search_p95", "s", {}),
+    ("  search CPU ms p50 idle / busy", "ratio.search_cpu", "s", {}),
     ("  search busy/idle", "contention.search_ratio", ".2f", {"*": "<= 2"}),
     ("  ask p50 idle ms", "contention.idle.ask_ms.p50", ".1f", {}),
+    ("    idle passes' p50s, min-max", "ratio.ask_idle_spread", "s", {}),
     ("  ask p50 busy ms", "contention.busy.ask_ms.p50", ".1f", {}),
+    ("    busy passes' p50s, min-max", "ratio.ask_busy_spread", "s", {}),
     ("  ask p95 idle / busy ms", "ratio.ask_p95", "s", {}),
+    ("  ask CPU ms p50 idle / busy", "ratio.ask_cpu", "s", {}),
     ("  ask busy/idle", "contention.ask_ratio", ".2f", {"*": "<= 2"}),
     ("  ask/search p50 idle", "ratio.ask_search_idle", ".2f", {"*": "<= 1.5"}),
     ("  ask/search p50 busy", "ratio.ask_search_busy", ".2f", {"*": "<= 1.5"}),
@@ -776,9 +878,16 @@ def _pair(row: dict[str, Any], a: str, b: str) -> str | None:
 
 
 def _loads(row: dict[str, Any], path: str) -> str | None:
-    """« 1.2 → 3.4 »: the 1-minute load average at the start and the end of a pass."""
+    """« 1.2-3.4 »: the lowest and highest 1-minute load average seen (at the start and the
+    end of each pass)."""
     got = _get(row, path)
-    return f"{got[0]:.1f} → {got[-1]:.1f}" if got else None
+    return f"{min(got):.1f}-{max(got):.1f}" if got else None
+
+
+def _spread(row: dict[str, Any], path: str) -> str | None:
+    """« 31-35 »: the lowest and highest of the passes' values summarised at ``path``."""
+    lo, hi = _get(row, f"{path}.min"), _get(row, f"{path}.max")
+    return f"{lo:.0f}-{hi:.0f}" if lo is not None and hi is not None else None
 
 
 def render(rows: list[dict[str, Any]]) -> str:
@@ -799,6 +908,17 @@ def render(rows: list[dict[str, Any]]) -> str:
                 row, "contention.idle.search_ms.p95", "contention.busy.search_ms.p95"
             ),
             "ask_p95": _pair(row, "contention.idle.ask_ms.p95", "contention.busy.ask_ms.p95"),
+            **{
+                f"{what}_{cond}_spread": _spread(row, f"contention.{cond}.{what}_ms")
+                for what in ("search", "ask")
+                for cond in ("idle", "busy")
+            },
+            **{
+                f"{what}_cpu": _pair(
+                    row, f"contention.idle.{what}_cpu_ms.p50", f"contention.busy.{what}_cpu_ms.p50"
+                )
+                for what in ("search", "ask")
+            },
             "ask_search_idle": _ratio(
                 row, "contention.idle.ask_ms.p50", "contention.idle.search_ms.p50"
             ),
@@ -833,6 +953,7 @@ def render(rows: list[dict[str, Any]]) -> str:
                 )
             )
             lines.append(f"contention [{row['size']}]: the CPU hogs ran in {where}.")
+            lines += pass_lines(row)
     if any(r["composed_passages"] for r in rows):
         lines.append(
             "* passages embedded as the mean of real sentence vectors (see tools/bench.py); "
@@ -879,10 +1000,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         "share its CPU slice: the worst case), not in a session of their own",
     )
     p.add_argument(
+        "--contention-passes",
+        type=int,
+        default=3,
+        help="pairs of contention passes (idle, busy, idle, busy, …): the row is the median",
+    )
+    p.add_argument(
+        "--contention-questions",
+        type=int,
+        default=60,
+        help="questions per contention pass, the first N (0: as many as --questions)",
+    )
+    p.add_argument(
         "--contention-above-max",
         type=int,
         default=20000,
-        help="no contention row above this many chunks (4 more serving passes)",
+        help="no contention row above this many chunks (2 x --contention-passes more "
+        "serving passes)",
     )
     p.add_argument("--seed", type=int, default=SEED)
     p.add_argument("--no-baseline", action="store_true")
@@ -891,6 +1025,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="keep generated corpora and indexes")
     p.add_argument("--out", type=Path, help="JSON result path")
     args = p.parse_args(argv)
+    if args.contention_passes < 1:
+        p.error("--contention-passes must be at least 1")
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="alliance-bench-"))
     work.mkdir(parents=True, exist_ok=True)

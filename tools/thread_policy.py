@@ -5,7 +5,10 @@
 Each configuration runs in a fresh process (OpenMP reads its environment when the library
 loads), back to back with the others, first on the machine as it is ("idle"), then next to
 ``--hogs`` processes spinning on the CPU. Per configuration: bare query-embedding, search and
-ask p50/p95. Not a test: numbers depend on what else runs on the machine (load average printed).
+ask p50/p95. numpy's BLAS runs on the product's thread count (``assistant.runtime``: one
+unless ``ALLIANCE_BLAS_THREADS`` or an exported ``OPENBLAS_NUM_THREADS`` says otherwise) in
+every configuration: no OpenMP variable governs it. Not a test: numbers depend on what else
+runs on the machine (load average printed).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +64,7 @@ def child(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_config(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    env = {**os.environ, **CONFIGS[name]}
+    env = {**os.environ, **CONFIGS[name], **blas_env(os.environ)}
     cfg = {"index": str(args.index), "n": args.questions, "ask": not args.no_ask}
     out = subprocess.run(
         [sys.executable, __file__, "_child", json.dumps(cfg)],
@@ -73,6 +77,17 @@ def run_config(name: str, args: argparse.Namespace) -> dict[str, Any]:
     )
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
+
+
+def blas_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """numpy's BLAS threads as the product sets them (``assistant.runtime``: one by default,
+    ``ALLIANCE_BLAS_THREADS``), unless exported: no OpenMP configuration governs them, so every
+    configuration compared gets the product's. Read when the child starts, before numpy."""
+    from assistant.runtime import BLAS_VARIABLES, blas_thread_count
+    from assistant.settings import Settings
+
+    count = str(blas_thread_count(Settings.from_env(environ)))
+    return {name: environ.get(name) or count for name in BLAS_VARIABLES}
 
 
 def hogs(n: int, seconds: float) -> list[subprocess.Popen[bytes]]:
