@@ -10,7 +10,13 @@ from conftest import HashEmbeddings
 
 from assistant import Assistant, Settings
 from assistant.indexing.store import StoredChunk
-from assistant.retrieval.rerank import KEEP_ORDER, StructureReranker, lexical_query, shape
+from assistant.retrieval.rerank import (
+    KEEP_ORDER,
+    StructureReranker,
+    continues,
+    lexical_query,
+    shape,
+)
 from assistant.retrieval.results import Scored
 
 SECTION = "Guide du jardin partagé > Créer le jardin"
@@ -201,3 +207,16 @@ def test_where_to_start_looks_for_the_steps_not_the_word_start(tmp_path: Path) -
     # the lexical side reads « étapes » too: the steps are its first passage
     by_bm25 = sorted(found.results, key=lambda r: r.bm25_rank or 99)
     assert "1. Étudier les gisements" in by_bm25[0].chunk.text
+
+
+def test_a_passage_continues_one_cut_before_it_on_an_item_past_the_first() -> None:
+    """« 4. » or « Phase 3 » opening a passage takes up a list begun before it; a section
+    number (« 4.2 Les parcelles ») or a first item does not (``text.structure``)."""
+    body = " les parcelles communes accueillent les écoles du voisinage chaque printemps."
+    assert continues(_chunk("n", f"Créer le jardin\n\n4. Prévoir{body}"))
+    assert continues(_chunk("s", f"Créer le jardin\n\nÉtape 3 : ouvrir{body}"))
+    assert continues(_chunk("p", f"Créer le jardin\n\nPhase 2 — ouvrir{body}"))
+    assert continues(_chunk("c", f"Créer le jardin\n\n2° Les{body}"))
+    assert not continues(_chunk("1", f"Créer le jardin\n\n1. Prévoir{body}"))
+    assert not continues(_chunk("d", f"Créer le jardin\n\n4.2 Les parcelles\n\nLes{body}"))
+    assert not continues(_chunk("b", f"Créer le jardin\n\n▪ Prévoir{body}"))

@@ -10,11 +10,12 @@ from conftest import HashEmbeddings
 from fpdf import FPDF
 from langchain_core.documents import Document
 
-from assistant.answering.extractive import ExtractiveAnswerer
+from assistant.answering.citations import compose
+from assistant.answering.extractive import ExtractiveAnswerer, split_units
 from assistant.indexing.store import StoredChunk
 from assistant.ingest.chunking import chunk_document, split_blocks
 from assistant.ingest.loaders import load_document
-from assistant.ingest.loaders.structure import blocks_from_text
+from assistant.ingest.loaders.structure import blocks_from_text, render_blocks
 from assistant.retrieval.hybrid import Retrieval, Scored
 
 DEJAVU = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
@@ -336,3 +337,45 @@ def test_pdf_table_is_read_as_a_table_and_a_steps_question_quotes_its_rows(
         "- Décision et notification aux lauréats",
     ]
     assert "Responsable : Comité technique régional ; Échéance : 30 avril" in rows[1]
+
+
+# Statutes written with « ▪ » bullets, lettered items and « 1° » (French legal numbering).
+STATUTES = (
+    "Pour déposer une demande, le dossier comprend les pièces suivantes :\n"
+    "▪ les statuts signés par deux membres du bureau ;\n"
+    "▪ le dernier rapport financier approuvé.\n\n"
+    "Le bureau de l'association se compose comme suit :\n"
+    "a) un président élu pour deux ans ;\n"
+    "b) un trésorier chargé des comptes.\n\n"
+    "Les ressources de l'association comprennent :\n"
+    "1° les cotisations de ses membres ;\n"
+    "2° les subventions des collectivités."
+)
+
+
+def test_the_answerer_reads_every_list_item_the_loader_keeps() -> None:
+    """One definition of a list item (``text.structure``): what the loader keeps as an item
+    with its own marker, the answerer quotes as an item, on its own line."""
+    blocks = blocks_from_text(STATUTES)
+    assert [b.kind for b in blocks] == ["list", "list", "list"]
+    loaded = [item for b in blocks for item in b.items]
+    units = split_units(render_blocks(blocks))
+    assert [u for u, is_item in units if is_item] == loaded
+    assert [u for u, is_item in units if not is_item] == [b.lead_in for b in blocks]
+    lines = compose([(u, n) for n, (u, _) in enumerate(units, start=1)]).splitlines()
+    assert lines[1] == "▪ les statuts signés par deux membres du bureau ; [2]"
+    assert lines[3] == "a) un président élu pour deux ans ; [5]"
+    assert lines[5] == "1° les cotisations de ses membres ; [8]"
+
+
+def test_section_numbers_and_years_are_not_list_items() -> None:
+    text = (
+        "4.2 Du face-à-face au côte-à-côte\n"
+        "En 2011. Les associations et les entreprises ont appris à travailler ensemble sur "
+        "leur territoire, au-delà du mécénat.\n"
+        "12) Un douzième point, numéroté, qui reste un élément de liste."
+    )
+    units = split_units(text)
+    assert [u for u, is_item in units if is_item] == [
+        "12) Un douzième point, numéroté, qui reste un élément de liste."
+    ]

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from assistant.text.french import fold, tokenize
+from assistant.text.structure import LIST_ITEMS
 
 _EN_WORDS = frozenset(
     [
@@ -229,7 +230,6 @@ def question_type(question: str) -> QuestionType:
     return "other"
 
 
-_LIST_MARK = re.compile(r"(?m)^\s*(?:\d{1,2}[.)]|[-•–*])\s+")
 _COUNT_OF = re.compile(r"\b(?:combien d(?:e |')|nombre d(?:e |')|how many )([a-z]+)")
 
 
@@ -254,7 +254,7 @@ def counts(noun: str, text: str) -> bool:
     """Whether ``text`` gives a number of ``noun`` (« une trentaine de projets », « 6 articles »):
     a number followed within three words of the same clause (no « ; », « : » or « — » between:
     the cells of a table row are clauses) by a word sharing the noun's first five letters."""
-    t = _IN_WORD_HYPHEN.sub("", _LIST_MARK.sub("", fold(text)))  # « co-fondateurs »
+    t = _IN_WORD_HYPHEN.sub("", LIST_ITEMS.sub("", fold(text)))  # « co-fondateurs »
     stem = _IN_WORD_HYPHEN.sub("", noun)[:5]
     gap = r"[^\w;:|—]+"
     pattern = rf"(?:\d[\d  .,]*|\b(?:{_NUMBER_WORDS})\b)(?:{gap}\w+){{0,3}}?{gap}{re.escape(stem)}"
@@ -277,7 +277,7 @@ def satisfies(kind: Kind | None, text: str) -> bool:
         return bool(_HAS_DATE.search(t))
     if kind == "hours":
         return bool(_HAS_HOURS.search(t))
-    return bool(_HAS_NUMBER.search(_LIST_MARK.sub("", t)))
+    return bool(_HAS_NUMBER.search(LIST_ITEMS.sub("", t)))
 
 
 def unknown_share(

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from assistant.text.sentences import split_sentences
+from assistant.text.structure import LIST_ITEM
 from assistant.types import Hit
 
 # A marker as answers carry it: "[3]".
@@ -35,8 +36,6 @@ _MODEL_MARKER = re.compile(
 # A bracket holding a digit, with the space before it: what strip_citations removes.
 _NUMBERED_BRACKET = re.compile(r"\s*\[[^\[\]\n]{0,40}\d[^\[\]\n]{0,40}\]")
 _NUMBER = re.compile(r"\d{1,3}|[-–]")
-# A list item's marker: "1. ", "2) ", "- ", "• ".
-LIST_PREFIX = re.compile(r"^(?:\d{1,2}[.)]|[-•–*])\s+")
 _ONLY_MARKERS = re.compile(r"^(?:\s*\[[^\[\]\n]{1,40}\])+")
 _MARKER_END = re.compile(r"(?<=\])\s+")
 _UNIT = re.compile(r"(.+?)\s*\[(\d+)\](?=\s|$)", re.DOTALL)
@@ -59,7 +58,7 @@ def compose(units: Sequence[tuple[str, int]]) -> str:
     parts: list[str] = []
     for text, n in units:
         body = cite(text, n)
-        parts.append(f"\n{body}" if LIST_PREFIX.match(text.lstrip()) else body)
+        parts.append(f"\n{body}" if LIST_ITEM.match(text.lstrip()) else body)
     return " ".join(parts).replace(" \n", "\n").strip()
 
 
@@ -103,7 +102,7 @@ def split_answer(text: str) -> list[list[str]]:
     lines: list[list[str]] = []
     for raw in text.splitlines():
         line = raw.strip()
-        prefix = LIST_PREFIX.match(line)
+        prefix = LIST_ITEM.match(line)
         head = prefix.group(0) if prefix else ""
         units: list[str] = []
         for frag in split_sentences(line[len(head) :]):
@@ -123,7 +122,7 @@ def split_answer(text: str) -> list[list[str]]:
 
 def without_list_prefix(unit: str) -> str:
     """A unit without its list prefix ("1. ", "- ")."""
-    return LIST_PREFIX.sub("", unit).strip()
+    return LIST_ITEM.sub("", unit).strip()
 
 
 # -- a model's markers ----------------------------------------------------------------------

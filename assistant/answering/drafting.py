@@ -36,10 +36,11 @@ from collections.abc import Collection, Sequence
 
 from assistant.answering.abstention import is_english
 from assistant.answering.attribution import missing_facts
-from assistant.answering.citations import LIST_PREFIX, compose, quoted_units
+from assistant.answering.citations import compose, quoted_units
 from assistant.indexing.store import StoredChunk
 from assistant.retrieval.results import Retrieval, Scored
 from assistant.text.french import content_words, fold
+from assistant.text.structure import LIST_ITEM
 from assistant.types import Answer, Hit
 
 # The smallest piece of a passage worth sending: below this the budget stops adding passages.
@@ -87,7 +88,7 @@ def quoted_blocks(answer: Answer) -> dict[str, str]:
     for chunk_id, texts in units.items():
         block = ""
         for text in texts:
-            sep = "\n" if LIST_PREFIX.match(text) else " "
+            sep = "\n" if LIST_ITEM.match(text) else " "
             block = f"{block}{sep}{text}" if block else text
         out[chunk_id] = block
     return out
@@ -266,7 +267,7 @@ def screen(
     for units in lines:
         row: list[str] = []
         for raw in units:
-            prefix = LIST_PREFIX.match(raw)
+            prefix = LIST_ITEM.match(raw)
             head = prefix.group(0) if prefix else ""
             unit = head + without_meta(raw[len(head) :])
             reason = screen_reason(unit[len(head) :], languages)
@@ -287,7 +288,7 @@ MIN_KEPT_SHARE = 0.7
 def kept_in(unit: str, text: str, words: set[str] | None = None) -> bool:
     """Whether ``text`` (a model's answer) holds the extract ``unit``: most of its content
     words and every number, date and name in it."""
-    body = LIST_PREFIX.sub("", unit).strip()
+    body = LIST_ITEM.sub("", unit).strip()
     mine = content_words(body)
     if not mine:
         return True
@@ -317,8 +318,8 @@ def complete_with_extracts(answer: Answer, extractive: Answer) -> Answer:
     missing = [(t, h) for t, h in ext_units if not kept_in(t, answer.text, words)]
     if not missing:
         return answer
-    whole_list = any(LIST_PREFIX.match(t) for t, _ in missing)
-    items = [(t, h) for t, h in ext_units if whole_list and LIST_PREFIX.match(t)]
+    whole_list = any(LIST_ITEM.match(t) for t, _ in missing)
+    items = [(t, h) for t, h in ext_units if whole_list and LIST_ITEM.match(t)]
     first = next((i for i, u in enumerate(ext_units) if u in items), None)
     ext_lead = ext_units[first - 1] if first and _is_lead_in(ext_units[first - 1][0]) else None
     rows: list[str | list[tuple[str, Hit]]] = []  # a line as is (no marker), or its units
@@ -328,7 +329,7 @@ def complete_with_extracts(answer: Answer, extractive: Answer) -> Answer:
         if not units:
             rows.append(line)
             continue
-        if whole_list and LIST_PREFIX.match(line.strip()):
+        if whole_list and LIST_ITEM.match(line.strip()):
             at = len(rows) if at is None else at
             continue  # the extracts' list replaces the model's
         rows.append([(t, answer.citations[n - 1]) for t, n in units
@@ -339,7 +340,7 @@ def complete_with_extracts(answer: Answer, extractive: Answer) -> Answer:
     model_lead = isinstance(before, list) and bool(before) and _is_lead_in(before[-1][0])
     listed = ([] if model_lead or ext_lead is None else [ext_lead]) + items
     rest = [(t, h) for t, h in missing
-            if not LIST_PREFIX.match(t) and not _is_lead_in(t) and (t, h) != ext_lead]  # fmt: skip
+            if not LIST_ITEM.match(t) and not _is_lead_in(t) and (t, h) != ext_lead]  # fmt: skip
     rows[at:at] = [[unit] for unit in listed]
     rows += [[unit] for unit in rest]
     added = listed + rest

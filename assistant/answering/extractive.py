@@ -33,13 +33,12 @@ from assistant.retrieval.followup import asked_part
 from assistant.retrieval.hybrid import Retrieval, Scored
 from assistant.text.french import FRENCH_NUMBERS, content_words, fold
 from assistant.text.sentences import split_sentences
+from assistant.text.structure import LIST_ITEM, NUMBERED_ITEM, STEP_HEADING, TABLE_ROW
 from assistant.types import Answer, Hit
 
 log = logging.getLogger(__name__)
 
 DECLINE = "Je n'ai pas trouvé de réponse fiable dans le corpus."
-
-_LIST_ITEM = re.compile(r"^\s*(?:\d{1,2}[.)]|[-•–*])\s+")
 
 
 class Answerer(Protocol):
@@ -80,7 +79,7 @@ def split_units(text: str) -> list[tuple[str, bool]]:
         item: str | None = None  # the list item being read (PDF lines wrap inside items)
         header: list[str] | None = None  # the header row of the table being read
         for line in lines:
-            if _TABLE_ROW.match(line):  # a table row is an item, its header the first row
+            if TABLE_ROW.match(line):  # a table row is an item, its header the first row
                 if prose:
                     raw.extend((s, False) for s in _sentences(" ".join(prose)))
                     prose = []
@@ -98,7 +97,7 @@ def split_units(text: str) -> list[tuple[str, bool]]:
             header = None
             if _wraps_on(prose, item, line):  # « …du Fonds ODD » / « 17. Elles montrent… »
                 prose.append(line)
-            elif _LIST_ITEM.match(line):
+            elif LIST_ITEM.match(line):
                 if prose:
                     raw.extend((s, False) for s in _sentences(" ".join(prose)))
                     prose = []
@@ -130,10 +129,6 @@ def split_units(text: str) -> list[tuple[str, bool]]:
     return units
 
 
-_ITEM_NUMBER = re.compile(r"^(\d{1,2})[.)]\s")
-_TABLE_ROW = re.compile(r"^\|\s.*\s\|$")  # « | 1. Diagnostic | Chaque organisation | … | »
-
-
 def table_row(header: Sequence[str], cells: Sequence[str]) -> str:
     """A table row as a list item that can be read alone: its first cell, then each other
     cell after its column's title (« - 1. Diagnostic — Qui pilote : le binôme ; Livrable : une
@@ -154,7 +149,7 @@ def _wraps_on(prose: list[str], item: str | None, line: str) -> bool:
     """Whether ``line``, which looks like a numbered item (« 17. Elles montrent… »), is the
     wrapped end of the unfinished sentence before it (« …soutenus par le Fonds ODD »): a list
     starts at 1 or follows an item, and a sentence cut mid-way is not an intro."""
-    m = _ITEM_NUMBER.match(line)
+    m = NUMBERED_ITEM.match(line)
     return (
         m is not None
         and item is None
@@ -170,7 +165,7 @@ def _without_section_titles(raw: list[tuple[str, bool]]) -> list[tuple[str, bool
     part of no numbered sequence (« 3. La « prime à l'alliance » » above « 3.1 … »). The
     last step of an unpunctuated list follows the one before, so it stays."""
     numbers = [
-        int(m.group(1)) if is_item and (m := _ITEM_NUMBER.match(t)) else None for t, is_item in raw
+        int(m.group(1)) if is_item and (m := NUMBERED_ITEM.match(t)) else None for t, is_item in raw
     ]
     out: list[tuple[str, bool]] = []
     for i, (text, is_item) in enumerate(raw):
@@ -1005,7 +1000,7 @@ MAX_ITEM_CHARS = 320
 
 def _quotable(text: str) -> str:
     """A long list item cut after its first sentences (marked « … »); other units as they are."""
-    if len(text) <= MAX_ITEM_CHARS or not _LIST_ITEM.match(text):
+    if len(text) <= MAX_ITEM_CHARS or not LIST_ITEM.match(text):
         return text
     kept = ""
     for sentence in split_sentences(text):
@@ -1186,11 +1181,10 @@ def _path(chunk: StoredChunk) -> tuple[str, ...]:
 
 
 # « Étape 1 : … », « Étape 2 — … », « Step 3. … », « Phase 4 – … »: a step written as a heading.
-_STEP_HEADING = re.compile(r"^(?:etape|step|phase)\s+(\d{1,2})\b", re.IGNORECASE)
 
 
 def _step_number(heading: str) -> int | None:
-    m = _STEP_HEADING.match(fold(heading))
+    m = STEP_HEADING.match(fold(heading))
     return int(m.group(1)) if m else None
 
 

@@ -31,6 +31,7 @@ from assistant.indexing.store import StoredChunk
 from assistant.retrieval.followup import asked_part
 from assistant.retrieval.results import Scored
 from assistant.text.french import fold
+from assistant.text.structure import LIST_ITEM, NUMBERED_ITEM, STEP_HEADING, TABLE_ROW
 
 
 class Reranker(Protocol):
@@ -49,9 +50,6 @@ class KeepOrder:
 KEEP_ORDER = KeepOrder()
 
 
-# A list item at the start of a line: « 1. », « 2) », « - », « • », « Étape 3 : », « a) ».
-_ITEM = re.compile(r"(?m)^\s*(?:(\d{1,2})\s?[.)°]|[-•–*▪◦●]|etape\s+(\d{1,2})\b|[a-h]\))\s*\S")
-_TABLE_ROW = re.compile(r"(?m)^\s*\|.*\|\s*$")
 # Opening words of a passage about its own document: « Ce guide présente », « Cette fiche
 # propose », « Le présent document décrit », « Vous trouverez dans ce guide ».
 _ABOUT_DOCUMENT = re.compile(
@@ -112,14 +110,15 @@ def shape(chunk: StoredChunk, min_letters: int = 100) -> Shape:
     starts_mid_sentence = bool(body) and body[0].islower()
     fragment = letters < min_letters or (starts_mid_sentence and letters < 2 * min_letters)
     numbers: list[int] = []
-    bullets = 0
-    for m in _ITEM.finditer(folded):
-        n = m.group(1) or m.group(2)
-        if n is not None:
-            numbers.append(int(n))
-        else:
-            bullets += 1
-    rows = len(_TABLE_ROW.findall(body))
+    bullets = rows = 0
+    for line in folded.splitlines():
+        line = line.strip()
+        if number := _item_number(line):
+            numbers.append(number)
+        elif LIST_ITEM.match(line):
+            bullets += 1  # a bullet or a lettered item
+        elif TABLE_ROW.match(line):
+            rows += 1
     items = len(numbers) + bullets + (rows - 1 if rows >= 3 else 0)
     list_start = (1 in numbers) or bullets >= 2 or rows >= 3
     return Shape(
@@ -151,11 +150,15 @@ def continues(chunk: StoredChunk) -> bool:
     body = _body(chunk)
     if body[:1].islower():
         return True
-    first = _ITEM.search(fold(body[:200]))
-    if first is None or first.start() > 0:
-        return False
-    number = first.group(1) or first.group(2)
-    return number is not None and int(number) > 1
+    number = _item_number(fold(body[:200]))
+    return number is not None and number > 1
+
+
+def _item_number(line: str) -> int | None:
+    """The number of the numbered item or step (« 4. », « 4) », « 4° », « Étape 4 ») that
+    ``line`` (folded) opens with, if any (see ``text.structure``)."""
+    m = NUMBERED_ITEM.match(line) or STEP_HEADING.match(line)
+    return int(m.group(1)) if m else None
 
 
 class StructureReranker:

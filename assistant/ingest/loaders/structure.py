@@ -18,6 +18,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from assistant.text.structure import (
+    BULLET_ITEM,
+    LETTERED_ITEM,
+    LIST_ITEM,
+    NUMBERED_ITEM,
+    TABLE_ROW,
+)
+
 BlockKind = Literal["heading", "paragraph", "list", "table"]
 
 
@@ -91,7 +99,7 @@ class BlockBuilder:
             item = " ".join(item.split())
             if not item:
                 continue
-            if not LIST_MARKER.match(item):
+            if not LIST_ITEM.match(item):
                 item = f"{n}. {item}" if ordered else f"- {item}"
             marked.append(item)
         if not marked:
@@ -118,20 +126,13 @@ class BlockBuilder:
 
 # -- reading structure back from lines ---------------------------------------------------------
 
-_BULLET_CHARS = "-•–—*▪▫◦●○■□➢►✓✔·"
-LIST_MARKER = re.compile(
-    rf"^\s*(?:[{re.escape(_BULLET_CHARS)}]|\d{{1,2}}[.)°]|[a-z][.)])\s+"
-)  # fmt: skip
-_BULLET = re.compile(rf"^\s*[{re.escape(_BULLET_CHARS)}]\s+")
-_NUMBER = re.compile(r"^\s*(\d{1,2})[.)°]\s+(?=\S)")
-_LETTER = re.compile(r"^\s*([a-z])[.)]\s+(?=\S)")
+# list items and table rows: ``text.structure`` (the answerer reads them the same way)
 # « 3.1 Titre », « III. Titre », « Article 3 – Titre », « Chapitre 2 : Titre », « Annexe A »
 _NUMBERED_HEADING = re.compile(
     r"^(?:(?P<word>(?i:article|chapitre|titre|partie|section|annexe))\s+(?:\d+|[IVXLC]+|[A-Z])\b"
     r"|(?P<roman>[IVXLC]{1,6})[.)]\s|(?P<dotted>\d{1,2}(?:\.\d{1,2})+)\.?\s)"
 )
 _SENTENCE_END = (".", "!", "?", "…", ";", ":", ",")
-_PIPE_ROW = re.compile(r"^\|\s.*\s\|$")  # « | Étape | Qui pilote | »
 _JOINERS = frozenset(
     [
         "le",
@@ -247,12 +248,12 @@ def _heading_level(lines: list[str], i: int, known: Mapping[str, int], in_list: 
     if in_list or known:  # with font information, an unmarked short line is not a heading
         return None
     # A short title line opening its paragraph, followed by a new sentence or nothing.
-    if i != 0 or not _title_like(line) or _NUMBER.match(line) or _BULLET.match(line):
+    if i != 0 or not _title_like(line) or NUMBERED_ITEM.match(line) or BULLET_ITEM.match(line):
         return None
     nxt = lines[1] if len(lines) > 1 else ""
     if not nxt:
         return 3
-    return 3 if (nxt[0].isupper() or nxt[0] in '«"' or LIST_MARKER.match(nxt)) else None
+    return 3 if (nxt[0].isupper() or nxt[0] in '«"' or LIST_ITEM.match(nxt)) else None
 
 
 def _read_paragraph(
@@ -281,11 +282,11 @@ def _read_paragraph(
     i = 0
     while i < len(lines):
         line = lines[i]
-        if _PIPE_ROW.match(line):  # a table read back from « | a | b | » rows (PDF tables)
+        if TABLE_ROW.match(line):  # a table read back from « | a | b | » rows (PDF tables)
             flush_prose()
             flush_list()
             rows: list[list[str]] = []
-            while i < len(lines) and _PIPE_ROW.match(lines[i]):
+            while i < len(lines) and TABLE_ROW.match(lines[i]):
                 rows.append([c.strip() for c in lines[i].strip()[1:-1].split(" | ")])
                 i += 1
             builder.table(rows, page)
@@ -297,8 +298,8 @@ def _read_paragraph(
             builder.heading(line, level, page)
             i += 1
             continue
-        number = _NUMBER.match(line) or _LETTER.match(line)
-        bullet = _BULLET.match(line)
+        number = NUMBERED_ITEM.match(line) or LETTERED_ITEM.match(line)
+        bullet = BULLET_ITEM.match(line)
         if number and not items and prose and not _ends_sentence(prose[-1]):
             n = int(number.group(1)) if number.group(1).isdigit() else None
             if n not in (None, 1):  # « … soutenus par le Fonds ODD » / « 17. Elles … »: a wrap
@@ -324,7 +325,7 @@ def _read_paragraph(
 def _continues_item(item: str, line: str) -> bool:
     """A wrapped line of a list item: it starts in lower case, or the item is long and has not
     ended its sentence (PDF lines wrap inside items)."""
-    if LIST_MARKER.match(line):
+    if LIST_ITEM.match(line):
         return False
     if line[:1].islower():
         return True
