@@ -9,14 +9,11 @@ reads the shape of each passage:
 - a *fragment* (a heading and a few words, the tail of a sentence cut by a page break) ranks
   lower: short passages score high in BM25 and close in embeddings, yet hold no answer;
 - a passage that *describes its document* (« Ce guide présente… », « Cette fiche propose… »)
-  ranks lower, unless the question is about a document;
-- for a steps question (« quelles étapes… », « par où commencer ? », « comment s'y prendre ? »,
-  « what are the steps »), a passage that holds a list, or a table, ranks higher, and more so
-  the one where the list starts. Only steps: a procedure is written as a list, while the
-  items of « quelles sont les sept approches ? » are as often named in one sentence (measured:
-  a bonus for every list question moved other lists above those sentences, fact coverage
-  0.754 -> 0.729).
+  ranks lower, unless the question is about a document.
 
+A list gets no bonus: the items of « quelles sont les sept approches ? » are as often named in
+one sentence (measured: a bonus for every list question moved other lists above those
+sentences, fact coverage 0.754 -> 0.729), and the one for steps questions was left at 0.
 Each rule multiplies the fused score, so a passage far from the question stays far.
 """
 
@@ -31,7 +28,7 @@ from assistant.indexing.store import StoredChunk
 from assistant.retrieval.followup import asked_part
 from assistant.retrieval.results import Scored
 from assistant.text.french import fold
-from assistant.text.structure import LIST_ITEM, NUMBERED_ITEM, STEP_HEADING, TABLE_ROW
+from assistant.text.structure import NUMBERED_ITEM, STEP_HEADING
 
 
 class Reranker(Protocol):
@@ -74,11 +71,6 @@ _START_WORDS = (
     r"how (?:do|can|should) (?:i|we) (?:start|begin|get started)"
 )
 _START = re.compile(rf"\b(?:{_START_WORDS})\b")
-# A question asking for steps, a procedure or where to start (on folded text).
-_ASKS_STEPS = re.compile(
-    rf"\b(?:etapes?|{_START_WORDS}|pas a pas|marche a suivre|comment proceder|steps?|"
-    r"step by step)\b"
-)
 
 
 @dataclass(frozen=True)
@@ -87,8 +79,6 @@ class Shape:
 
     fragment: bool  # too little text of its own to hold an answer
     about_document: bool  # opens by describing its document
-    items: int  # list items (or table rows) it holds
-    list_start: bool  # it holds the first item of a list (« 1. », « Étape 1 », a bullet run)
 
 
 def _body(chunk: StoredChunk) -> str:
@@ -109,31 +99,12 @@ def shape(chunk: StoredChunk, min_letters: int = 100) -> Shape:
     letters = len(_LETTER.findall(body))
     starts_mid_sentence = bool(body) and body[0].islower()
     fragment = letters < min_letters or (starts_mid_sentence and letters < 2 * min_letters)
-    numbers: list[int] = []
-    bullets = rows = 0
-    for line in folded.splitlines():
-        line = line.strip()
-        if number := _item_number(line):
-            numbers.append(number)
-        elif LIST_ITEM.match(line):
-            bullets += 1  # a bullet or a lettered item
-        elif TABLE_ROW.match(line):
-            rows += 1
-    items = len(numbers) + bullets + (rows - 1 if rows >= 3 else 0)
-    list_start = (1 in numbers) or bullets >= 2 or rows >= 3
-    return Shape(
-        fragment=fragment,
-        about_document=bool(_ABOUT_DOCUMENT.match(folded)),
-        items=items,
-        list_start=list_start,
-    )
+    return Shape(fragment=fragment, about_document=bool(_ABOUT_DOCUMENT.match(folded)))
 
 
-def _asks(query: str) -> tuple[bool, bool]:
-    """Whether ``query`` (its new ask, for a rewritten follow-up) asks for steps, and whether
-    it is about a document."""
-    ask = fold(asked_part(query))
-    return bool(_ASKS_STEPS.search(ask)), bool(_ASKS_DOCUMENT.search(ask))
+def _about_documents(query: str) -> bool:
+    """Whether ``query`` (its new ask, for a rewritten follow-up) is about a document."""
+    return bool(_ASKS_DOCUMENT.search(fold(asked_part(query))))
 
 
 def lexical_query(query: str) -> str:
@@ -165,22 +136,17 @@ class StructureReranker:
     """Reorders the fused candidates by the shape of each passage (see the module doc).
 
     ``fragment``, ``about_document``: the factors a fragment and a passage describing its
-    document get; ``list_bonus``: the factor added for a list (``list_start_bonus`` more where
-    it starts) when steps are asked for. Shapes are cached by chunk id (``max_cached``)."""
+    document get. Shapes are cached by chunk id (``max_cached``)."""
 
     def __init__(
         self,
         *,
         fragment: float = 0.75,
         about_document: float = 0.8,
-        list_bonus: float = 0.0,
-        list_start_bonus: float = 0.0,
         max_cached: int = 200_000,
     ) -> None:
         self.fragment = fragment
         self.about_document = about_document
-        self.list_bonus = list_bonus
-        self.list_start_bonus = list_start_bonus
         self.max_cached = max_cached
         self._shapes: dict[str, Shape] = {}
 
@@ -195,23 +161,20 @@ class StructureReranker:
 
     def factor(self, query: str, chunk: StoredChunk) -> float:
         """What ``chunk``'s fused score is multiplied by for ``query``."""
-        wants_steps, about_documents = _asks(query)
-        return self._factor(self._shape(chunk), wants_steps, about_documents)
+        return self._factor(self._shape(chunk), _about_documents(query))
 
-    def _factor(self, s: Shape, wants_steps: bool, about_documents: bool) -> float:
+    def _factor(self, s: Shape, about_documents: bool) -> float:
         f = 1.0
         if s.fragment:
             f *= self.fragment
         if s.about_document and not about_documents:
             f *= self.about_document
-        if wants_steps and s.items >= 2 and not s.fragment:
-            f *= 1.0 + self.list_bonus + (self.list_start_bonus if s.list_start else 0.0)
         return f
 
     def rerank(self, query: str, results: Sequence[Scored]) -> list[Scored]:
-        wants_steps, about_documents = _asks(query)
+        about_documents = _about_documents(query)
         scored = [
-            (r.fused * self._factor(self._shape(r.chunk), wants_steps, about_documents), i, r)
+            (r.fused * self._factor(self._shape(r.chunk), about_documents), i, r)
             for i, r in enumerate(results)
         ]
         scored.sort(key=lambda t: (-t[0], t[1]))
