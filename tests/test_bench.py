@@ -79,6 +79,7 @@ def test_the_table_shows_medians_spreads_loads_and_verdicts() -> None:
     assert "1.0-3.9" in lines["load avg idle passes, min-max"]
     assert "60-150" in table and "30-35" in table
     assert "30 / 30" in lines["search CPU ms p50 idle / busy"]
+    assert "1.07 / 2.13" in lines["search wall / CPU idle / busy"]  # 32 / 30, 64 / 30
     # one line per pass, in the order they ran, with its load average and runnable tasks
     passes = [line for line in table.splitlines() if line.strip().startswith("pair ")]
     assert len(passes) == 6

@@ -848,6 +848,7 @@ METRICS: list[tuple[str, str, str, dict[str, str]]] = [
     ("    busy passes' p50s, min-max", "ratio.search_busy_spread", "s", {}),
     ("  search p95 idle / busy ms", "ratio.search_p95", "s", {}),
     ("  search CPU ms p50 idle / busy", "ratio.search_cpu", "s", {}),
+    ("  search wall / CPU idle / busy", "ratio.search_share", "s", {}),
     ("  search busy/idle", "contention.search_ratio", ".2f", {"*": "<= 2"}),
     ("  ask p50 idle ms", "contention.idle.ask_ms.p50", ".1f", {}),
     ("    idle passes' p50s, min-max", "ratio.ask_idle_spread", "s", {}),
@@ -855,6 +856,7 @@ METRICS: list[tuple[str, str, str, dict[str, str]]] = [
     ("    busy passes' p50s, min-max", "ratio.ask_busy_spread", "s", {}),
     ("  ask p95 idle / busy ms", "ratio.ask_p95", "s", {}),
     ("  ask CPU ms p50 idle / busy", "ratio.ask_cpu", "s", {}),
+    ("  ask wall / CPU idle / busy", "ratio.ask_share", "s", {}),
     ("  ask busy/idle", "contention.ask_ratio", ".2f", {"*": "<= 2"}),
     ("  ask/search p50 idle", "ratio.ask_search_idle", ".2f", {"*": "<= 1.5"}),
     ("  ask/search p50 busy", "ratio.ask_search_busy", ".2f", {"*": "<= 1.5"}),
@@ -875,6 +877,21 @@ def verdict(value: Any, target: str) -> str:
 def _pair(row: dict[str, Any], a: str, b: str) -> str | None:
     x, y = _get(row, a), _get(row, b)
     return f"{x:.0f} / {y:.0f}" if x is not None and y is not None else None
+
+
+def _shares(row: dict[str, Any], what: str) -> str | None:
+    """« 0.55 / 1.48 »: wall p50 ÷ CPU p50 of ``what`` idle and busy, how much of a core a
+    call got: 0.5 = two cores, 1 = one, 2 = half of one (fair share next to 2 hogs on 2
+    cores is 2/3 of a core a session, 1.5)."""
+    cells = []
+    for cond in ("idle", "busy"):
+        ratio = _ratio(
+            row, f"contention.{cond}.{what}_ms.p50", f"contention.{cond}.{what}_cpu_ms.p50"
+        )
+        if ratio is None:
+            return None
+        cells.append(f"{ratio:.2f}")
+    return " / ".join(cells)
 
 
 def _loads(row: dict[str, Any], path: str) -> str | None:
@@ -913,6 +930,7 @@ def render(rows: list[dict[str, Any]]) -> str:
                 for what in ("search", "ask")
                 for cond in ("idle", "busy")
             },
+            **{f"{what}_share": _shares(row, what) for what in ("search", "ask")},
             **{
                 f"{what}_cpu": _pair(
                     row, f"contention.idle.{what}_cpu_ms.p50", f"contention.busy.{what}_cpu_ms.p50"
