@@ -232,3 +232,30 @@ def test_an_index_refreshed_before_sentences_were_precomputed_catches_up(tmp_pat
         for q in QUESTIONS:
             b.ask(q)
     assert serving.embedded == []
+
+
+def test_a_chunk_edited_by_a_refresh_is_read_anew_by_the_same_answerer(tmp_path: Path) -> None:
+    """The answerer keeps what it read of each chunk (its sentences, their words) across
+    questions, keyed by the text itself: after a refresh rewrote a chunk, the same Assistant
+    quotes the new sentence, never the one it read before."""
+    from assistant import Assistant
+
+    settings = _index(tmp_path)
+    page = settings.corpus_dir / "procedures/adhesion.md"
+    old = "2. Joindre un justificatif de domicile de moins de trois mois."
+    new = "2. Joindre une pièce d'identité et une facture récente au nom du foyer."
+    with Assistant(settings, embedder=Counting()) as a:
+        a.refresh()
+        before = a.ask(QUESTIONS[1])
+        assert old[3:] in before.text
+        readings = a.answerer.readings  # type: ignore[attr-defined]
+        assert readings.units.cache_info().currsize > 0
+        page.write_text(page.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
+        a.refresh()
+        after = a.ask(QUESTIONS[1])
+        assert a.answerer.readings is readings  # the same answerer, its memo kept
+    assert new[3:] in after.text
+    assert old[3:] not in after.text
+    with Assistant(settings, embedder=Counting()) as b:  # another instance: its own memo
+        b.ask(QUESTIONS[1])
+        assert b.answerer.readings is not readings  # type: ignore[attr-defined]

@@ -4,11 +4,12 @@ when the evidence is weak. An LLM answerer can implement the same ``Answerer`` p
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -295,22 +296,34 @@ def word_weights(
 
 def weighted_overlap(weights: Mapping[str, float], text: str) -> float:
     """The weighted share of the question's words (``word_weights``) that ``text`` holds."""
+    return weighted_share(weights, content_words(text) if weights else frozenset())
+
+
+def weighted_share(weights: Mapping[str, float], words: Set[str]) -> float:
+    """``weighted_overlap`` for a text whose ``content_words`` are ``words`` (computed once)."""
     if not weights:
         return 0.0
-    shared = weights.keys() & content_words(text)
+    shared = weights.keys() & words
     return sum(weights[w] for w in shared) / sum(weights.values())
 
 
-def gives_value(question: str, text: str, kind: str | None, noun: str | None) -> bool:
+def gives_value(
+    question: str,
+    text: str,
+    kind: str | None,
+    noun: str | None,
+    words: Callable[[str], Set[str]] = content_words,
+) -> bool:
     """Whether a sentence gives the kind of value the question asks for, about its subject:
     the value is there (an amount, a count of the noun...) and the sentence shares a content
-    word with the question, so a figure about another subject does not count."""
+    word with the question, so a figure about another subject does not count. ``words``:
+    ``content_words``, or a memo of it."""
     if kind is None:
         return True
     value = _without_asked_numbers(question, text)
     if not satisfies(kind, value) or (noun is not None and not counts(noun, text)):
         return False
-    return noun is not None or lexical_overlap(question, text) > 0
+    return noun is not None or bool(words(question) & words(text))
 
 
 _NUMBER = re.compile(r"\d+(?:[,.]\d+)?")
@@ -323,6 +336,41 @@ def _without_asked_numbers(question: str, text: str) -> str:
     if not asked:
         return text
     return _NUMBER.sub(lambda m: "" if m.group(0) in asked else m.group(0), text)
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A sentence or list item of a chunk as every question reads it: whether it may be
+    quoted (``_is_unit``) and its folded form (compared with the section's headings)."""
+
+    text: str
+    is_item: bool
+    quotable: bool
+    folded: str
+
+
+def _read_chunk(text: str) -> tuple[_Read, ...]:
+    return tuple(
+        _Read(t, is_item, _is_unit(t, is_item), fold(t).strip()) for t, is_item in split_units(text)
+    )
+
+
+def _frozen_words(text: str) -> frozenset[str]:
+    return frozenset(content_words(text))
+
+
+class Readings:
+    """What the answerer reads of a text whatever the question, computed once per text: a
+    chunk's units, a sentence's content words, whether it speaks of its own document. Keyed
+    by the text itself, so a chunk rewritten by a refresh (here or in another process) is a
+    new key, never a stale entry; bounded (least recently used entries go). One per answerer:
+    about 80 sentences are read per question, and the same sections come back across
+    questions (tokenizing them was half of composing an answer)."""
+
+    def __init__(self, chunks: int = 4096, texts: int = 65536) -> None:
+        self.units = functools.lru_cache(maxsize=chunks)(_read_chunk)
+        self.words = functools.lru_cache(maxsize=texts)(_frozen_words)
+        self.about_document = functools.lru_cache(maxsize=texts)(_about_document)
 
 
 class ExtractiveAnswerer:
@@ -355,6 +403,7 @@ class ExtractiveAnswerer:
         self.max_embedded = max_embedded
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
+        self.readings = Readings()
 
     def answer(self, question: str, retrieval: Retrieval) -> Answer:
         return self.answer_with_verdict(question, retrieval)[0]
@@ -428,13 +477,19 @@ class ExtractiveAnswerer:
             chosen = self._with_lists(units, _with_antecedents(units, chosen))
             chosen = _without_dangling(units, chosen)
         value_found = kind is None or any(
-            gives_value(question, units[i].text, kind, noun)
+            gives_value(question, units[i].text, kind, noun, self.readings.words)
             or (
                 i > 0
                 and units[i - 1].hit_index == units[i].hit_index
                 and units[i - 1].position == units[i].position - 1
                 and (i - 1) in chosen
-                and gives_value(question, f"{units[i - 1].text} {units[i].text}", kind, noun)
+                and gives_value(
+                    question,
+                    f"{units[i - 1].text} {units[i].text}",
+                    kind,
+                    noun,
+                    self.readings.words,
+                )
             )
             for i in chosen
         )
@@ -487,13 +542,13 @@ class ExtractiveAnswerer:
             seen: set[str] = set()
             pos = 0
             for chunk in chunks:
-                for text, is_item in split_units(chunk.text):
-                    if text in seen or fold(text).strip() in headings:
+                for part in self.readings.units(chunk.text):
+                    if part.text in seen or part.folded in headings:
                         continue
-                    seen.add(text)
-                    if _is_unit(text, is_item):
+                    seen.add(part.text)
+                    if part.quotable:
                         own = chunk.id == r.chunk.id
-                        units.append(Unit(text, i, pos, is_item, chunk, own))
+                        units.append(Unit(part.text, i, pos, part.is_item, chunk, own))
                     pos += 1
         return units
 
@@ -527,15 +582,18 @@ class ExtractiveAnswerer:
         q = q / (float(np.linalg.norm(q)) or 1.0)
         ask = asked_part(question)
         weights = word_weights(question, document_frequency)
-        lex = np.array([weighted_overlap(weights, u.text) for u in units], dtype=np.float32)
+        words = [self.readings.words(u.text) for u in units]
+        lex = np.array([weighted_share(weights, w) for w in words], dtype=np.float32)
         if ask != question:  # a follow-up: its own words count twice (« et à Charenton ? »)
             own = word_weights(ask, document_frequency)
-            lex = (lex + np.array([weighted_overlap(own, u.text) for u in units])) / 2
+            lex = (lex + np.array([weighted_share(own, w) for w in words])) / 2
         prior = np.array(
             [0.02 * (len(results) - u.hit_index) - (0 if u.in_hit else 0.03) for u in units],
             dtype=np.float32,
         )
-        about_doc = np.array([_about_document(u.text) for u in units], dtype=np.float32)
+        about_doc = np.array(
+            [self.readings.about_document(u.text) for u in units], dtype=np.float32
+        )
         cheap = 0.3 * lex + prior - 0.3 * about_doc
         # Embedding sentences is most of an answer's cost: embed only the most promising ones
         # by the cheap signals; the others rank below every embedded one.
@@ -621,7 +679,7 @@ class ExtractiveAnswerer:
             return chosen
 
         def ok(i: int) -> bool:
-            return gives_value(question, units[i].text, kind, noun)
+            return gives_value(question, units[i].text, kind, noun, self.readings.words)
 
         if any(ok(i) for i in chosen):
             return chosen
@@ -634,7 +692,7 @@ class ExtractiveAnswerer:
             if j is None or units[j].is_list_item or units[i].is_list_item:
                 return None
             joined = f"{units[j].text} {units[i].text}"
-            return j if gives_value(question, joined, kind, noun) else None
+            return j if gives_value(question, joined, kind, noun, self.readings.words) else None
 
         candidates = [i for i in range(len(units)) if ok(i)]
         paired = {
