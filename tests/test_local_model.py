@@ -11,8 +11,10 @@ import json
 import os
 import socket
 import struct
+import subprocess
 import sys
 import threading
+import time
 import types
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -282,3 +284,67 @@ def test_refused_connection_falls_back_and_cools_down(hash_embeddings: Embedding
         answerer.unavailable_until = 0.0  # the cooldown is over
         answerer.answer("Que fait la coopérative Brindille ?", retrieval)
         assert stub.requests == 1
+
+
+# A server whose shutdown waits for an answer it streams: it ignores SIGTERM (90 s at most).
+STUBBORN = """\
+import os, signal, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write(str(os.getpid()))
+os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+deadline = time.monotonic() + 90
+while time.monotonic() < deadline:
+    time.sleep(0.1)
+"""
+
+PARENT = """\
+import subprocess, sys, time
+from assistant.answering.local_model import child_command
+subprocess.Popen(child_command("stubborn_server", [sys.argv[1]], grace=1.0))
+time.sleep(120)
+"""
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's reaper may be slow to collect it)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] != "Z"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_the_server_child_ends_after_its_parent_is_killed_even_while_streaming(
+    tmp_path: Path,
+) -> None:
+    """The parent is SIGKILLed (no atexit, no stop()): the child's watchdog sees it gone,
+    asks it to stop, and ends it after the grace it gave itself, SIGTERM ignored or not."""
+    (tmp_path / "stubborn_server.py").write_text(STUBBORN, encoding="utf-8")
+    pid_file = tmp_path / "child.pid"
+    root = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join([str(tmp_path), root, os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path}
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(pid_file)], env=env)
+    child = 0
+    try:
+        deadline = time.monotonic() + 120  # the parent imports the assistant (busy machine)
+        while not pid_file.exists():
+            assert parent.poll() is None, "the parent died before starting its child"
+            assert time.monotonic() < deadline, "the child never started"
+            time.sleep(0.1)
+        child = int(pid_file.read_text())
+        assert _running(child)
+        parent.kill()
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 45  # the grace is 1 s: far less, on a busy machine too
+        while _running(child) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _running(child), "the orphaned child is still running"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait(timeout=30)
+        if child and _running(child):
+            os.kill(child, 9)

