@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections import ChainMap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -19,7 +20,8 @@ from assistant.indexing.early import is_early
 from assistant.indexing.embedders import Embedder
 from assistant.indexing.lexical import LexicalIndex
 from assistant.indexing.store import Store, StoredChunk
-from assistant.retrieval.fusion import near_duplicates, rrf
+from assistant.retrieval.exact import EXACT_MAX, ExactIndex
+from assistant.retrieval.fusion import near_duplicates, rrf, shingles
 from assistant.retrieval.rerank import KEEP_ORDER, Reranker, continues, lexical_query
 from assistant.retrieval.results import EVIDENCE_TOP, Retrieval, Scored
 from assistant.settings import KINDS
@@ -29,6 +31,8 @@ __all__ = ["HybridSearcher", "Mode", "Retrieval", "Scored", "validate"]
 log = logging.getLogger(__name__)
 
 MAX_QUERY_CHARS = 1000
+_MAX_SHINGLES = 2048  # texts whose shingles a searcher keeps (~10 KB each)
+_NO_CHUNK = StoredChunk("", "", {})
 
 Mode = Literal["lexical", "hybrid"]
 """``hybrid``: dense + BM25 over a complete index; ``lexical``: over the early index of a first
@@ -78,9 +82,12 @@ class HybridSearcher:
         dense_weight: float,
         bm25_weight: float,
         rrf_k: int,
+        exact_max: int = EXACT_MAX,
     ) -> None:
         """``candidates``: how many passages each ranking gives (at least 3k); the fused rank
-        of a passage is the sum over the rankings of ``weight / (rrf_k + rank)``."""
+        of a passage is the sum over the rankings of ``weight / (rrf_k + rank)``. Up to
+        ``exact_max`` chunks the dense ranking is an exact scan of the vectors in memory
+        (``retrieval.exact``), taken at the first query; 0: always the store's query."""
         self.candidates = candidates
         self.dense_weight = dense_weight
         self.bm25_weight = bm25_weight
@@ -94,20 +101,27 @@ class HybridSearcher:
         self._documents: dict[str, list[StoredChunk]] = {}
         self._documents_of: object = None
         self.reranker = reranker
+        self.exact_max = exact_max
+        self._exact: ExactIndex | None = None
+        self._exact_taken = False
+        self._exact_lock = threading.Lock()
+        self._extra: dict[str, StoredChunk] = {}  # chunks of the copy the lexical table lacks
+        self._shingles: dict[str, frozenset[int]] = {}
 
     def retrieve(self, query: str, k: int, kinds: Sequence[str] | None = None) -> Retrieval:
         q = validate(query, k, kinds)
         vector = self.embedder.embed_query(q)
         n = max(self.candidates, k * 3)
         early = self.mode == "lexical"
-        raw_dense = [] if early else self.store.query(vector, n, kinds)
-        chunks = (
-            self.lexical.chunks if early else self._with_dense_chunks([c for c, _ in raw_dense])
-        )
         # Only chunks of each document's fully indexed version (see indexing/catalogue.py): a
         # refresh in progress or killed half-way never shows a mix of two versions. Over the
         # early index: only its passages (the corpus as it reads now; ids carry the version).
+        # Read before the dense side: a copy of the vectors taken now holds every chunk shown.
         current = None if early else self.store.chunk_filter()
+        raw_dense = [] if early else self._dense(vector, n, kinds, current)
+        chunks = (
+            self.lexical.chunks if early else self._with_dense_chunks([c for c, _ in raw_dense])
+        )
         wanted = set(kinds or ())
 
         def allowed(cid: str) -> bool:
@@ -145,7 +159,8 @@ class HybridSearcher:
         # The reranker sees every candidate (the passage holding the list may be fused 20th),
         # then near-duplicates collapse until k are kept.
         results = self._with_starts(self.reranker.rerank(q, results), k, allowed)
-        drop = set(near_duplicates([r.chunk.text for r in results], keep=k))
+        texts = [r.chunk.text for r in results]
+        drop = set(near_duplicates(texts, keep=k, shingles_of=self._shingles_of))
         results = [r for i, r in enumerate(results) if i not in drop][:k]
         if early:
             results = self._with_similarity(vector, results)
@@ -157,6 +172,71 @@ class HybridSearcher:
             section_chunks=self._section_chunks,
             document_chunks=self._document_chunks,
         )
+
+    def _dense(
+        self,
+        vector: Sequence[float],
+        n: int,
+        kinds: Sequence[str] | None,
+        current: Callable[[dict[str, Any]], bool] | None,
+    ) -> list[tuple[str, float]]:
+        """The dense ranking: the exact scan while the catalogue shows what it was taken
+        under (``current``, the chunk filter read for this query), else the store's query."""
+        exact = self._exact_for(current)
+        if exact is not None:
+            return exact.query(vector, n, kinds)
+        return self.store.query(vector, n, kinds)
+
+    def _exact_for(self, current: Callable[[dict[str, Any]], bool] | None) -> ExactIndex | None:
+        """The exact index if it may answer under ``current``: taken once, at the first query
+        (the ids, then the vectors the store does not hold in memory yet), over an index of at
+        most ``exact_max`` chunks that has a catalogue (a replica without one has no way to
+        tell its copy is out of date). Once the catalogue shows other versions (a refresh
+        runs) the store answers until this searcher is replaced."""
+        if current is None or self.exact_max <= 0 or len(self.lexical.chunks) > self.exact_max:
+            return None
+        if not self._exact_taken:
+            with self._exact_lock:
+                if not self._exact_taken:
+                    self._exact = self._take_exact(current)
+                    self._exact_taken = True
+        exact = self._exact
+        if exact is None:
+            return None
+        if exact.shown is not current:
+            if exact.shown != current:
+                return None
+            exact.shown = current  # the same versions (another build's rows were written)
+        return exact
+
+    def _take_exact(self, current: Callable[[dict[str, Any]], bool]) -> ExactIndex | None:
+        ids = self.store.ids()
+        if len(ids) > self.exact_max:
+            return None
+        found, matrix = self.store.unit_vectors(ids)
+        table = self.lexical.chunks
+        missing = [cid for cid in found if cid not in table]
+        extra: dict[str, StoredChunk] = {}
+        for start in range(0, len(missing), 500):
+            extra.update(self.store.get_chunks(missing[start : start + 500]))
+        kinds = [
+            str((table.get(cid) or extra.get(cid) or _NO_CHUNK).metadata.get("kind", ""))
+            for cid in found
+        ]
+        self._extra = extra
+        log.info(
+            "exact dense scan over %d chunks (%d not in the lexical table)", len(found), len(extra)
+        )
+        return ExactIndex(found, matrix, kinds, current)
+
+    def _shingles_of(self, text: str) -> frozenset[int]:
+        """``fusion.shingles`` of a chunk's text, kept (a search compares about 10)."""
+        got = self._shingles.get(text)
+        if got is None:
+            if len(self._shingles) >= _MAX_SHINGLES:
+                self._shingles.clear()
+            got = self._shingles[text] = shingles(text)
+        return got
 
     def _with_starts(
         self, results: list[Scored], k: int, allowed: Callable[[str], bool]
@@ -254,7 +334,11 @@ class HybridSearcher:
         missing = [cid for cid in ids if cid not in chunks]
         if not missing:
             return chunks
-        extra = self.store.get_chunks(missing)
+        known = self._extra
+        extra = {cid: known[cid] for cid in missing if cid in known}
+        unknown = [cid for cid in missing if cid not in known]
+        if unknown:
+            extra.update(self.store.get_chunks(unknown))
         return ChainMap(extra, chunks) if extra else chunks  # no copy of a 100k-entry table
 
 

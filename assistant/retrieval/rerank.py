@@ -63,7 +63,7 @@ _ASKS_DOCUMENT = re.compile(
     r"\b(?:guide|document|fiche|note|rapport|livret|kit|texte|brochure|publication|ouvrage|"
     r"livre|etude|dossier|chapitre|report|booklet|handbook)s?\b"
 )
-_LETTER = re.compile(r"[^\W\d_]")
+_LETTERS = re.compile(r"[^\W\d_]+")  # runs of letters: counted by length, not one by one
 # A question asking where to start (on folded text).
 _START_WORDS = (
     r"par ou (?:commencer|debuter|demarrer)|comment (?:commencer|demarrer|debuter|se lancer|"
@@ -96,7 +96,7 @@ def shape(chunk: StoredChunk, min_letters: int = 100) -> Shape:
     """The shape of ``chunk`` (see the module doc)."""
     body = _body(chunk)
     folded = fold(body)
-    letters = len(_LETTER.findall(body))
+    letters = sum(map(len, _LETTERS.findall(body)))
     starts_mid_sentence = bool(body) and body[0].islower()
     fragment = letters < min_letters or (starts_mid_sentence and letters < 2 * min_letters)
     return Shape(fragment=fragment, about_document=bool(_ABOUT_DOCUMENT.match(folded)))
