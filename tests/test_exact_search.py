@@ -150,7 +150,7 @@ def test_a_refresh_by_another_writer_is_seen_and_never_mixed(
     hits = serving.search("poulailler collectif poules rousses gymnase", k=3)
     assert hits[0].source == "recits/compte-rendu.md"
     assert "poulailler" in hits[0].text
-    for q in QUERIES + ["poulailler gymnase écoles"]:
+    for q in [*QUERIES, "poulailler gymnase écoles"]:
         for h in serving.search(q, k=5):
             assert h.chunk_id in now, h  # only chunks of the versions the catalogue shows
     old_version = old_ids - set(now)

@@ -64,7 +64,7 @@ def shingles(text: str) -> frozenset[int]:
     if len(tokens) < _SHINGLE:
         return frozenset((hash(tuple(tokens)),))
     # the 5-word windows as zip builds them: no slice per window
-    return frozenset(map(hash, zip(*(tokens[i:] for i in range(_SHINGLE)))))
+    return frozenset(map(hash, zip(*(tokens[i:] for i in range(_SHINGLE)), strict=False)))
 
 
 def _jaccard(a: frozenset[int], b: frozenset[int]) -> float:
