@@ -312,16 +312,18 @@ def gives_value(
     text: str,
     kind: str | None,
     noun: str | None,
-    words: Callable[[str], Set[str]] = content_words,
+    readings: Readings | None = None,
 ) -> bool:
     """Whether a sentence gives the kind of value the question asks for, about its subject:
     the value is there (an amount, a count of the noun...) and the sentence shares a content
-    word with the question, so a figure about another subject does not count. ``words``:
-    ``content_words``, or a memo of it."""
+    word with the question, so a figure about another subject does not count. ``readings``:
+    the answerer's memo of what does not depend on the question."""
     if kind is None:
         return True
+    holds = readings.satisfies if readings is not None else satisfies
+    words = readings.words if readings is not None else content_words
     value = _without_asked_numbers(question, text)
-    if not satisfies(kind, value) or (noun is not None and not counts(noun, text)):
+    if not holds(kind, value) or (noun is not None and not counts(noun, text)):
         return False
     return noun is not None or bool(words(question) & words(text))
 
@@ -371,6 +373,12 @@ class Readings:
         self.units = functools.lru_cache(maxsize=chunks)(_read_chunk)
         self.words = functools.lru_cache(maxsize=texts)(_frozen_words)
         self.about_document = functools.lru_cache(maxsize=texts)(_about_document)
+        self.satisfies = functools.lru_cache(maxsize=texts)(satisfies)
+        self._section_path = functools.lru_cache(maxsize=chunks)(_section_path)
+
+    def path(self, chunk: StoredChunk) -> tuple[str, ...]:
+        """``_path`` of a chunk, its section heading path read once per path."""
+        return self._section_path(str(chunk.metadata.get("section", "")))
 
 
 class ExtractiveAnswerer:
@@ -452,7 +460,10 @@ class ExtractiveAnswerer:
                 )
             if kind is not None:  # prefer sentences that hold the kind of value asked for
                 scores = scores + 0.08 * np.array(
-                    [satisfies(kind, _without_asked_numbers(question, u.text)) for u in units]
+                    [
+                        self.readings.satisfies(kind, _without_asked_numbers(question, u.text))
+                        for u in units
+                    ]
                 )
             scores = scores + np.array(
                 [_answers_asked_heading(question, u) for u in units], dtype=np.float32
@@ -477,7 +488,7 @@ class ExtractiveAnswerer:
             chosen = self._with_lists(units, _with_antecedents(units, chosen))
             chosen = _without_dangling(units, chosen)
         value_found = kind is None or any(
-            gives_value(question, units[i].text, kind, noun, self.readings.words)
+            gives_value(question, units[i].text, kind, noun, self.readings)
             or (
                 i > 0
                 and units[i - 1].hit_index == units[i].hit_index
@@ -488,7 +499,7 @@ class ExtractiveAnswerer:
                     f"{units[i - 1].text} {units[i].text}",
                     kind,
                     noun,
-                    self.readings.words,
+                    self.readings,
                 )
             )
             for i in chosen
@@ -533,7 +544,9 @@ class ExtractiveAnswerer:
                     chunks = _around(section_of(r.chunk), r.chunk, self.section_chunks)
                     if retrieval is not None and retrieval.document_chunks is not None:
                         document = retrieval.document_chunks(r.chunk)
-                        chunks = _with_subsections(document, r.chunk, chunks, self.read_chars)
+                        chunks = _with_subsections(
+                            document, r.chunk, chunks, self.read_chars, self.readings.path
+                        )
             headings = {
                 fold(h).strip()
                 for h in str(r.chunk.metadata.get("section", "")).split(" > ")
@@ -559,7 +572,12 @@ class ExtractiveAnswerer:
     def _embed(self, texts: list[str]) -> np.ndarray:
         missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
         if missing:
-            vecs = np.asarray(self.embedder.embed_documents(missing), dtype=np.float32)
+            # a ``SentenceCache`` gives its float32 arrays as they are (no list of floats)
+            vectors = getattr(self.embedder, "vectors", None)
+            found = vectors(missing) if callable(vectors) else None
+            if found is None:
+                found = self.embedder.embed_documents(missing)
+            vecs = np.asarray(found, dtype=np.float32)
             for t, v in zip(missing, vecs, strict=True):
                 n = float(np.linalg.norm(v)) or 1.0
                 self._cache[t] = v / n
@@ -659,7 +677,7 @@ class ExtractiveAnswerer:
             pool.remove(i)
             if gain(i) < floor and len(chosen) >= 2:
                 break
-            if any(_similar(units[i].text, units[j].text) for j in chosen):
+            if any(_similar(units[i].text, units[j].text, self.readings) for j in chosen):
                 continue
             chosen.append(i)
         return chosen
@@ -679,7 +697,7 @@ class ExtractiveAnswerer:
             return chosen
 
         def ok(i: int) -> bool:
-            return gives_value(question, units[i].text, kind, noun, self.readings.words)
+            return gives_value(question, units[i].text, kind, noun, self.readings)
 
         if any(ok(i) for i in chosen):
             return chosen
@@ -692,7 +710,7 @@ class ExtractiveAnswerer:
             if j is None or units[j].is_list_item or units[i].is_list_item:
                 return None
             joined = f"{units[j].text} {units[i].text}"
-            return j if gives_value(question, joined, kind, noun, self.readings.words) else None
+            return j if gives_value(question, joined, kind, noun, self.readings) else None
 
         candidates = [i for i in range(len(units)) if ok(i)]
         paired = {
@@ -888,7 +906,9 @@ class ExtractiveAnswerer:
             (i for i in chosen if i not in added), key=lambda i: float(scores[i]), reverse=True
         )
         others = [
-            i for i in others if not any(_similar(units[i].text, units[j].text) for j in added)
+            i
+            for i in others
+            if not any(_similar(units[i].text, units[j].text, self.readings) for j in added)
         ]
         return _in_passage_order(units, added + others[: max(1, self.max_sentences - len(added))])
 
@@ -1156,17 +1176,22 @@ def _around(section: Sequence[StoredChunk], hit: StoredChunk, most: int) -> list
 
 
 def _with_subsections(
-    document: Sequence[StoredChunk], hit: StoredChunk, read: list[StoredChunk], budget: int
+    document: Sequence[StoredChunk],
+    hit: StoredChunk,
+    read: list[StoredChunk],
+    budget: int,
+    path_of: Callable[[StoredChunk], tuple[str, ...]] | None = None,
 ) -> list[StoredChunk]:
     """The chunks read around ``hit``: its section (``read``) and, when they fit in ``budget``
     characters, the subsections under its heading, in reading order. A short section that
     announces (« 6. Deux textes de référence ») is what matches, while its 6.1 and 6.2 say
     which: retrieve small, read big. Sibling sections are not read: tried, their sentences
     outbid the passage's own answer (a yes/no settled in the next passage)."""
-    path = _path(hit)
+    path_of = path_of or _path
+    path = path_of(hit)
     if not path:
         return read
-    under = [c for c in document if _path(c)[: len(path)] == path]
+    under = [c for c in document if path_of(c)[: len(path)] == path]
     if not any(c.id == hit.id for c in under) or sum(len(c.text) for c in under) > budget:
         return read
     return under
@@ -1235,7 +1260,11 @@ def _common_prefix(paths: Sequence[tuple[str, ...]]) -> tuple[str, ...]:
 
 def _path(chunk: StoredChunk) -> tuple[str, ...]:
     """A chunk's heading path (« Guide > La démarche > Étape 1 : … »)."""
-    return tuple(h.strip() for h in str(chunk.metadata.get("section", "")).split(" > ") if h)
+    return _section_path(str(chunk.metadata.get("section", "")))
+
+
+def _section_path(section: str) -> tuple[str, ...]:
+    return tuple(h.strip() for h in section.split(" > ") if h)
 
 
 # « Étape 1 : … », « Étape 2 — … », « Step 3. … », « Phase 4 – … »: a step written as a heading.
@@ -1406,10 +1435,11 @@ def _contiguous(indices: list[int], units: list[Unit], center: int) -> list[int]
     return out
 
 
-def _similar(a: str, b: str) -> bool:
+def _similar(a: str, b: str, readings: Readings | None = None) -> bool:
     """Whether sentence ``a`` adds next to nothing to ``b``: most of its content words (stems,
     accents folded) are in ``b`` — the same fact told by two documents, or twice in one."""
-    wa, wb = content_words(a), content_words(b)
+    words = readings.words if readings is not None else content_words
+    wa, wb = words(a), words(b)
     if not wa or not wb:
         return False
     return len(wa & wb) / len(wa) > 0.8
