@@ -4,6 +4,7 @@ refresh by another writer is seen, a mix of two versions never shown)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -11,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_corpus
+from conftest import HashEmbeddings, write_corpus
 from langchain_core.embeddings import Embeddings
 
 from assistant import Assistant, Settings
+from assistant.indexing.build import embedding_text
 from assistant.indexing.catalogue import Catalogue, DocumentRecord
 from assistant.indexing.lexical import LexicalIndex
 from assistant.retrieval.exact import ExactIndex
@@ -188,3 +190,43 @@ def test_the_catalogue_filter_follows_writes_by_another_process(tmp_path: Path) 
     )
     again = catalogue.chunk_filter()
     assert again is not moved and again == moved
+
+
+@pytest.mark.integration
+def test_the_vectors_copy_is_kept_for_the_next_start_and_only_for_its_collection(
+    tmp_path: Path, hash_embeddings: Embeddings
+) -> None:
+    corpus = write_corpus(tmp_path / "corpus", DOCS)
+    a = _assistant(tmp_path, corpus, hash_embeddings)
+    a.refresh()
+    first = {q: [h.chunk_id for h in a.search(q, k=5)] for q in QUERIES}
+    a.close()
+    kept = list((tmp_path / "index").glob("vectors-*.npz"))
+    assert len(kept) == 1
+    b = _assistant(tmp_path, corpus, hash_embeddings)  # a restart: reads the copy
+    assert {q: [h.chunk_id for h in b.search(q, k=5)] for q in QUERIES} == first
+    b.close()
+
+    # the index rebuilt from scratch with a model that embeds otherwise (same name, same
+    # dimensions, same chunk ids): a new collection, whose vectors the old copy must not give
+    shutil.rmtree(tmp_path / "index" / "chroma")
+    (tmp_path / "index" / "catalog.sqlite").unlink()
+    reversed_model = _Reversed()
+    c = _assistant(tmp_path, corpus, reversed_model)
+    c.refresh()
+    for q in QUERIES:
+        top = c.retrieve(q, k=3).results[0]
+        passage = embedding_text(str(top.chunk.metadata.get("title", "")), top.chunk.text)
+        want = np.dot(reversed_model.embed_query(q), reversed_model.embed_documents([passage])[0])
+        assert top.dense == pytest.approx(float(want), abs=1e-5), q
+    c.close()
+
+
+class _Reversed(HashEmbeddings):
+    """Another model: the hash vectors reversed."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [v[::-1] for v in super().embed_documents(texts)]
+
+    def embed_query(self, text: str) -> list[float]:
+        return super().embed_query(text)[::-1]

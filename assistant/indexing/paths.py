@@ -4,6 +4,7 @@ index_dir/
   chroma/                  the embedded Chroma store (absent with a Chroma server)
   catalog.sqlite           the catalogue: per build, each document's indexed version
   lexical-<build>/         the persisted BM25 side of one build
+  vectors-<build>.npz      a copy of the build's unit vectors for the exact scan (a cache)
   refresh-<build>.pending  present while a refresh of that build runs (a crash leaves it)
   refresh.lock             one refresh at a time
   refresh-log.jsonl        one JSON line per refresh report
@@ -40,6 +41,9 @@ class IndexPaths:
 
     def lexical(self, build_slug: str) -> Path:
         return self.root / f"lexical-{build_slug}"
+
+    def vectors(self, build_slug: str) -> Path:
+        return self.root / f"vectors-{build_slug}.npz"
 
     def pending(self, build_slug: str) -> Path:
         return self.root / f"refresh-{build_slug}.pending"

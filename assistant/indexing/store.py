@@ -11,6 +11,9 @@ model) is never used.
 from __future__ import annotations
 
 import logging
+import os
+import threading
+import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -305,9 +308,13 @@ class IndexStore:
     def unit_vectors(self, ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
         """The stored vectors of ``ids`` scaled to length 1 (the collection's cosine space), as
         ``(ids found, float32 matrix, one row each)``: what an exact scan needs
-        (``retrieval.exact``). The last answer is kept, so after a refresh only the new
-        chunks' vectors are read (all of them took 0.74 s at 10k chunks, 20 MB). A chunk id's
-        vector never changes: ids carry the document version, the collection its embedder."""
+        (``retrieval.exact``). The last answer is kept, in memory and in ``vectors-<build>.npz``
+        (a cache of this collection's vectors, read at the first call), so only vectors not
+        seen before are read from the collection (all of them took 0.74 s at 10k chunks,
+        20 MB). A chunk id's vector never changes within a collection: ids carry the
+        document version, the collection its embedder."""
+        if not self._unit_vectors[0]:
+            self._unit_vectors = self._read_vectors()
         known_ids, known_rows, known = self._unit_vectors
         wanted = list(dict.fromkeys(ids))
         new = [cid for cid in wanted if cid not in known_rows]
@@ -332,7 +339,43 @@ class IndexStore:
         if added:
             out[[row for row, _ in added]] = np.stack([fetched[cid] for _, cid in added])
         self._unit_vectors = (found, {cid: i for i, cid in enumerate(found)}, out)
+        if fetched:
+            self._write_vectors(found, out)
         return found, out
+
+    def _read_vectors(self) -> tuple[list[str], dict[str, int], np.ndarray]:
+        """The cached copy of this collection's vectors, or nothing (no file, another
+        collection of the same name, unreadable)."""
+        empty: tuple[list[str], dict[str, int], np.ndarray] = ([], {}, np.zeros((0, 0), np.float32))
+        try:
+            with np.load(self.paths.vectors(self.slug), allow_pickle=False) as data:
+                if str(data["collection"]) != str(self.collection.id):
+                    return empty
+                ids = [str(i) for i in data["ids"].tolist()]
+                matrix = np.asarray(data["vectors"], dtype=np.float32)
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+            return empty
+        if matrix.ndim != 2 or len(matrix) != len(ids):
+            return empty
+        return ids, {cid: i for i, cid in enumerate(ids)}, matrix
+
+    def _write_vectors(self, ids: list[str], matrix: np.ndarray) -> None:
+        """Keep ``ids``' vectors in the cache file (written aside, then renamed: a reader
+        never sees half a file); only a cache, so failing to write it is only logged."""
+        path = self.paths.vectors(self.slug)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+        try:
+            with tmp.open("wb") as fh:
+                np.savez(
+                    fh,
+                    collection=np.asarray(str(self.collection.id)),
+                    ids=np.asarray(ids, dtype=str),
+                    vectors=matrix,
+                )
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("could not keep the vectors' copy in %s: %s", path, exc)
+            tmp.unlink(missing_ok=True)
 
     def query(
         self, embedding: Sequence[float], n: int, kinds: Sequence[str] | None = None

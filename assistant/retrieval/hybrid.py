@@ -224,6 +224,9 @@ class HybridSearcher:
             for cid in found
         ]
         self._extra = extra
+        prepare = getattr(self.reranker, "prepare", None)
+        if callable(prepare):
+            prepare(table.values())
         log.info(
             "exact dense scan over %d chunks (%d not in the lexical table)", len(found), len(extra)
         )

@@ -20,7 +20,7 @@ Each rule multiplies the fused score, so a passage far from the question stays f
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,6 +32,9 @@ from assistant.text.structure import NUMBERED_ITEM, STEP_HEADING
 
 
 class Reranker(Protocol):
+    """A reranker may also have ``prepare(chunks)``: the searcher calls it once with a small
+    chunk table (``retrieval.exact.EXACT_MAX``), for per-chunk work done before the queries."""
+
     def rerank(self, query: str, results: Sequence[Scored]) -> list[Scored]:
         """``results`` (best first, after fusion and near-duplicate collapse), reordered."""
         ...
@@ -158,6 +161,16 @@ class StructureReranker:
                 self._shapes.clear()
             self._shapes[chunk.id] = got
         return got
+
+    def prepare(self, chunks: Iterable[StoredChunk]) -> None:
+        """Compute the shapes of ``chunks`` now (up to ``max_cached``): a search otherwise
+        computes those of its new candidates, ~0.8 ms of a search at 10k chunks (p50 over
+        the 214 eval questions; 0.4 s for the 10k shapes at once)."""
+        for chunk in chunks:
+            if len(self._shapes) >= self.max_cached:
+                return
+            if chunk.id not in self._shapes:
+                self._shapes[chunk.id] = shape(chunk)
 
     def factor(self, query: str, chunk: StoredChunk) -> float:
         """What ``chunk``'s fused score is multiplied by for ``query``."""
