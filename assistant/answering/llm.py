@@ -46,6 +46,7 @@ from assistant.answering.drafting import (
     screen,
 )
 from assistant.answering.extractive import Answerer, ExtractiveAnswerer
+from assistant.answering.sentence_cache import SentenceCache
 from assistant.errors import ConfigError
 from assistant.indexing.embedders import abstain_threshold
 from assistant.retrieval.hybrid import Retrieval, Scored
@@ -517,6 +518,7 @@ def make_answerer(settings: Settings, embedder: Embeddings) -> Answerer:
             else settings.abstain_threshold
         ),
         max_sentences=settings.max_answer_sentences,
+        stored_words=embedder.words if isinstance(embedder, SentenceCache) else None,
     )
     if settings.llm:
         return make_local_answerer(settings, extractive)

@@ -12,7 +12,11 @@ A refresh fills the sidecar ahead of questions: ``ChunkSentences`` (the refresh'
 ``indexing.plan.SentenceWarmer``) embeds the quotable sentences of every chunk it writes, before
 the catalogue switches to them, and records which chunk holds which sentence; when chunks are
 deleted, the vectors no other chunk holds are forgotten. So answering a question on a refreshed
-index embeds nothing but the question (ask costs about a search).
+index embeds nothing but the question (ask costs about a search). It stores each sentence's
+content words too (``text.french.content_words``, tagged with ``TOKENIZER_VERSION``): in a fresh
+process, tokenizing and stemming the ~80 sentences an answer reads was most of composing it.
+A sidecar written before the words were kept has its chunk records dropped once, so the next
+refresh adds the words (the vectors are there: nothing is embedded again).
 
 Keys are a hash of the embedder spec and the exact text: a sentence edited in the corpus is a
 new key, a vector of another model is never returned. Queries are not cached (they go to the
@@ -33,6 +37,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from assistant.indexing.paths import IndexPaths
+from assistant.text.french import TOKENIZER_VERSION, content_words
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +86,20 @@ class SentenceCache(Embeddings):
                             "key BLOB, PRIMARY KEY (scope, chunk, key))"
                         )
                         db.execute("CREATE INDEX IF NOT EXISTS holders_key ON holders (key)")
+                        had_words = db.execute(
+                            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'words'"
+                        ).fetchone()
+                        # each sentence's content words (``content_words``, as the tokenizer
+                        # of ``tokenizer`` reads them): what the answerer's lexical signal needs
+                        db.execute(
+                            "CREATE TABLE IF NOT EXISTS words "
+                            "(key BLOB PRIMARY KEY, tokenizer TEXT, stems TEXT)"
+                        )
+                        if not had_words:
+                            # a sidecar from before the words were kept: its chunks count as
+                            # never warmed, so the next refresh adds their words (their
+                            # vectors are in: nothing is embedded again)
+                            db.execute("DELETE FROM holders")
                 finally:
                     db.close()
             except (OSError, sqlite3.Error) as exc:  # read-only index: memory only
@@ -147,6 +166,59 @@ class SentenceCache(Embeddings):
                 self._remember(fresh)
         return len(items)
 
+    def keep_words(self, texts: Iterable[str]) -> int:
+        """Store the content words of the texts whose words are not stored yet (for this
+        tokenizer): a refresh does it, so that answering tokenizes no sentence. Returns how
+        many were stored."""
+        if self.path is None:
+            return 0
+        keyed = {self.key(t): t for t in dict.fromkeys(texts)}
+        try:
+            db = self._db()
+            try:
+                keys = list(keyed)
+                for start in range(0, len(keys), _SQLITE_VARS):
+                    part = keys[start : start + _SQLITE_VARS]
+                    marks = ",".join("?" * len(part))
+                    query = f"SELECT key FROM words WHERE tokenizer = ? AND key IN ({marks})"
+                    for (k,) in db.execute(query, [TOKENIZER_VERSION, *part]):
+                        keyed.pop(bytes(k), None)
+                rows = [
+                    (k, TOKENIZER_VERSION, " ".join(sorted(content_words(t))))
+                    for k, t in keyed.items()
+                ]
+                with db:
+                    db.executemany("INSERT OR REPLACE INTO words VALUES (?, ?, ?)", rows)
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            log.warning("sentence cache write failed (%s)", exc)
+            return 0
+        return len(rows)
+
+    def words(self, texts: Sequence[str]) -> dict[str, frozenset[str]]:
+        """The content words stored for each of ``texts`` (``content_words``, as a refresh
+        stored them with this tokenizer); texts without stored words are left out."""
+        out: dict[str, frozenset[str]] = {}
+        if self.path is None or not texts:
+            return out
+        keyed = {self.key(t): t for t in dict.fromkeys(texts)}
+        keys = list(keyed)
+        try:
+            db = self._db()
+            try:
+                for start in range(0, len(keys), _SQLITE_VARS):
+                    part = keys[start : start + _SQLITE_VARS]
+                    marks = ",".join("?" * len(part))
+                    query = f"SELECT key, stems FROM words WHERE tokenizer = ? AND key IN ({marks})"
+                    for k, stems in db.execute(query, [TOKENIZER_VERSION, *part]):
+                        out[keyed[bytes(k)]] = frozenset(str(stems).split())
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            log.warning("sentence cache read failed (%s): tokenizing instead", exc)
+        return out
+
     def hold(self, scope: str, held: dict[str, list[str]]) -> None:
         """Record that chunk ``id`` of collection ``scope`` holds each of ``held[id]``."""
         rows = [(scope, cid, self.key(t)) for cid, texts in held.items() for t in texts]
@@ -211,6 +283,7 @@ class SentenceCache(Embeddings):
                             if db.execute("SELECT 1 FROM holders WHERE key = ?", (k,)).fetchone():
                                 continue
                             gone += db.execute("DELETE FROM vectors WHERE key = ?", (k,)).rowcount
+                            db.execute("DELETE FROM words WHERE key = ?", (k,))
                             with self._lock:
                                 self._memory.pop(bytes(k), None)
             finally:
@@ -291,7 +364,9 @@ class ChunkSentences:
         Chunks already recorded are skipped (a copy from a killed refresh, a rewrite)."""
         done = self.cache.held(self.scope, [cid for cid, _ in chunks])
         held = {cid: self.units(text) for cid, text in chunks if cid not in done}
-        n = self.cache.warm(t for texts in held.values() for t in texts)
+        texts = [t for units in held.values() for t in units]
+        n = self.cache.warm(texts)
+        self.cache.keep_words(texts)
         self.cache.hold(self.scope, held)
         self.embedded += n
         return n
