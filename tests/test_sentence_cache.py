@@ -99,6 +99,17 @@ def test_warm_fills_the_sidecar_ahead_of_questions(tmp_path: Path) -> None:
     assert serving.embedded == []
 
 
+def test_warm_embeds_nothing_twice_however_many_texts_come_at_once(tmp_path: Path) -> None:
+    """More texts than one SQLite read takes (500 keys): each one already in is still found."""
+    path = tmp_path / "s.sqlite"
+    many = [f"Phrase numéro {i} du rapport annuel de la fondation." for i in range(1500)]
+    warmer = Counting()
+    cache = SentenceCache(warmer, namespace="hash", path=path)
+    assert cache.warm(many[:1000]) == 1000
+    assert cache.warm(many) == 500  # the 1,000 in already are found, in every slice
+    assert sorted(warmer.embedded) == sorted(many)
+
+
 def test_an_unusable_sidecar_falls_back_to_memory(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite"
     path.write_bytes(b"this is not a database, " * 100)

@@ -149,9 +149,9 @@ class SentenceCache(Embeddings):
         pending = dict.fromkeys(texts)
         keyed = {self.key(t): t for t in pending}
         if self.path is not None:
-            for start in range(0, len(keyed), _SQLITE_VARS):
-                chunk = list(keyed)[start : start + _SQLITE_VARS]
-                for k in self._read(chunk, vectors=False):
+            every = list(keyed)  # once: popping from ``keyed`` below must not shift the slices
+            for start in range(0, len(every), _SQLITE_VARS):
+                for k in self._read(every[start : start + _SQLITE_VARS], vectors=False):
                     keyed.pop(k, None)
         items = list(keyed.items())
         for start in range(0, len(items), self.batch_size):

@@ -16,7 +16,10 @@ keeps its previous chunks; files of an unsupported type are reported, never sile
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,11 +36,12 @@ from assistant.indexing.refresh_log import append_log
 from assistant.indexing.store import IndexStore
 from assistant.indexing.sweep import sweep
 from assistant.indexing.write import (
+    Prepared,
     remove,
     save_status,
     warm_missing,
     write_alias,
-    write_version,
+    write_versions,
 )
 from assistant.ingest.budget import ReadBudget
 from assistant.ingest.chunking import chunk_document
@@ -48,6 +52,10 @@ from assistant.settings import Settings
 from assistant.types import DocumentReport, RefreshReport
 
 log = logging.getLogger(__name__)
+
+_GROUP_CHUNKS = 512  # documents are written in groups of about this many chunks (one Chroma
+# write, one catalogue switch); a group is written sooner when the reader is behind
+_READ_AHEAD = 32  # documents loaded and chunked ahead of the writing
 
 Progress = Callable[[int, int, str], None]
 """progress(done, total, source): called before each document. If the callable also has an
@@ -90,20 +98,48 @@ def refresh(
         if not dry_run:
             pending.touch()
         sources = sorted([*plan.shas, *plan.unreadable])
-        for i, source in enumerate(sources):
-            if progress:
-                progress(i, len(sources), source)
-            if source in plan.unreadable:
-                unreadable = _unreadable(source, plan.unreadable[source], known)
-                doc = carried(store, carry, carried_docs, plan, unreadable, dry_run)
-                if not dry_run and not doc.chunks_kept:
-                    # catalogued as failed (staff see why; serve does not take the index for
-                    # stale at each start); retried at the next refresh
-                    save_status(store, source, "failed", doc.reason)
+        to_read = [s for s in sources if _to_read(plan, s, known)]
+        reading = set(to_read)
+        group: list[Prepared] = []
+
+        def flush() -> None:
+            for doc in write_versions(store, plan, group, dry_run):
+                doc.aliases = plan.aliases.get(doc.source, [])
+                doc.reason = _join(plan.notes.get(doc.source, ""), doc.reason)
                 report.documents.append(doc)
-            elif source not in plan.alias_of:
-                doc = _refresh_one(settings, store, plan, source, known, dry_run)
-                report.documents.append(carried(store, carry, carried_docs, plan, doc, dry_run))
+            group.clear()
+
+        with _Reader(lambda s: prepare_document(settings, plan, s), to_read) as reader:
+            for i, source in enumerate(sources):
+                if progress:
+                    progress(i, len(sources), source)
+                if source in plan.unreadable:
+                    unreadable = _unreadable(source, plan.unreadable[source], known)
+                    doc = carried(store, carry, carried_docs, plan, unreadable, dry_run)
+                    if not dry_run and not doc.chunks_kept:
+                        # catalogued as failed (staff see why; serve does not take the index
+                        # for stale at each start); retried at the next refresh
+                        save_status(store, source, "failed", doc.reason)
+                    report.documents.append(doc)
+                elif source in plan.alias_of:
+                    continue
+                elif source not in reading:
+                    report.documents.append(_unchanged(plan, source, known[source]))
+                else:
+                    got = reader.next(source)
+                    if isinstance(got, DocumentError):
+                        doc = _failed(store, plan, source, known, got, dry_run)
+                        report.documents.append(
+                            carried(store, carry, carried_docs, plan, doc, dry_run)
+                        )
+                        continue
+                    loaded, chunks = got
+                    group.append(Prepared(source, loaded, chunks, known.get(source)))
+                    # a group as big as a write batch, or whatever is read when the reader
+                    # is behind: the embedder never waits for a group to fill
+                    if sum(len(d.chunks) for d in group) >= _GROUP_CHUNKS or not reader.ready():
+                        flush()
+            flush()
         by_source = {d.source: d for d in report.documents}
         for alias, primary in sorted(plan.alias_of.items()):
             doc = write_alias(store, plan, alias, primary, by_source[primary], known, dry_run)
@@ -159,43 +195,117 @@ def _unreadable(source: str, reason: str, known: dict[str, DocumentRecord]) -> D
     return DocumentReport(source=source, status="failed", reason=reason, chunks_kept=kept)
 
 
-def _refresh_one(
-    settings: Settings,
+def _to_read(plan: Plan, source: str, known: dict[str, DocumentRecord]) -> bool:
+    """Whether ``source`` is loaded and chunked by this refresh (not unchanged, not an alias
+    of another name, readable)."""
+    if source in plan.unreadable or source in plan.alias_of:
+        return False
+    previous = known.get(source)
+    return not (previous is not None and previous.sha256 == plan.shas[source] and is_live(previous))
+
+
+def _unchanged(plan: Plan, source: str, previous: DocumentRecord) -> DocumentReport:
+    return DocumentReport(
+        source=source,
+        status="unchanged",
+        chunks_kept=previous.chunks,
+        pages=previous.pages,
+        reason=_join(
+            plan.notes.get(source, ""), previous.reason if previous.status == "warning" else ""
+        ),
+        aliases=plan.aliases.get(source, []),
+    )
+
+
+def _failed(
     store: IndexStore,
     plan: Plan,
     source: str,
     known: dict[str, DocumentRecord],
+    exc: DocumentError,
     dry_run: bool,
 ) -> DocumentReport:
-    sha = plan.shas[source]
+    """A document that cannot be read or chunked: reported, its previous version (if any)
+    kept, else catalogued as failed."""
+    log.warning("skipping %s: %s", source, exc.reason)
     previous = known.get(source)
-    aliases = plan.aliases.get(source, [])
-    note = plan.notes.get(source, "")
-    if previous is not None and previous.sha256 == sha and is_live(previous):
-        return DocumentReport(
-            source=source,
-            status="unchanged",
-            chunks_kept=previous.chunks,
-            pages=previous.pages,
-            reason=_join(note, previous.reason if previous.status == "warning" else ""),
-            aliases=aliases,
-        )
-    try:
-        loaded, chunks = prepare_document(settings, plan, source)
-    except DocumentError as exc:
-        log.warning("skipping %s: %s", source, exc.reason)
-        live = previous is not None and is_live(previous)
-        if not dry_run and not live:
-            save_status(store, source, "failed", exc.reason, sha)
-        kept = previous.chunks if previous is not None and live else 0
-        reason = _join(note, exc.reason + (" (version précédente conservée)" if kept else ""))
-        return DocumentReport(
-            source=source, status="failed", reason=reason, chunks_kept=kept, aliases=aliases
-        )
-    doc = write_version(store, plan, loaded, chunks, previous, source, dry_run)
-    doc.aliases = aliases
-    doc.reason = _join(note, doc.reason)
-    return doc
+    live = previous is not None and is_live(previous)
+    if not dry_run and not live:
+        save_status(store, source, "failed", exc.reason, plan.shas[source])
+    kept = previous.chunks if previous is not None and live else 0
+    reason = _join(
+        plan.notes.get(source, ""), exc.reason + (" (version précédente conservée)" if kept else "")
+    )
+    return DocumentReport(
+        source=source,
+        status="failed",
+        reason=reason,
+        chunks_kept=kept,
+        aliases=plan.aliases.get(source, []),
+    )
+
+
+Read = tuple[LoadedDocument, list[Document]] | DocumentError
+
+
+class _Reader:
+    """Loads and chunks the documents a refresh writes, in order, on a thread of its own and
+    at most ``_READ_AHEAD`` documents ahead: reading the next documents overlaps the
+    embedding of the previous ones (the embedders spend most of their time in numpy and C,
+    outside the GIL). A ``DocumentError`` is handed over as the document's result; any other
+    exception is raised again by ``next`` in the refresh's thread."""
+
+    def __init__(
+        self, read: Callable[[str], tuple[LoadedDocument, list[Document]]], sources: list[str]
+    ) -> None:
+        self._read = read
+        self._sources = sources
+        self._queue: queue.Queue[tuple[str, Read | BaseException]] = queue.Queue(_READ_AHEAD)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="alliance-reader", daemon=True)
+
+    def __enter__(self) -> _Reader:
+        if self._sources:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        while self._thread.is_alive():  # unblock a put, then let the thread see the stop
+            with contextlib.suppress(queue.Empty):
+                self._queue.get(timeout=0.1)
+        if self._thread.ident is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        for source in self._sources:
+            got: Read | BaseException
+            try:
+                got = self._read(source)
+            except BaseException as exc:  # a DocumentError is a result; others end the walk
+                got = exc
+            while not self._stop.is_set():
+                try:
+                    self._queue.put((source, got), timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
+            fatal = isinstance(got, BaseException) and not isinstance(got, DocumentError)
+            if fatal or self._stop.is_set():
+                return
+
+    def ready(self) -> bool:
+        """Whether the next document is read already."""
+        return not self._queue.empty()
+
+    def next(self, source: str) -> Read:
+        """The next document read, which is ``source``."""
+        got_source, got = self._queue.get()
+        if got_source != source:  # the two walks are the same list: a bug if not
+            raise RuntimeError(f"reader out of step: {got_source!r} for {source!r}")
+        if isinstance(got, BaseException) and not isinstance(got, DocumentError):
+            raise got
+        return got
 
 
 def prepare_document(

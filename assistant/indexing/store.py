@@ -232,6 +232,10 @@ class IndexStore:
     def forget_document(self, source: str) -> None:
         self.catalogue.forget(source)
 
+    def save_documents(self, records: Iterable[DocumentRecord], forget: Iterable[str] = ()) -> None:
+        """Save ``records`` and forget ``forget`` in one catalogue write (see ``save_many``)."""
+        self.catalogue.save_many(records, forget)
+
     def chunk_filter(self) -> Callable[[dict[str, Any]], bool] | None:
         """True for chunks of a document's indexed version (see ``catalogue.chunk_filter``):
         the same object while the catalogue is unchanged."""

