@@ -107,6 +107,7 @@ class HybridSearcher:
         self._exact_lock = threading.Lock()
         self._extra: dict[str, StoredChunk] = {}  # chunks of the copy the lexical table lacks
         self._shingles: dict[str, frozenset[int]] = {}
+        self._continues: dict[str, bool] = {}  # ``continues`` of a small table's chunks
 
     def retrieve(self, query: str, k: int, kinds: Sequence[str] | None = None) -> Retrieval:
         q = validate(query, k, kinds)
@@ -227,6 +228,7 @@ class HybridSearcher:
         prepare = getattr(self.reranker, "prepare", None)
         if callable(prepare):
             prepare(table.values())
+        self._continues = {c.id: continues(c) for c in table.values()}  # 70 ms for 10k
         log.info(
             "exact dense scan over %d chunks (%d not in the lexical table)", len(found), len(extra)
         )
@@ -255,7 +257,10 @@ class HybridSearcher:
         i = 0
         while i < min(k, len(out)):
             r = out[i]
-            before = self._previous_in_section(r.chunk) if continues(r.chunk) else None
+            cut = self._continues.get(r.chunk.id)
+            if cut is None:
+                cut = continues(r.chunk)
+            before = self._previous_in_section(r.chunk) if cut else None
             if before is not None and not allowed(before.id):
                 before = None
             if before is None or any(o.chunk.id == before.id for o in out[:i]):
