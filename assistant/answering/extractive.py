@@ -5,14 +5,17 @@ when the evidence is weak. An LLM answerer can implement the same ``Answerer`` p
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import math
 import re
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
@@ -33,6 +36,7 @@ from assistant.answering.citations import compose
 from assistant.indexing.store import StoredChunk
 from assistant.retrieval.followup import asked_part
 from assistant.retrieval.hybrid import Retrieval, Scored
+from assistant.text import french, sentences, structure
 from assistant.text.french import FRENCH_NUMBERS, content_words, fold
 from assistant.text.sentences import split_sentences
 from assistant.text.structure import LIST_ITEM, NUMBERED_ITEM, STEP_HEADING, TABLE_ROW
@@ -362,59 +366,127 @@ def _frozen_words(text: str) -> frozenset[str]:
     return frozenset(content_words(text))
 
 
+def chunk_reading(text: str) -> list[list[Any]]:
+    """What ``Readings`` reads of a chunk, as a refresh stores it (JSON): each unit's text,
+    whether it is a list item, whether it may be quoted, its folded form and, for a quotable
+    one, its content words (space-separated)."""
+    rows: list[list[Any]] = []
+    for r in _read_chunk(text):
+        words = " ".join(sorted(_frozen_words(r.text))) if r.quotable else None
+        rows.append([r.text, r.is_item, r.quotable, r.folded, words])
+    return rows
+
+
+def reader_version() -> str:
+    """A digest of the code that reads a chunk (this module and the text helpers it reads
+    with): readings a refresh stored serve only the code that wrote them, so an edited rule
+    is never answered with an old reading."""
+    digest = hashlib.blake2b(digest_size=8)
+    for module in (sys.modules[__name__], structure, sentences, french):
+        digest.update(Path(str(module.__file__)).read_bytes())
+    return digest.hexdigest()
+
+
+class _Lru:
+    """A bounded map, least recently used first out; thread-safe."""
+
+    def __init__(self, size: int) -> None:
+        self.size = max(1, size)
+        self._items: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Any:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def absent(self, keys: Iterable[str]) -> list[str]:
+        with self._lock:
+            return [k for k in dict.fromkeys(keys) if k not in self._items]
+
+    def put(self, items: Mapping[str, Any]) -> None:
+        with self._lock:
+            for key, value in items.items():
+                self._items[key] = value
+                self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+StoredReadings = Callable[[Sequence[str]], Mapping[str, list[list[Any]]]]
+StoredWords = Callable[[Sequence[str]], Mapping[str, frozenset[str]]]
+
+
 class Readings:
     """What the answerer reads of a text whatever the question, computed once per text: a
     chunk's units, a sentence's content words, whether it speaks of its own document. Keyed
     by the text itself, so a chunk rewritten by a refresh (here or in another process) is a
     new key, never a stale entry; bounded (least recently used entries go). One per answerer:
     about 80 sentences are read per question, and the same sections come back across
-    questions (tokenizing them was half of composing an answer)."""
+    questions (tokenizing them was half of composing an answer). What a refresh stored
+    (``chunk_reading`` per chunk, words per sentence: ``SentenceCache``) is read first, so a
+    fresh process does not parse or tokenize either."""
 
     def __init__(
         self,
         chunks: int = 4096,
         texts: int = 65536,
-        stored: Callable[[Sequence[str]], Mapping[str, frozenset[str]]] | None = None,
+        stored: StoredWords | None = None,
+        stored_chunks: StoredReadings | None = None,
     ) -> None:
-        """``stored``: the content words a refresh kept for sentences (those it has), read
-        before tokenizing (``SentenceCache.words``)."""
-        self.units = functools.lru_cache(maxsize=chunks)(_read_chunk)
-        self._words: OrderedDict[str, frozenset[str]] = OrderedDict()
-        self._texts = texts
+        """``stored``: the content words a refresh kept for sentences (those it has);
+        ``stored_chunks``: the chunk readings it kept (``SentenceCache.readings``)."""
+        self._units = _Lru(chunks)
+        self._words = _Lru(texts)
         self._stored = stored
-        self._lock = threading.Lock()
+        self._stored_chunks = stored_chunks
         self.about_document = functools.lru_cache(maxsize=texts)(_about_document)
         self.satisfies = functools.lru_cache(maxsize=texts)(satisfies)
         self._section_path = functools.lru_cache(maxsize=chunks)(_section_path)
 
+    def units(self, text: str) -> tuple[_Read, ...]:
+        """The units of a chunk (``split_units``, with what ``_units`` asks of each)."""
+        found: tuple[_Read, ...] | None = self._units.get(text)
+        if found is None:
+            found = _read_chunk(text)
+            self._units.put({text: found})
+        return found
+
+    def prime(self, texts: Sequence[str]) -> None:
+        """Take the chunks among ``texts`` never read from what the refresh stored (one read
+        for all): their units and their sentences' words."""
+        if self._stored_chunks is None:
+            return
+        new = self._units.absent(texts)
+        if not new:
+            return
+        stored = self._stored_chunks(new)
+        units: dict[str, tuple[_Read, ...]] = {}
+        words: dict[str, frozenset[str]] = {}
+        for text, rows in stored.items():
+            units[text] = tuple(_Read(str(t), bool(i), bool(q), str(f)) for t, i, q, f, _ in rows)
+            words.update({str(t): frozenset(str(w).split()) for t, *_, w in rows if w is not None})
+        self._units.put(units)
+        self._words.put(words)
+
     def words(self, text: str) -> frozenset[str]:
         """``content_words`` of ``text``, tokenized once."""
-        with self._lock:
-            found = self._words.get(text)
-            if found is not None:
-                self._words.move_to_end(text)
-                return found
-        words = _frozen_words(text)
-        self._remember({text: words})
-        return words
+        found: frozenset[str] | None = self._words.get(text)
+        if found is None:
+            found = _frozen_words(text)
+            self._words.put({text: found})
+        return found
 
     def words_of(self, texts: Sequence[str]) -> list[frozenset[str]]:
         """``words`` of each of ``texts``; those never read are first looked up in what the
         refresh stored (one read for all), then tokenized."""
         if self._stored is not None:
-            with self._lock:
-                new = [t for t in dict.fromkeys(texts) if t not in self._words]
+            new = self._words.absent(texts)
             if new:
-                self._remember(self._stored(new))
+                self._words.put(self._stored(new))
         return [self.words(t) for t in texts]
-
-    def _remember(self, items: Mapping[str, frozenset[str]]) -> None:
-        with self._lock:
-            for text, words in items.items():
-                self._words[text] = words
-                self._words.move_to_end(text)
-            while len(self._words) > self._texts:
-                self._words.popitem(last=False)
 
     def path(self, chunk: StoredChunk) -> tuple[str, ...]:
         """``_path`` of a chunk, its section heading path read once per path."""
@@ -437,10 +509,12 @@ class ExtractiveAnswerer:
         section_chunks: int = 8,
         max_list_items: int = 20,  # a whole list, up to a length one can read in a chat
         read_chars: int = 3000,
-        stored_words: Callable[[Sequence[str]], Mapping[str, frozenset[str]]] | None = None,
+        stored_words: StoredWords | None = None,
+        stored_chunks: StoredReadings | None = None,
     ) -> None:
-        """``stored_words``: the sentences' content words a refresh kept
-        (``SentenceCache.words``), so that answering tokenizes only what it never stored."""
+        """``stored_words``, ``stored_chunks``: the sentences' content words and the chunks'
+        readings a refresh kept (``SentenceCache.words``, ``SentenceCache.readings``), so that
+        answering parses and tokenizes only what it never stored."""
         self.read_chars = read_chars
         self.read_sections = read_sections
         self.section_chunks = section_chunks
@@ -454,7 +528,7 @@ class ExtractiveAnswerer:
         self.max_embedded = max_embedded
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
-        self.readings = Readings(stored=stored_words)
+        self.readings = Readings(stored=stored_words, stored_chunks=stored_chunks)
 
     def answer(self, question: str, retrieval: Retrieval) -> Answer:
         return self.answer_with_verdict(question, retrieval)[0]
@@ -574,6 +648,7 @@ class ExtractiveAnswerer:
         units: list[Unit] = []
         section_of = retrieval.section_chunks if retrieval is not None else None
         read: set[str] = set()
+        plan: list[tuple[int, Scored, list[StoredChunk]]] = []
         for i, r in enumerate(results):
             chunks = [r.chunk]
             if section_of is not None and (
@@ -590,6 +665,9 @@ class ExtractiveAnswerer:
                         chunks = _with_subsections(
                             document, r.chunk, chunks, self.read_chars, self.readings.path
                         )
+            plan.append((i, r, chunks))
+        self.readings.prime([c.text for _, _, chunks in plan for c in chunks])
+        for i, r, chunks in plan:
             headings = {
                 fold(h).strip()
                 for h in str(r.chunk.metadata.get("section", "")).split(" > ")

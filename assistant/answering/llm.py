@@ -45,7 +45,12 @@ from assistant.answering.drafting import (
     question_language,
     screen,
 )
-from assistant.answering.extractive import Answerer, ExtractiveAnswerer
+from assistant.answering.extractive import (
+    Answerer,
+    ExtractiveAnswerer,
+    StoredReadings,
+    reader_version,
+)
 from assistant.answering.sentence_cache import SentenceCache
 from assistant.errors import ConfigError
 from assistant.indexing.embedders import abstain_threshold
@@ -507,6 +512,14 @@ def make_chat_model(
     return ChatOpenAI(**kwargs)
 
 
+def _stored_readings(embedder: Embeddings) -> StoredReadings | None:
+    """The chunk readings a refresh stored in the sidecar, for this code's reader version."""
+    if not isinstance(embedder, SentenceCache):
+        return None
+    reader = reader_version()
+    return lambda texts: embedder.readings(reader, texts)
+
+
 def make_answerer(settings: Settings, embedder: Embeddings) -> Answerer:
     """The extractive answerer, wrapped by an ``LLMAnswerer`` when ``settings.llm`` is
     ``local`` (the bundled model) or ``settings.llm_url`` is set (an external server)."""
@@ -519,6 +532,7 @@ def make_answerer(settings: Settings, embedder: Embeddings) -> Answerer:
         ),
         max_sentences=settings.max_answer_sentences,
         stored_words=embedder.words if isinstance(embedder, SentenceCache) else None,
+        stored_chunks=_stored_readings(embedder),
     )
     if settings.llm:
         return make_local_answerer(settings, extractive)

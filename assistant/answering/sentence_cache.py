@@ -26,12 +26,14 @@ embedder unchanged). The cache is an ``Embeddings``, so the answerer's logic doe
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
@@ -94,6 +96,15 @@ class SentenceCache(Embeddings):
                         db.execute(
                             "CREATE TABLE IF NOT EXISTS words "
                             "(key BLOB PRIMARY KEY, tokenizer TEXT, stems TEXT)"
+                        )
+                        # what the answerer reads of each chunk (``extractive.chunk_reading``,
+                        # JSON), for the code version ``reader`` (``extractive.reader_version``)
+                        db.execute(
+                            "CREATE TABLE IF NOT EXISTS readings (key BLOB PRIMARY KEY, "
+                            "scope TEXT, chunk TEXT, reader TEXT, data TEXT)"
+                        )
+                        db.execute(
+                            "CREATE INDEX IF NOT EXISTS readings_chunk ON readings (scope, chunk)"
                         )
                         if not had_words:
                             # a sidecar from before the words were kept: its chunks count as
@@ -219,6 +230,80 @@ class SentenceCache(Embeddings):
             log.warning("sentence cache read failed (%s): tokenizing instead", exc)
         return out
 
+    def keep_readings(
+        self,
+        scope: str,
+        reader: str,
+        chunks: Sequence[tuple[str, str]],
+        read: Callable[[str], Any],
+    ) -> int:
+        """Store ``read(text)`` (JSON) for the chunks (id, text) of ``scope`` that have no
+        reading of this ``reader`` version yet. Returns how many were stored."""
+        if self.path is None or not chunks:
+            return 0
+        have = self.read_chunks(scope, reader, [cid for cid, _ in chunks])
+        rows = [
+            (_reading_key(reader, text), scope, cid, reader, json.dumps(read(text)))
+            for cid, text in chunks
+            if cid not in have
+        ]
+        try:
+            db = self._db()
+            try:
+                with db:
+                    db.executemany("INSERT OR REPLACE INTO readings VALUES (?, ?, ?, ?, ?)", rows)
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            log.warning("sentence cache write failed (%s)", exc)
+            return 0
+        return len(rows)
+
+    def read_chunks(self, scope: str, reader: str, chunk_ids: Sequence[str]) -> set[str]:
+        """The chunks among ``chunk_ids`` with a reading of this ``reader`` version."""
+        out: set[str] = set()
+        if self.path is None:
+            return out
+        try:
+            db = self._db()
+            try:
+                for start in range(0, len(chunk_ids), _SQLITE_VARS):
+                    part = list(chunk_ids[start : start + _SQLITE_VARS])
+                    marks = ",".join("?" * len(part))
+                    query = (
+                        "SELECT chunk FROM readings WHERE scope = ? AND reader = ? "
+                        f"AND chunk IN ({marks})"
+                    )
+                    out.update(str(r[0]) for r in db.execute(query, [scope, reader, *part]))
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            log.warning("sentence cache read failed (%s)", exc)
+        return out
+
+    def readings(self, reader: str, texts: Sequence[str]) -> dict[str, Any]:
+        """The stored reading of each chunk text (by this ``reader`` version), for those a
+        refresh stored; the others are left out."""
+        out: dict[str, Any] = {}
+        if self.path is None or not texts:
+            return out
+        keyed = {_reading_key(reader, t): t for t in dict.fromkeys(texts)}
+        keys = list(keyed)
+        try:
+            db = self._db()
+            try:
+                for start in range(0, len(keys), _SQLITE_VARS):
+                    part = keys[start : start + _SQLITE_VARS]
+                    marks = ",".join("?" * len(part))
+                    query = f"SELECT key, data FROM readings WHERE key IN ({marks})"
+                    for k, data in db.execute(query, part):
+                        out[keyed[bytes(k)]] = json.loads(data)
+            finally:
+                db.close()
+        except (sqlite3.Error, ValueError) as exc:
+            log.warning("sentence cache read failed (%s): reading chunks instead", exc)
+        return out
+
     def hold(self, scope: str, held: dict[str, list[str]]) -> None:
         """Record that chunk ``id`` of collection ``scope`` holds each of ``held[id]``."""
         rows = [(scope, cid, self.key(t)) for cid, texts in held.items() for t in texts]
@@ -279,6 +364,7 @@ class SentenceCache(Embeddings):
                             )
                         ]
                         db.execute(f"DELETE FROM holders WHERE {where}", [scope, *part])
+                        db.execute(f"DELETE FROM readings WHERE {where}", [scope, *part])
                         for k in keys:
                             if db.execute("SELECT 1 FROM holders WHERE key = ?", (k,)).fetchone():
                                 continue
@@ -347,16 +433,31 @@ class SentenceCache(Embeddings):
 _EMPTY = np.zeros(0, dtype=np.float32)
 
 
+def _reading_key(reader: str, text: str) -> bytes:
+    return hashlib.blake2b(f"{reader}\0{text}".encode(), digest_size=16).digest()
+
+
 class ChunkSentences:
     """The refresh's sentence warmer (``indexing.plan.SentenceWarmer``) for one collection:
     embeds, into ``cache``'s sidecar, the sentences an answer may quote from each chunk
     written (``units``: ``answering.extractive.sentence_units``), and forgets them with the
     chunks. ``scope`` names the collection (two builds of one embedder share the sidecar)."""
 
-    def __init__(self, cache: SentenceCache, scope: str, units: Callable[[str], list[str]]) -> None:
+    def __init__(
+        self,
+        cache: SentenceCache,
+        scope: str,
+        units: Callable[[str], list[str]],
+        reading: Callable[[str], Any] | None = None,
+        reader: str = "",
+    ) -> None:
+        """``reading``: what the answerer reads of a chunk (``extractive.chunk_reading``),
+        stored too, for the code version ``reader``."""
         self.cache = cache
         self.scope = scope
         self.units = units
+        self.reading = reading
+        self.reader = reader
         self.embedded = 0  # sentences embedded by this warmer (the others were in already)
 
     def warm(self, chunks: Sequence[tuple[str, str]]) -> int:
@@ -368,6 +469,8 @@ class ChunkSentences:
         n = self.cache.warm(texts)
         self.cache.keep_words(texts)
         self.cache.hold(self.scope, held)
+        if self.reading is not None:
+            self.cache.keep_readings(self.scope, self.reader, chunks, self.reading)
         self.embedded += n
         return n
 
@@ -378,4 +481,7 @@ class ChunkSentences:
         if self.cache.path is None:
             return []  # memory only: nothing to catch up across processes
         done = self.cache.held(self.scope, chunk_ids)
+        if self.reading is not None:  # readings of another code version are read again
+            read = self.cache.read_chunks(self.scope, self.reader, chunk_ids)
+            return [cid for cid in chunk_ids if cid not in done or cid not in read]
         return [cid for cid in chunk_ids if cid not in done]
