@@ -31,7 +31,7 @@ __all__ = ["HybridSearcher", "Mode", "Retrieval", "Scored", "validate"]
 log = logging.getLogger(__name__)
 
 MAX_QUERY_CHARS = 1000
-_MAX_SHINGLES = 2048  # texts whose shingles a searcher keeps (~10 KB each)
+_MAX_SHINGLES = 1024  # texts whose shingles a searcher keeps (~14 KB each for 900 characters)
 _NO_CHUNK = StoredChunk("", "", {})
 
 Mode = Literal["lexical", "hybrid"]
