@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
@@ -345,10 +345,10 @@ def _without_asked_numbers(question: str, text: str) -> str:
     return _NUMBER.sub(lambda m: "" if m.group(0) in asked else m.group(0), text)
 
 
-@dataclass(frozen=True)
-class _Read:
+class _Read(NamedTuple):
     """A sentence or list item of a chunk as every question reads it: whether it may be
-    quoted (``_is_unit``) and its folded form (compared with the section's headings)."""
+    quoted (``_is_unit``) and its folded form (compared with the section's headings). A
+    tuple: some 60 are built per question from what the refresh stored."""
 
     text: str
     is_item: bool
@@ -466,7 +466,7 @@ class Readings:
         units: dict[str, tuple[_Read, ...]] = {}
         words: dict[str, frozenset[str]] = {}
         for text, rows in stored.items():
-            units[text] = tuple(_Read(str(t), bool(i), bool(q), str(f)) for t, i, q, f, _ in rows)
+            units[text] = tuple(_Read(t, i, q, f) for t, i, q, f, _ in rows)
             words.update({str(t): frozenset(str(w).split()) for t, *_, w in rows if w is not None})
         self._units.put(units)
         self._words.put(words)
@@ -569,7 +569,7 @@ class ExtractiveAnswerer:
             if asked == "definition" and (subject := defined_subject(ask)):
                 scores = scores + np.array(
                     [
-                        (SUBJECT_FIRST if _opens_on(subject, u) else 0.0)
+                        (SUBJECT_FIRST if _opens_on(subject, u, self.readings.words) else 0.0)
                         + (SUBJECT_FIRST if _defines_section(u) else 0.0)
                         for u in units
                     ],
@@ -1094,7 +1094,8 @@ class ExtractiveAnswerer:
         seen: set[str] = set()
         for r in [] if off_topic else retrieval.results:
             hit = r.to_hit()
-            if hit.source in seen or not shares_subject(question or retrieval.query, hit):
+            asked = question or retrieval.query
+            if hit.source in seen or not shares_subject(asked, hit, self.readings.words):
                 continue
             seen.add(hit.source)
             related.append(hit)
@@ -1111,13 +1112,15 @@ class ExtractiveAnswerer:
         )
 
 
-def shares_subject(question: str, hit: Hit) -> bool:
+def shares_subject(
+    question: str, hit: Hit, words: Callable[[str], Set[str]] = content_words
+) -> bool:
     """Whether a document is about the question's subject: at least half of the question's
     content words (and at least one) occur in its title or in the passage."""
-    asked = content_words(question)
+    asked = words(question)
     if not asked:
         return False
-    shared = asked & content_words(f"{hit.title} {hit.text}")
+    shared = asked & words(f"{hit.title} {hit.text}")
     return len(shared) >= max(1, (len(asked) + 1) // 2)
 
 
@@ -1257,10 +1260,12 @@ def defined_subject(question: str) -> set[str]:
     return content_words(_DEFINITION_CUE.sub(" ", fold(question).replace("’", "'")))
 
 
-def _opens_on(subject: set[str], unit: Unit) -> bool:
+def _opens_on(
+    subject: set[str], unit: Unit, words: Callable[[str], Set[str]] = content_words
+) -> bool:
     """Whether a sentence's first words name the whole subject (« La coopération économique
     réunit… »): the sentence is about it, not one that mentions it on the way."""
-    return not unit.is_list_item and subject <= content_words(" ".join(unit.text.split()[:6]))
+    return not unit.is_list_item and subject <= words(" ".join(unit.text.split()[:6]))
 
 
 _DEFINITION_HEADING = re.compile(
