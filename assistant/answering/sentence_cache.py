@@ -70,6 +70,7 @@ class SentenceCache(Embeddings):
         self.batch_size = batch_size
         self._memory: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
+        self._readers = threading.local()  # one read connection per thread (``_reader``)
         self.hits = 0
         self.misses = 0
         if path is not None:
@@ -216,17 +217,15 @@ class SentenceCache(Embeddings):
         keyed = {self.key(t): t for t in dict.fromkeys(texts)}
         keys = list(keyed)
         try:
-            db = self._db()
-            try:
-                for start in range(0, len(keys), _SQLITE_VARS):
-                    part = keys[start : start + _SQLITE_VARS]
-                    marks = ",".join("?" * len(part))
-                    query = f"SELECT key, stems FROM words WHERE tokenizer = ? AND key IN ({marks})"
-                    for k, stems in db.execute(query, [TOKENIZER_VERSION, *part]):
-                        out[keyed[bytes(k)]] = frozenset(str(stems).split())
-            finally:
-                db.close()
+            db = self._reader()
+            for start in range(0, len(keys), _SQLITE_VARS):
+                part = keys[start : start + _SQLITE_VARS]
+                marks = ",".join("?" * len(part))
+                query = f"SELECT key, stems FROM words WHERE tokenizer = ? AND key IN ({marks})"
+                for k, stems in db.execute(query, [TOKENIZER_VERSION, *part]).fetchall():
+                    out[keyed[bytes(k)]] = frozenset(str(stems).split())
         except sqlite3.Error as exc:
+            self._drop_reader()
             log.warning("sentence cache read failed (%s): tokenizing instead", exc)
         return out
 
@@ -290,17 +289,15 @@ class SentenceCache(Embeddings):
         keyed = {_reading_key(reader, t): t for t in dict.fromkeys(texts)}
         keys = list(keyed)
         try:
-            db = self._db()
-            try:
-                for start in range(0, len(keys), _SQLITE_VARS):
-                    part = keys[start : start + _SQLITE_VARS]
-                    marks = ",".join("?" * len(part))
-                    query = f"SELECT key, data FROM readings WHERE key IN ({marks})"
-                    for k, data in db.execute(query, part):
-                        out[keyed[bytes(k)]] = json.loads(data)
-            finally:
-                db.close()
+            db = self._reader()
+            for start in range(0, len(keys), _SQLITE_VARS):
+                part = keys[start : start + _SQLITE_VARS]
+                marks = ",".join("?" * len(part))
+                query = f"SELECT key, data FROM readings WHERE key IN ({marks})"
+                for k, data in db.execute(query, part).fetchall():
+                    out[keyed[bytes(k)]] = json.loads(data)
         except (sqlite3.Error, ValueError) as exc:
+            self._drop_reader()
             log.warning("sentence cache read failed (%s): reading chunks instead", exc)
         return out
 
@@ -386,24 +383,37 @@ class SentenceCache(Embeddings):
         assert self.path is not None
         return sqlite3.connect(self.path, timeout=10)
 
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's connection for what a question reads (vectors, words, readings),
+        kept open: opening one per read was a fifth of those reads. Each statement sees what
+        other processes committed before it."""
+        db: sqlite3.Connection | None = getattr(self._readers, "db", None)
+        if db is None:
+            db = self._readers.db = self._db()
+        return db
+
+    def _drop_reader(self) -> None:
+        db: sqlite3.Connection | None = getattr(self._readers, "db", None)
+        self._readers.db = None
+        if db is not None:
+            db.close()
+
     def _read(self, keys: Sequence[bytes], vectors: bool = True) -> dict[bytes, np.ndarray]:
         out: dict[bytes, np.ndarray] = {}
         try:
-            db = self._db()
-            try:
-                for start in range(0, len(keys), _SQLITE_VARS):
-                    part = list(keys[start : start + _SQLITE_VARS])
-                    marks = ",".join("?" * len(part))
-                    rows = db.execute(
-                        f"SELECT key, vec FROM vectors WHERE key IN ({marks})", part
-                    ).fetchall()
-                    for k, blob in rows:
-                        out[bytes(k)] = (
-                            np.frombuffer(blob, dtype=np.float32).copy() if vectors else _EMPTY
-                        )
-            finally:
-                db.close()
+            db = self._reader()
+            for start in range(0, len(keys), _SQLITE_VARS):
+                part = list(keys[start : start + _SQLITE_VARS])
+                marks = ",".join("?" * len(part))
+                rows = db.execute(
+                    f"SELECT key, vec FROM vectors WHERE key IN ({marks})", part
+                ).fetchall()
+                for k, blob in rows:
+                    out[bytes(k)] = (
+                        np.frombuffer(blob, dtype=np.float32).copy() if vectors else _EMPTY
+                    )
         except sqlite3.Error as exc:
+            self._drop_reader()
             log.warning("sentence cache read failed (%s): embedding instead", exc)
         return out
 
