@@ -155,6 +155,9 @@ def test_a_refresh_by_another_writer_is_seen_and_never_mixed(
     for q in [*QUERIES, "poulailler gymnase écoles"]:
         for h in serving.search(q, k=5):
             assert h.chunk_id in now, h  # only chunks of the versions the catalogue shows
+    # deep enough that a chunk of the old version would come up if any side let it through
+    for q in ("jardin partagé médiathèque arroseront", "semences d'hiver récoltes"):
+        assert all(h.chunk_id in now for h in serving.search(q, k=20)), q
     old_version = old_ids - set(now)
     assert old_version and not any(
         h.chunk_id in old_version for q in QUERIES for h in serving.search(q, k=5)

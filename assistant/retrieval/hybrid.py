@@ -108,6 +108,7 @@ class HybridSearcher:
         self._extra: dict[str, StoredChunk] = {}  # chunks of the copy the lexical table lacks
         self._shingles: dict[str, frozenset[int]] = {}
         self._continues: dict[str, bool] = {}  # ``continues`` of a small table's chunks
+        self._whole: tuple[object, bool] | None = None  # a filter, whether it shows the table
 
     def retrieve(self, query: str, k: int, kinds: Sequence[str] | None = None) -> Retrieval:
         q = validate(query, k, kinds)
@@ -132,7 +133,10 @@ class HybridSearcher:
             return not wanted or c.metadata.get("kind") in wanted
 
         dense = [(cid, s) for cid, s in raw_dense if allowed(cid)]
-        lexical = self.lexical.bm25.search(lexical_query(q), n, allowed=allowed)
+        # BM25 ranks the lexical table's chunks: when the catalogue shows all of them and no
+        # kind is asked, every one is allowed and the filter need not be called
+        whole = not wanted and self._shows_whole_table(current)
+        lexical = self.lexical.bm25.search(lexical_query(q), n, allowed=None if whole else allowed)
         fused = rrf(
             [[cid for cid, _ in dense], [cid for cid, _ in lexical]],
             weights=[self.dense_weight, self.bm25_weight],
@@ -233,6 +237,19 @@ class HybridSearcher:
             "exact dense scan over %d chunks (%d not in the lexical table)", len(found), len(extra)
         )
         return ExactIndex(found, matrix, kinds, current)
+
+    def _shows_whole_table(self, current: Callable[[dict[str, Any]], bool] | None) -> bool:
+        """Whether ``current`` shows every chunk of the lexical table (checked once per
+        filter, for tables of at most ``exact_max`` chunks: 5 ms at 10k)."""
+        if current is None:
+            return True
+        seen = self._whole
+        if seen is not None and seen[0] is current:
+            return seen[1]
+        table = self.lexical.chunks
+        whole = len(table) <= self.exact_max and all(current(c.metadata) for c in table.values())
+        self._whole = (current, whole)
+        return whole
 
     def _shingles_of(self, text: str) -> frozenset[int]:
         """``fusion.shingles`` of a chunk's text, kept (a search compares about 10)."""
