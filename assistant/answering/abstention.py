@@ -328,9 +328,11 @@ _DOTTED_LETTER = re.compile(r"\b([a-z])\.")
 def missing_entities(question: str, evidence: Iterable[str]) -> list[str]:
     """Names, acronyms and years of the question that the evidence never mentions (« pour
     2025 » when the passages only know 2020-2022)."""
+    asked = [*named_entities(question), *_YEAR.findall(question)]
+    if not asked:
+        return []  # nothing to look for: the evidence is not read
     text = " ".join(fold(e) for e in evidence)
     text += " " + _DOTTED_LETTER.sub(r"\1", text)  # « M.E.D.O.C. » names « MEDOC »
-    asked = [*named_entities(question), *_YEAR.findall(question)]
     return [e for e in asked if e not in text]
 
 

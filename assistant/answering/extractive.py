@@ -783,7 +783,8 @@ class ExtractiveAnswerer:
         the answer (« La Charte n'édicte pas de règles. Elle est non contraignante… »), and a
         passage read in order answers better than fragments of several documents."""
         best = order[0]
-        floor = float(scores[best]) - 0.08
+        score = scores.tolist()  # floats, not numpy scalars: ~300 reads per answer
+        floor = score[best] - 0.08
         chosen = [best]
         pool = list(order[1:])
         while pool and len(chosen) < self.max_sentences:
@@ -791,8 +792,9 @@ class ExtractiveAnswerer:
 
             def gain(i: int, places: set[tuple[int, int]] = places) -> float:
                 u = units[i]
-                near = {(u.hit_index, u.position - 1), (u.hit_index, u.position + 1)} & places
-                return float(scores[i]) + (NEXT_TO_CHOSEN if near else 0.0)
+                before, after = (u.hit_index, u.position - 1), (u.hit_index, u.position + 1)
+                near = before in places or after in places
+                return float(score[i]) + (NEXT_TO_CHOSEN if near else 0.0)
 
             i = max(pool, key=gain)
             pool.remove(i)
