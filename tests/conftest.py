@@ -164,6 +164,17 @@ def write_corpus(root: Path, docs: dict[str, str] | None = None) -> Path:
 
 
 @pytest.fixture
+def one_document_per_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each document written (and switched in the catalogue) on its own, as on a machine where
+    the refresh's reader thread is always behind. A refresh groups the documents it has read
+    ahead (up to ~512 chunks a write), so where a test's crashing embedder stops a build would
+    otherwise depend on how fast that thread was."""
+    from assistant.indexing import refresh
+
+    monkeypatch.setattr(refresh, "_GROUP_CHUNKS", 1)
+
+
+@pytest.fixture
 def small_corpus(tmp_path: Path) -> Path:
     return write_corpus(tmp_path / "corpus")
 

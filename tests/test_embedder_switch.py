@@ -89,6 +89,7 @@ def test_the_old_collection_answers_until_the_new_one_is_complete(
     assert undo.chunks_embedded == 0 and back.serving_embedder() == OLD
 
 
+@pytest.mark.usefixtures("one_document_per_write")
 def test_a_crashed_build_leaves_the_old_collection_answering_and_resumes(
     old_settings: Settings,
 ) -> None:

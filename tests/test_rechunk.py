@@ -158,6 +158,7 @@ class Failing(HashEmbeddings):
         return super().embed_documents(texts)
 
 
+@pytest.mark.usefixtures("one_document_per_write")
 def test_a_crashed_rechunk_leaves_the_old_build_answering_and_resumes(
     settings: Settings,
 ) -> None:

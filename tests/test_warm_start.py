@@ -138,6 +138,7 @@ class DiesAfter(HashEmbeddings):
         return super().embed_documents(texts)
 
 
+@pytest.mark.usefixtures("one_document_per_write")
 def test_a_killed_first_build_resumes_lexical_over_every_document(tmp_path: Path) -> None:
     settings = Settings(
         corpus_dir=corpus_with_notes(tmp_path / "corpus"), index_dir=tmp_path / "index"
@@ -184,6 +185,7 @@ def test_a_stale_complete_index_keeps_answering_hybrid(tmp_path: Path) -> None:
         thread.join(timeout=60)
 
 
+@pytest.mark.usefixtures("one_document_per_write")
 def test_a_first_build_whose_corpus_cannot_be_read_early(tmp_path: Path) -> None:
     """A broken sources.toml: no early index. A first build killed half-way answers from the
     chunks it wrote (hybrid); a fresh one has nothing and waits; the refresh says why."""
