@@ -4,6 +4,7 @@ keeps a search from reading SQLite on every query."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from assistant.errors import ConfigError
-from assistant.indexing.catalogue import DocumentRecord, catalog_version
+from assistant.indexing.catalogue import Catalogue, CatalogVersion, DocumentRecord
 from assistant.indexing.store import IndexStore
 from assistant.runtime import (
     apply_thread_policy,
@@ -139,10 +140,11 @@ def test_catalogue_cache_sees_every_write(tmp_path: Path, hash_embeddings) -> No
     assert store.documents() == {}
     store.save_document(_record("a.md", "1" * 64))
     assert store.documents()["a.md"].sha256 == "1" * 64
-    v1 = catalog_version(tmp_path / "idx" / "catalog.sqlite")
+    probe = CatalogVersion(tmp_path / "idx" / "catalog.sqlite")
+    v1 = probe.read()
     # same size, same source, another sha256, written by the other instance right away
     other.save_document(_record("a.md", "2" * 64))
-    assert catalog_version(tmp_path / "idx" / "catalog.sqlite") != v1
+    assert probe.read() != v1
     assert store.documents()["a.md"].sha256 == "2" * 64
     other.forget_document("a.md")
     assert store.documents() == {}
@@ -154,10 +156,48 @@ def test_catalogue_cache_sees_every_write(tmp_path: Path, hash_embeddings) -> No
 
 
 def test_catalog_version_of_a_missing_file(tmp_path: Path) -> None:
-    assert catalog_version(tmp_path / "none.sqlite") is None
+    assert CatalogVersion(tmp_path / "none.sqlite").read() is None
 
 
 def test_the_local_model_reads_the_prompt_on_every_core_and_writes_on_one_fewer() -> None:
     assert local_model_threads(Settings(), cpus=2) == (1, 2)
     assert local_model_threads(Settings(), cpus=16) == (4, 16)
     assert local_model_threads(Settings(threads=1), cpus=2) == (1, 1)
+
+
+LOCKER = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], timeout=0)
+try:
+    db.execute("BEGIN IMMEDIATE")
+except sqlite3.OperationalError as e:
+    print("locked" if "locked" in str(e) else repr(e))
+else:
+    print("got the write lock")
+"""
+
+
+def test_reading_the_catalogue_version_keeps_a_writers_locks(tmp_path: Path) -> None:
+    """A search reads the catalogue's version while a refresh thread of the same process may
+    be writing it: the read must not drop that writer's POSIX locks (closing any descriptor
+    of the file would), or another process could write mid-transaction."""
+    path = tmp_path / "catalog.sqlite"
+    store = Catalogue(path, "c")
+    writer = sqlite3.connect(path, timeout=0)
+    writer.execute("BEGIN IMMEDIATE")  # a refresh mid-transaction
+    writer.execute("INSERT INTO documents (collection, source) VALUES ('c', 'a.md')")
+    try:
+        for _ in range(3):
+            store.documents()  # probes the version (and reads the committed rows)
+        other = subprocess.run(
+            [sys.executable, "-c", LOCKER, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        assert other.stdout.strip() == "locked"
+    finally:
+        writer.rollback()
+        writer.close()
+    assert store.documents() == {}
