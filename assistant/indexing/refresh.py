@@ -37,6 +37,7 @@ from assistant.indexing.store import IndexStore
 from assistant.indexing.sweep import sweep
 from assistant.indexing.write import (
     Prepared,
+    Writer,
     remove,
     save_status,
     warm_missing,
@@ -103,13 +104,14 @@ def refresh(
         group: list[Prepared] = []
 
         def flush() -> None:
-            for doc in write_versions(store, plan, group, dry_run):
+            for doc in write_versions(store, plan, group, dry_run, writer):
                 doc.aliases = plan.aliases.get(doc.source, [])
                 doc.reason = _join(plan.notes.get(doc.source, ""), doc.reason)
                 report.documents.append(doc)
             group.clear()
 
-        with _Reader(lambda s: prepare_document(settings, plan, s), to_read) as reader:
+        reader = _Reader(lambda s: prepare_document(settings, plan, s), to_read)
+        with reader, Writer() as writer:
             for i, source in enumerate(sources):
                 if progress:
                     progress(i, len(sources), source)

@@ -9,8 +9,12 @@ version a killed refresh wrote) gets its stored vector copied instead of being e
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,13 +90,20 @@ def write_version(
 
 
 def write_versions(
-    store: IndexStore, plan: Plan, docs: Sequence[Prepared], dry_run: bool
+    store: IndexStore,
+    plan: Plan,
+    docs: Sequence[Prepared],
+    dry_run: bool,
+    write: Run | None = None,
 ) -> list[DocumentReport]:
     """``write_version`` for several documents at once, in the same order of steps: their new
     versions are written (vectors copied or embedded in full batches, stored in big writes:
     Chroma costs ~3x less CPU per vector in writes of 512 than of 16), their sentences warmed,
     then the catalogue switches all of them in one write, then their old versions go. Killed
-    at any moment, each document shows its old version or its new one, never a mix."""
+    at any moment, each document shows its old version or its new one, never a mix.
+
+    ``write`` runs the writes (a ``Writer``: in order, on a thread of its own, while this
+    thread embeds the next group); by default they run here, before this returns."""
     if not docs:
         return []
     for d in docs:
@@ -142,15 +153,78 @@ def write_versions(
         keep = {str(c.id) for c in d.chunks}
         drop += [e.id for e in existing if e.id not in keep]
     if not dry_run:
+        run = write or _now
         plan.wrote = True
-        store.save_documents(pending)
-        copy_vectors(store, copy, copy_from)
-        embed_chunks(store, embed, plan.embedded)
+        run(store.save_documents, pending)
+        run(copy_vectors, store, copy, copy_from)
+        embed_chunks(store, embed, plan.embedded, run)
         # before the switch: the first answer embeds none
         warm_sentences(plan, [c for d in docs for c in d.chunks])
-        store.save_documents(switch, forget)  # the switch: from here search shows them
-        delete_chunks(store, drop, plan)
+        run(_switch, store, plan, switch, forget, drop)
     return reports
+
+
+def _switch(
+    store: IndexStore,
+    plan: Plan,
+    records: list[DocumentRecord],
+    forget: list[str],
+    drop: list[str],
+) -> None:
+    store.save_documents(records, forget)  # from here search shows the new versions
+    delete_chunks(store, drop, plan)
+
+
+Run = Callable[..., None]
+"""run(fn, *args): a write, done now or queued (``Writer``), in the order given."""
+
+
+def _now(fn: Callable[..., object], *args: object) -> None:
+    fn(*args)
+
+
+class Writer:
+    """A refresh's writes (Chroma upserts, catalogue switches, deletions), run in the order
+    given on one thread of their own, so the refresh's thread embeds the next batch while
+    Chroma stores the last one (an upsert of 512 vectors waits ~0.5 s on Chroma's threads).
+    At most ``depth`` writes wait; the first error is raised by the next call or ``close``.
+    Writes run in the caller's context (``bulk_embedding`` is a context variable)."""
+
+    def __init__(self, depth: int = 8) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="alliance-writer")
+        self._queued: deque[Future[None]] = deque()
+        self._depth = depth
+
+    def __call__(self, fn: Callable[..., object], *args: object) -> None:
+        while self._queued and self._queued[0].done():
+            self._queued.popleft().result()  # raises the error of a failed write
+        context = contextvars.copy_context()
+        self._queued.append(self._pool.submit(context.run, _now, fn, *args))
+        while len(self._queued) > self._depth:
+            self._queued.popleft().result()
+
+    def drain(self) -> None:
+        """Wait for every write queued; raises the first error."""
+        try:
+            while self._queued:
+                self._queued.popleft().result()
+        except BaseException:
+            for f in self._queued:  # after a failed write, the later ones are not run
+                f.cancel()
+            raise
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if exc[0] is None:
+                self.drain()
+            else:  # the refresh failed: what was queued still runs, in order, then stop
+                with contextlib.suppress(BaseException):
+                    self.drain()
+        finally:
+            self._pool.shutdown(wait=True)
 
 
 def _compare(
@@ -218,10 +292,15 @@ def save_status(
 
 
 def embed_chunks(
-    store: IndexStore, chunks: list[Document], embedded: Callable[[int], None] | None = None
+    store: IndexStore,
+    chunks: list[Document],
+    embedded: Callable[[int], None] | None = None,
+    write: Run | None = None,
 ) -> None:
     """Embed ``chunks`` (with their title, ``embedding_text``) ``_EMBED_BATCH`` at a time,
-    calling ``embedded(n)`` after each (progress), and store them ``_WRITE_BATCH`` at a time."""
+    calling ``embedded(n)`` after each (progress), and store them ``_WRITE_BATCH`` at a time
+    (through ``write`` if given, see ``Writer``)."""
+    run = write or _now
     embedder = store.vectorstore.embeddings
     if embedder is None:
         raise ConfigError("no embedder configured for the index")
@@ -235,12 +314,20 @@ def embed_chunks(
             vectors += embedder.embed_documents(texts)
             if embedded is not None:
                 embedded(len(batch))
-        store.collection.upsert(
-            ids=[str(c.id) for c in part],
-            embeddings=np.asarray(vectors, dtype=np.float32),
-            documents=[c.page_content for c in part],
-            metadatas=[c.metadata for c in part],
+        run(
+            _upsert,
+            store,
+            [str(c.id) for c in part],
+            np.asarray(vectors, dtype=np.float32),
+            [c.page_content for c in part],
+            [c.metadata for c in part],
         )
+
+
+def _upsert(
+    store: IndexStore, ids: list[str], vectors: Any, texts: list[str], metas: list[Any]
+) -> None:
+    store.collection.upsert(ids=ids, embeddings=vectors, documents=texts, metadatas=metas)
 
 
 def copy_vectors(store: IndexStore, chunks: list[Document], from_ids: list[str]) -> None:
