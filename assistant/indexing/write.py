@@ -158,8 +158,10 @@ def write_versions(
         run(store.save_documents, pending)
         run(copy_vectors, store, copy, copy_from)
         embed_chunks(store, embed, plan.embedded, run)
-        # before the switch: the first answer embeds none
-        warm_sentences(plan, [c for d in docs for c in d.chunks])
+        # before the switch: the first answer embeds none. On the writer's thread: splitting
+        # and the sidecar's SQLite writes overlap the next group's embedding (the embedder
+        # itself takes one caller at a time)
+        run(warm_sentences, plan, [c for d in docs for c in d.chunks])
         run(_switch, store, plan, switch, forget, drop)
     return reports
 
