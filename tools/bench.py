@@ -235,7 +235,11 @@ def phase_refresh(cfg: dict[str, Any]) -> dict[str, Any]:
         "chunks_per_s": chunks / seconds,
     }
     if not cfg["compose"] and cfg["raw_sample"] > 0:
-        out.update(raw_embedder(embedder, [c.text for c in assistant.store.all_chunks()]))
+        from assistant.indexing.build import embedding_text
+
+        stored = assistant.store.all_chunks()
+        as_embedded = [embedding_text(str(c.metadata.get("title", "")), c.text) for c in stored]
+        out.update(raw_embedder(embedder, [c.text for c in stored], as_embedded))
         out["overhead_pct"] = 100.0 * (out["raw_work_chunks_per_s"] / out["chunks_per_s"] - 1.0)
         out["cpu_pct"] = 100.0 * out["raw_work_cpu_s"] / out["refresh_cpu_s"]
     return out
@@ -248,14 +252,18 @@ def cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def raw_embedder(embedder: Embeddings, texts: list[str], sample: int = 128) -> dict[str, Any]:
+def raw_embedder(
+    embedder: Embeddings, texts: list[str], as_embedded: list[str] | None = None, sample: int = 128
+) -> dict[str, Any]:
     """The embedder alone, on seeded samples: chunks/s, sentences/s, and the throughput it would
-    reach doing exactly the embedding work a refresh does (every chunk, and once each distinct
+    reach doing exactly the embedding work a refresh does (every chunk as the refresh embeds it,
+    ``as_embedded``: title then text, ``indexing.build.embedding_text``; and once each distinct
     sentence an answer may quote: ``answering.sentence_cache.ChunkSentences``)."""
     from assistant.answering.extractive import sentence_units
 
     rng = random.Random(SEED)
-    chunks = rng.sample(texts, min(sample, len(texts)))
+    pool = as_embedded if as_embedded is not None else texts
+    chunks = rng.sample(pool, min(sample, len(pool)))
     started, cpu = time.perf_counter(), cpu_s()
     embedder.embed_documents(chunks)
     chunk_rate = len(chunks) / (time.perf_counter() - started)
