@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from conftest import write_corpus
+from conftest import HashEmbeddings, write_corpus
 from langchain_core.embeddings import Embeddings
 
 from assistant import Assistant, RefreshReport, Settings
@@ -34,9 +34,9 @@ def test_a_log_gets_documents_passages_rate_and_time_left() -> None:
     clock.now += 40
     p.tick()
     first = out.getvalue().splitlines()[-1]
-    assert "0/4 documents, 128 passages vectorisés" in first
+    assert "0/4 documents lus, 128 passages vectorisés" in first
     assert "3,2\u202fpassages/s" in first and "40 s écoulées" in first
-    assert "temps restant estimé après le premier document" in first
+    assert "temps restant estimé après les premiers passages" in first
     assert "en cours : recits/long.pdf" in first
     p(1, 4, "recits/court.md")
     clock.now += 20  # one document of four in 60 s: about three minutes left
@@ -52,6 +52,45 @@ def test_a_log_gets_documents_passages_rate_and_time_left() -> None:
     lines = len(out.getvalue().splitlines())
     p.tick()  # finished: the ticker writes nothing more
     assert len(out.getvalue().splitlines()) == lines
+
+
+def test_time_left_follows_the_passages_when_documents_are_read_ahead() -> None:
+    """A refresh reads documents ahead and embeds them in groups: 20 of 22 documents read with
+    10 of 100 announced passages embedded is not « almost done »."""
+    out, clock = io.StringIO(), Clock()
+    p = RefreshProgress(out, tty=False, every_s=3600, clock=clock)
+    p(0, 22, "a.pdf")
+    p(20, 22, "t.pdf")
+    p.planned(100)
+    assert p.remaining() is None  # no passage embedded yet: no rate to tell
+    clock.now += 10
+    p.embedded(10)  # 1 passage/s; 90 announced left + 2 documents at 5 passages each
+    assert p.remaining() == 100.0
+    p.tick()
+    line = out.getvalue().splitlines()[-1]
+    assert "20/22 documents lus, 10/100 passages vectorisés" in line
+    assert "encore environ 1 min 40 s" in line
+
+
+def test_a_first_build_announces_what_it_will_embed(tmp_path: Path) -> None:
+    """The refresh tells the progress how many passages each group will embed, and they are
+    all embedded by the end."""
+
+    class Counting(RefreshProgress):
+        def __init__(self) -> None:
+            super().__init__(io.StringIO(), tty=False, every_s=3600)
+            self.announced: list[int] = []
+
+        def planned(self, n: int) -> None:
+            self.announced.append(n)
+            super().planned(n)
+
+    progress = Counting()
+    settings = Settings(corpus_dir=write_corpus(tmp_path / "corpus"), index_dir=tmp_path / "i")
+    with Assistant(settings, embedder=HashEmbeddings()) as assistant:
+        report = assistant.refresh(progress=progress)
+    assert progress.announced and sum(progress.announced) == report.chunks_embedded
+    assert progress.passages == progress.queued == report.chunks_embedded
 
 
 def test_the_ticker_thread_writes_on_its_own_and_stops_at_the_end() -> None:

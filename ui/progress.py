@@ -57,6 +57,7 @@ class RefreshProgress:
         self.done = 0
         self.total = 0
         self.passages = 0
+        self.queued = 0  # passages announced for embedding (``planned``), embedded or not
         self.source = ""
         self._started: float | None = None
         self._finished = False
@@ -82,6 +83,11 @@ class RefreshProgress:
         if finished:
             self._finish()
 
+    def planned(self, n: int) -> None:
+        """``n`` more passages are about to be embedded (a group of documents read ahead)."""
+        with self._lock:
+            self.queued += n
+
     def embedded(self, n: int) -> None:
         with self._lock:
             self.passages += n
@@ -93,14 +99,28 @@ class RefreshProgress:
         return 0.0 if self._started is None else self.clock() - self._started
 
     def remaining(self) -> float | None:
-        """Seconds left, from the documents done so far (None before the first one is done)."""
-        if not self.done or self.done >= self.total:
+        """Seconds left (None before anything tells). Once passages are being embedded: the
+        passages announced and not embedded yet, plus as many per document for the documents
+        not reached, at the passage rate so far. The refresh reads documents ahead and embeds
+        them in groups, so ``done`` runs ahead of the embedding: by documents alone, a first
+        build said « encore environ 2 s » with 500 passages to go. Otherwise (nothing to
+        embed): from the documents done so far."""
+        with self._lock:
+            done, total, passages, queued = self.done, self.total, self.passages, self.queued
+        if done >= total:
             return None
-        return self.elapsed() * (self.total - self.done) / self.done
+        elapsed = self.elapsed()
+        if queued and passages and elapsed > 0:
+            ahead = queued / max(done, 1) * (total - done)
+            return (max(queued - passages, 0) + ahead) / (passages / elapsed)
+        if queued or not done:
+            return None
+        return elapsed * (total - done) / done
 
     def line(self) -> str:
-        """« index : 5/22 documents, 210 passages vectorisés (3,1 passages/s), 1 min 10 s
-        écoulées, encore environ 4 min 05 s — en cours : recits/x.pdf »."""
+        """« index : 5/22 documents lus, 210/480 passages vectorisés (3,1 passages/s), 1 min
+        10 s écoulées, encore environ 4 min 05 s — en cours : recits/x.pdf » (documents read,
+        passages embedded of those announced)."""
         with self._lock:
             done, total, passages, source = self.done, self.total, self.passages, self.source
         elapsed = self.elapsed()
@@ -113,11 +133,14 @@ class RefreshProgress:
         eta = (
             f"encore environ {duration(left)}"
             if left is not None
-            else "temps restant estimé après le premier document"
+            else "temps restant estimé après les premiers passages"
         )
         current = f" — en cours : {source}" if source else ""
+        with self._lock:
+            queued = self.queued
+        of = f"/{queued}" if queued > passages else ""
         return (
-            f"alliance: index : {done}/{total} documents, {passages} passages vectorisés "
+            f"alliance: index : {done}/{total} documents lus, {passages}{of} passages vectorisés "
             f"({_rate(passages, elapsed)}), {duration(elapsed)} écoulées, {eta}{current}"
         )
 

@@ -41,6 +41,8 @@ def carried(
     if not dry_run:
         plan.wrote = True
         save_status(store, doc.source, PENDING)
+        if plan.planned is not None:
+            plan.planned(len(kept))
         embed_chunks(store, kept, plan.embedded)
         warm_sentences(plan, kept)
         store.save_document(

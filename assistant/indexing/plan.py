@@ -62,6 +62,8 @@ class Plan:
     web: list[str] = field(default_factory=list)  # URLs listed in sources.toml
     notes: dict[str, str] = field(default_factory=dict)  # source -> what staff should know
     embedded: Callable[[int], None] | None = None  # progress.embedded, if the caller has one
+    # progress.planned, if the caller has one: told how many passages a group will embed
+    planned: Callable[[int], None] | None = None
     sentences: SentenceWarmer | None = None  # precomputes the answerer's sentence vectors
 
 

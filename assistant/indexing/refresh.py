@@ -95,6 +95,7 @@ def refresh(
         carried_docs = carry.documents() if carry is not None else {}  # read once
         plan = plan_refresh(settings, known)  # a broken sources.toml stops here, before any change
         plan.embedded = getattr(progress, "embedded", None)
+        plan.planned = getattr(progress, "planned", None)
         plan.sentences = sentences
         if not dry_run:
             pending.touch()

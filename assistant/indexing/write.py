@@ -157,6 +157,8 @@ def write_versions(
         plan.wrote = True
         run(store.save_documents, pending)
         run(copy_vectors, store, copy, copy_from)
+        if plan.planned is not None and embed:
+            plan.planned(len(embed))
         embed_chunks(store, embed, plan.embedded, run)
         # before the switch: the first answer embeds none. On the writer's thread: splitting
         # and the sidecar's SQLite writes overlap the next group's embedding (the embedder
