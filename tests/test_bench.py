@@ -6,8 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from tests.test_corpus import load_tool
+from conftest import load_tool
 
 pytestmark = pytest.mark.unit
 

@@ -9,15 +9,13 @@ function-word heuristic (:func:`looks_english`) recognises.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 from functools import cache
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from conftest import load_tool
 from pypdf import PdfReader
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,18 +25,6 @@ QUESTIONS = ROOT / "eval" / "questions.jsonl"
 DOC_SUFFIXES = {".pdf", ".html", ".htm", ".md", ".txt"}
 # « Document d'exemple rédigé pour… » (or « Page d'exemple… » on a web page)
 NOTE_RE = re.compile(r"\b(document|page|fiche|texte|version) d['’]exemple", re.I)
-
-
-def load_tool(name: str) -> ModuleType:
-    """Import ``tools/<name>.py`` (tools/ is a folder of scripts, not a package)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def corpus_documents() -> list[Path]:
