@@ -70,6 +70,15 @@ def test_time_left_follows_the_passages_when_documents_are_read_ahead() -> None:
     line = out.getvalue().splitlines()[-1]
     assert "20/22 documents lus, 10/100 passages vectorisés" in line
     assert "encore environ 1 min 40 s" in line
+    p(21, 22, "u.pdf")  # the last document read, its passages announced and embedded
+    p.planned(10)
+    clock.now += 90
+    p.embedded(100)
+    assert p.finishing() and p.remaining() is None
+    p.tick()
+    line = out.getvalue().splitlines()[-1]
+    assert "21/22 documents lus, 110 passages vectorisés" in line
+    assert "reste à préparer les phrases des réponses" in line and "encore" not in line
 
 
 def test_a_first_build_announces_what_it_will_embed(tmp_path: Path) -> None:

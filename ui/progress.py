@@ -110,12 +110,23 @@ class RefreshProgress:
         if done >= total:
             return None
         elapsed = self.elapsed()
+        if queued and passages >= queued and done >= total - 1:
+            return None  # every document read, every passage embedded: see ``finishing``
         if queued and passages and elapsed > 0:
             ahead = queued / max(done, 1) * (total - done)
             return (max(queued - passages, 0) + ahead) / (passages / elapsed)
         if queued or not done:
             return None
         return elapsed * (total - done) / done
+
+    def finishing(self) -> bool:
+        """Every document read and every announced passage embedded, the refresh not over:
+        what is left is the answer sentences of the last documents (embedded once each so that
+        answers embed none; ~45 s of a 2-minute first build of the shipped corpus), not
+        counted in passages: no time is promised for it."""
+        with self._lock:
+            done, total, passages, queued = self.done, self.total, self.passages, self.queued
+        return bool(queued) and passages >= queued and total - 1 <= done < total
 
     def line(self) -> str:
         """« index : 5/22 documents lus, 210/480 passages vectorisés (3,1 passages/s), 1 min
@@ -130,11 +141,12 @@ class RefreshProgress:
                 f"en {duration(elapsed)} ({_rate(passages, elapsed)})"
             )
         left = self.remaining()
-        eta = (
-            f"encore environ {duration(left)}"
-            if left is not None
-            else "temps restant estimé après les premiers passages"
-        )
+        if self.finishing():
+            eta = "reste à préparer les phrases des réponses"
+        elif left is not None:
+            eta = f"encore environ {duration(left)}"
+        else:
+            eta = "temps restant estimé après les premiers passages"
         current = f" — en cours : {source}" if source else ""
         with self._lock:
             queued = self.queued
