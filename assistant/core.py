@@ -271,6 +271,8 @@ class Assistant:
         index or, when the corpus cannot be read early (the refresh will say why), by the
         chunks a first build killed half-way wrote."""
         if not self.first_build():
+            with self._lock:
+                self._warming = False  # announced (``begin_warm_start``) but not needed
             return False
         with self._lock:
             self._warming = True
@@ -290,6 +292,13 @@ class Assistant:
                 if self._searcher is None or self._searcher.mode == "lexical":
                     self._searcher = searcher
         return True  # the early index answers, or a refresh completed meanwhile: hybrid
+
+    def begin_warm_start(self) -> None:
+        """A warm start is about to run (in another thread): the mode says lexical from now
+        on, not only once that thread gets to ``warm_start``, so /api/health never says
+        hybrid for a first build that has nothing hybrid to search."""
+        with self._lock:
+            self._warming = True
 
     def search_mode(self) -> Mode:
         """``lexical`` while a warm start reads the corpus of a first build and while its

@@ -283,6 +283,8 @@ def test_health_says_lexical_while_the_early_index_is_read(tmp_path: Path) -> No
         with TestClient(create_app(settings, assistant, state=state)) as client:
             thread = start_background_build(assistant, state)
             assert thread is not None and state.blocking
+            # at once, before the build thread reads anything
+            assert client.get("/api/health").json()["mode"] == "lexical"
             assert asked.wait(timeout=30)
             health = client.get("/api/health").json()
             assert health["status"] == "building" and health["mode"] == "lexical"

@@ -346,6 +346,8 @@ def start_background_build(assistant: Assistant, state: IndexState) -> threading
     # before the server answers: no query races a build; a first build answers once its
     # early index is read
     state.start(blocking=not answers)
+    if not answers:
+        assistant.begin_warm_start()
     thread = threading.Thread(
         target=build_index,
         args=(assistant, state),
