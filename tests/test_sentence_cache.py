@@ -7,11 +7,11 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
+from conftest import HashEmbeddings
 from langchain_core.embeddings import Embeddings
 
 from assistant.answering.sentence_cache import SentenceCache, sidecar_path
 from assistant.settings import Settings
-from tests.conftest import HashEmbeddings
 
 
 class Counting(Embeddings):
@@ -159,8 +159,9 @@ QUESTIONS = [
 
 
 def _index(tmp_path: Path, docs: dict[str, str] | None = None) -> Settings:
+    from conftest import write_corpus
+
     from assistant import Settings
-    from tests.conftest import write_corpus
 
     corpus = write_corpus(tmp_path / "corpus", docs or PROCEDURE)
     return Settings(corpus_dir=corpus, index_dir=tmp_path / "index", abstain_threshold=0.0)
