@@ -47,6 +47,20 @@ DEFAULT_MEMORY_ITEMS = 50_000  # 384 floats each: ~77 MB at most for e5-small
 _SQLITE_VARS = 500  # keys per SELECT ... IN (...)
 
 
+def _select_in(
+    db: sqlite3.Connection, query: str, params: Sequence[Any], keys: Sequence[Any]
+) -> list[Any]:
+    """The rows of ``query`` (its ``{marks}`` the placeholders of an ``IN`` list) for every
+    key of ``keys``, asked ``_SQLITE_VARS`` at a time (SQLite caps the variables a statement
+    takes); ``params`` fill the placeholders before the list."""
+    rows: list[Any] = []
+    for start in range(0, len(keys), _SQLITE_VARS):
+        part = list(keys[start : start + _SQLITE_VARS])
+        marks = ",".join("?" * len(part))
+        rows += db.execute(query.format(marks=marks), [*params, *part]).fetchall()
+    return rows
+
+
 def sidecar_path(index_dir: Path, slug: str) -> Path:
     return IndexPaths(index_dir).sentences(slug)
 
@@ -161,10 +175,8 @@ class SentenceCache(Embeddings):
         pending = dict.fromkeys(texts)
         keyed = {self.key(t): t for t in pending}
         if self.path is not None:
-            every = list(keyed)  # once: popping from ``keyed`` below must not shift the slices
-            for start in range(0, len(every), _SQLITE_VARS):
-                for k in self._read(every[start : start + _SQLITE_VARS], vectors=False):
-                    keyed.pop(k, None)
+            for k in self._read(list(keyed), vectors=False):  # read whole before popping
+                keyed.pop(k, None)
         items = list(keyed.items())
         for start in range(0, len(items), self.batch_size):
             batch = items[start : start + self.batch_size]
@@ -188,13 +200,9 @@ class SentenceCache(Embeddings):
         try:
             db = self._db()
             try:
-                keys = list(keyed)
-                for start in range(0, len(keys), _SQLITE_VARS):
-                    part = keys[start : start + _SQLITE_VARS]
-                    marks = ",".join("?" * len(part))
-                    query = f"SELECT key FROM words WHERE tokenizer = ? AND key IN ({marks})"
-                    for (k,) in db.execute(query, [TOKENIZER_VERSION, *part]):
-                        keyed.pop(bytes(k), None)
+                query = "SELECT key FROM words WHERE tokenizer = ? AND key IN ({marks})"
+                for (k,) in _select_in(db, query, [TOKENIZER_VERSION], list(keyed)):
+                    keyed.pop(bytes(k), None)
                 rows = [
                     (k, TOKENIZER_VERSION, " ".join(sorted(content_words(t))))
                     for k, t in keyed.items()
@@ -215,15 +223,10 @@ class SentenceCache(Embeddings):
         if self.path is None or not texts:
             return out
         keyed = {self.key(t): t for t in dict.fromkeys(texts)}
-        keys = list(keyed)
         try:
-            db = self._reader()
-            for start in range(0, len(keys), _SQLITE_VARS):
-                part = keys[start : start + _SQLITE_VARS]
-                marks = ",".join("?" * len(part))
-                query = f"SELECT key, stems FROM words WHERE tokenizer = ? AND key IN ({marks})"
-                for k, stems in db.execute(query, [TOKENIZER_VERSION, *part]).fetchall():
-                    out[keyed[bytes(k)]] = frozenset(str(stems).split())
+            query = "SELECT key, stems FROM words WHERE tokenizer = ? AND key IN ({marks})"
+            for k, stems in _select_in(self._reader(), query, [TOKENIZER_VERSION], list(keyed)):
+                out[keyed[bytes(k)]] = frozenset(str(stems).split())
         except sqlite3.Error as exc:
             self._drop_reader()
             log.warning("sentence cache read failed (%s): tokenizing instead", exc)
@@ -266,14 +269,11 @@ class SentenceCache(Embeddings):
         try:
             db = self._db()
             try:
-                for start in range(0, len(chunk_ids), _SQLITE_VARS):
-                    part = list(chunk_ids[start : start + _SQLITE_VARS])
-                    marks = ",".join("?" * len(part))
-                    query = (
-                        "SELECT chunk FROM readings WHERE scope = ? AND reader = ? "
-                        f"AND chunk IN ({marks})"
-                    )
-                    out.update(str(r[0]) for r in db.execute(query, [scope, reader, *part]))
+                query = (
+                    "SELECT chunk FROM readings WHERE scope = ? AND reader = ? "
+                    "AND chunk IN ({marks})"
+                )
+                out.update(str(r[0]) for r in _select_in(db, query, [scope, reader], chunk_ids))
             finally:
                 db.close()
         except sqlite3.Error as exc:
@@ -287,15 +287,10 @@ class SentenceCache(Embeddings):
         if self.path is None or not texts:
             return out
         keyed = {_reading_key(reader, t): t for t in dict.fromkeys(texts)}
-        keys = list(keyed)
         try:
-            db = self._reader()
-            for start in range(0, len(keys), _SQLITE_VARS):
-                part = keys[start : start + _SQLITE_VARS]
-                marks = ",".join("?" * len(part))
-                query = f"SELECT key, data FROM readings WHERE key IN ({marks})"
-                for k, data in db.execute(query, part).fetchall():
-                    out[keyed[bytes(k)]] = json.loads(data)
+            query = "SELECT key, data FROM readings WHERE key IN ({marks})"
+            for k, data in _select_in(self._reader(), query, [], list(keyed)):
+                out[keyed[bytes(k)]] = json.loads(data)
         except (sqlite3.Error, ValueError) as exc:
             self._drop_reader()
             log.warning("sentence cache read failed (%s): reading chunks instead", exc)
@@ -324,14 +319,8 @@ class SentenceCache(Embeddings):
         try:
             db = self._db()
             try:
-                for start in range(0, len(chunk_ids), _SQLITE_VARS):
-                    part = list(chunk_ids[start : start + _SQLITE_VARS])
-                    marks = ",".join("?" * len(part))
-                    query = (
-                        f"SELECT DISTINCT chunk FROM holders WHERE scope = ? AND chunk IN ({marks})"
-                    )
-                    rows = db.execute(query, [scope, *part]).fetchall()
-                    out.update(str(r[0]) for r in rows)
+                query = "SELECT DISTINCT chunk FROM holders WHERE scope = ? AND chunk IN ({marks})"
+                out.update(str(r[0]) for r in _select_in(db, query, [scope], chunk_ids))
             finally:
                 db.close()
         except sqlite3.Error as exc:
@@ -401,17 +390,9 @@ class SentenceCache(Embeddings):
     def _read(self, keys: Sequence[bytes], vectors: bool = True) -> dict[bytes, np.ndarray]:
         out: dict[bytes, np.ndarray] = {}
         try:
-            db = self._reader()
-            for start in range(0, len(keys), _SQLITE_VARS):
-                part = list(keys[start : start + _SQLITE_VARS])
-                marks = ",".join("?" * len(part))
-                rows = db.execute(
-                    f"SELECT key, vec FROM vectors WHERE key IN ({marks})", part
-                ).fetchall()
-                for k, blob in rows:
-                    out[bytes(k)] = (
-                        np.frombuffer(blob, dtype=np.float32).copy() if vectors else _EMPTY
-                    )
+            query = "SELECT key, vec FROM vectors WHERE key IN ({marks})"
+            for k, blob in _select_in(self._reader(), query, [], keys):
+                out[bytes(k)] = np.frombuffer(blob, dtype=np.float32).copy() if vectors else _EMPTY
         except sqlite3.Error as exc:
             self._drop_reader()
             log.warning("sentence cache read failed (%s): embedding instead", exc)
