@@ -90,6 +90,28 @@ def test_unknown_share_ignores_english_and_counts_french() -> None:
     assert unknown_share("Who won the tarte tatin cup?", df) == (0.0, [])
 
 
+def test_unknown_share_weighs_the_french_words_of_an_english_question() -> None:
+    """An English question is judged by the words French has too, and only when none of them
+    occurs in the corpus: the French word list also holds English words."""
+    vocabulary = {"allianc": 12, "mod": 51, "local": 81}
+    french = {"train", "marathon", "alliance", "local", "modes", "four", "business", "ticket"}
+
+    def df(term: str) -> int:
+        return vocabulary.get(term, 0)
+
+    def judged(question: str) -> tuple[float, list[str]]:
+        return unknown_share(question, df, lambda w: w in french)
+
+    share, unknown = judged("What is the best way to train for a marathon?")
+    assert share == 1.0 and len(unknown) == 2
+    assert judged("How much is a train ticket to Lyon?")[0] == 1.0
+    # one word French has, absent: too little to say the question is off-topic
+    assert judged("How does a charity find a business partner?") == (0.0, [])
+    # absent words beside one the corpus knows: on topic
+    assert judged("What are the four partnership modes?") == (0.0, [])
+    assert judged("What are the steps for a town to launch a local alliance?") == (0.0, [])
+
+
 def test_named_entities_and_missing() -> None:
     assert named_entities("Quel montant le Fonds ODD 17 a-t-il versé au RNMA ?") == [
         "fonds",

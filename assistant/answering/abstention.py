@@ -281,19 +281,45 @@ def satisfies(kind: Kind | None, text: str) -> bool:
 
 
 def unknown_share(
-    question: str, document_frequency: Callable[[str], int]
+    question: str,
+    document_frequency: Callable[[str], int],
+    is_french_word: Callable[[str], bool] | None = None,
 ) -> tuple[float, list[str]]:
-    """Share of a French question's content terms that occur in no chunk of the corpus, and
-    those terms. One unknown word says little (« asso », « bouquin », a rare verb form); most of
-    the question unknown (« recette de la tarte tatin ») says it is outside the corpus. English
-    questions are not judged this way: their words are not in a French corpus anyway."""
+    """Share of a question's content terms that occur in no chunk of the corpus, and those
+    terms. One unknown word says little (« asso », « bouquin », a rare verb form); most of the
+    question unknown (« recette de la tarte tatin ») says it is outside the corpus.
+
+    An English question's words are mostly absent from a French corpus whatever it asks, so only
+    the words French has too are weighed (``is_french_word``: « train », « marathon »,
+    « football », « alliance », « modes »), and only when none of them occurs anywhere: the French
+    word list also holds many English words (« business », « four », « goals »), so one absent
+    word, or a few beside any word the corpus has, says nothing. Without ``is_french_word`` English
+    questions are not judged this way."""
     if is_english(question):
-        return 0.0, []
+        if is_french_word is None:
+            return 0.0, []
+        return _english_unknown(question, document_frequency, is_french_word)
     terms = tokenize(question)
     if not terms:
         return 0.0, []
     unknown = [t for t in terms if document_frequency(t) == 0]
     return len(unknown) / len(terms), unknown
+
+
+_EN_CONTENT = re.compile(r"[a-z]{4,}")
+
+
+def _english_unknown(
+    question: str, document_frequency: Callable[[str], int], is_french_word: Callable[[str], bool]
+) -> tuple[float, list[str]]:
+    words = [w for w in dict.fromkeys(_EN_CONTENT.findall(fold(question))) if w not in _EN_WORDS]
+    stems = {w: tokenize(w) for w in words}
+    if any(document_frequency(t) for w in words for t in stems[w]):
+        return 0.0, []  # a word of the corpus (French or a name): the list need not be read
+    terms = [t for w in words if is_french_word(w) for t in stems[w]]
+    if len(terms) < 2:
+        return 0.0, []
+    return 1.0, terms
 
 
 _ENTITY = re.compile(r"\b(?:[A-Z]{2,}[A-Za-z0-9]*|[A-ZÀ-Ý][a-zà-ÿ]+(?:[-'][A-ZÀ-Ý][a-zà-ÿ]+)*)\b")

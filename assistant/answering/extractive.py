@@ -38,6 +38,7 @@ from assistant.retrieval.followup import asked_part
 from assistant.retrieval.hybrid import Retrieval, Scored
 from assistant.text import french, sentences, structure
 from assistant.text.french import FRENCH_NUMBERS, content_words, fold
+from assistant.text.ligatures import french_words
 from assistant.text.sentences import split_sentences
 from assistant.text.structure import LIST_ITEM, NUMBERED_ITEM, STEP_HEADING, TABLE_ROW
 from assistant.types import Answer, Hit
@@ -45,6 +46,12 @@ from assistant.types import Answer, Hit
 log = logging.getLogger(__name__)
 
 DECLINE = "Je n'ai pas trouvé de réponse fiable dans le corpus."
+
+
+def _is_french_word(word: str) -> bool:
+    """Whether French has ``word`` (pyspellchecker's list, read once): what an English
+    question could share with a French corpus (see ``abstention.unknown_share``)."""
+    return word in french_words()
 
 
 class Answerer(Protocol):
@@ -550,7 +557,9 @@ class ExtractiveAnswerer:
             return self.decline(retrieval, verdict, question), verdict
         similarity = retrieval.evidence_strength(min(3, self.passages))
         df = retrieval.document_frequency
-        share, unknown = unknown_share(question, df) if df is not None else (0.0, [])
+        share, unknown = (
+            unknown_share(question, df, _is_french_word) if df is not None else (0.0, [])
+        )
         ask = asked_part(question)  # a rewritten follow-up: its new ask says what is wanted
         kind = expected_kind(ask)
         noun = counted_noun(ask)
