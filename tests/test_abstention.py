@@ -205,3 +205,27 @@ def test_opening_hours_and_a_year_the_evidence_lacks_are_missing_values() -> Non
     evidence = ["Le fonds a soutenu des projets de 2020 à 2022."]
     assert missing_entities("Quelle est la date limite du fonds pour 2025 ?", evidence) == ["2025"]
     assert missing_entities("Qu'a fait le fonds en 2020 ?", evidence) == []
+
+
+def test_a_length_of_time_is_asked_and_found() -> None:
+    """« sur combien de temps », « how long » ask a duration: a number of years, months, weeks…
+    answers it, a date or a count of something else does not; « depuis combien de temps » may
+    be answered by a start date and stays a number question."""
+    for question in (
+        "Le programme a duré combien de temps ?",
+        "En combien de temps la convention est-elle signée ?",
+        "Pour quelle durée le contrat est-il conclu ?",
+        "How long does the pilot last?",
+    ):
+        assert expected_kind(question) == "duration", question
+    assert expected_kind("Depuis combien de temps l'association existe-t-elle ?") == "number"
+    assert expected_kind("Combien de projets ont été soutenus ?") == "number"
+    for text in (
+        "Le pilote s'étend sur dix-huit mois.",
+        "La convention vaut pour 3 ans renouvelables.",
+        "Il faut compter quelques semaines de préparation.",
+        "The pilot runs for two years.",
+    ):
+        assert satisfies("duration", text), text
+    for text in ("Signée le 4 mars 2019.", "Le texte compte 6 articles.", "Créée en 2006."):
+        assert not satisfies("duration", text), text

@@ -139,6 +139,20 @@ _ASKS_PERCENT = re.compile(
     r"\b(?:pourcentage|taux|quelle part|quelle proportion|share of|percent)\b"
 )
 _ASKS_NUMBER = re.compile(r"\b(?:combien|nombre de|how many|how much)\b")
+# « sur combien de temps », « en combien de temps », « pour quelle durée », « how long »: a
+# length of time (« trois mois », « 3 ans »). « depuis combien de temps » may be answered by a
+# start date, so it stays a number question.
+_ASKS_DURATION = re.compile(
+    r"\b(?<!depuis )(?:combien de temps|combien d'(?:annees|ans)|"
+    r"combien de (?:mois|semaines|jours)|quelle duree|pour quelle duree|sur quelle duree|"
+    r"how long|for how many (?:years|months|weeks))\b"
+)
+_EN_NUMBERS = r"one|two|three|four|five|six|seven|eight|nine|ten|twelve|eighteen|few|several"
+_TIME_UNITS = r"ans?|annees?|mois|semaines?|jours?|heures?|years?|months?|weeks?|days?|hours?"
+_HAS_DURATION = re.compile(
+    rf"(?:\d+(?:[,.]\d+)?|\b(?:un|une|{_NUMBER_WORDS}|quelques|plusieurs|{_EN_NUMBERS}))[ -]+"
+    rf"(?:[a-z]+[ -]+)?(?:{_TIME_UNITS})\b"
+)
 _ASKS_HOURS = re.compile(r"\b(?:horaires?|heures? d'ouverture|opening hours|open(?:ing)? times?)\b")
 _HAS_HOURS = re.compile(r"\b\d{1,2} ?h(?: ?\d{2})?\b|\b\d{1,2}:\d{2}\b|\b\d{1,2} ?(?:am|pm)\b")
 _ASKS_DATE = re.compile(
@@ -156,7 +170,7 @@ _HAS_DATE = re.compile(
     r"avant le|apres le|des le|depuis le)\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b"
 )
 
-Kind = str  # "phone" | "hours" | "amount" | "percent" | "number" | "date"
+Kind = str  # "phone" | "hours" | "amount" | "percent" | "duration" | "number" | "date"
 
 
 def is_english(question: str) -> bool:
@@ -186,6 +200,8 @@ def expected_kind(question: str) -> Kind | None:
         return "amount"
     if _ASKS_PERCENT.search(q):
         return "percent"
+    if _ASKS_DURATION.search(q):
+        return "duration"
     if _ASKS_NUMBER.search(q):
         return "number"
     if _ASKS_DATE.search(q):
@@ -277,6 +293,8 @@ def satisfies(kind: Kind | None, text: str) -> bool:
         return bool(_HAS_DATE.search(t))
     if kind == "hours":
         return bool(_HAS_HOURS.search(t))
+    if kind == "duration":
+        return bool(_HAS_DURATION.search(t))
     return bool(_HAS_NUMBER.search(LIST_ITEMS.sub("", t)))
 
 
