@@ -91,6 +91,10 @@ class Settings:
     max_page_content_mb: float = 8.0  # one page's decoded content stream(s)
     max_document_content_mb: float = 64.0  # all pages of one PDF, decoded
     max_document_seconds: float = 60.0  # time spent reading one document
+    # A refresh writes documents in groups of about this many chunks (one Chroma write, one
+    # catalogue switch); a group is written sooner when the reader is behind. 1: each
+    # document on its own (what a crash leaves behind is then the same on any machine).
+    write_group_chunks: int = 512
     # Native engines' threads (see assistant/runtime.py): 0 = every core; "auto" = the OpenMP
     # wait policy measured to hold on an idle and on a busy machine (passive), or "active".
     threads: int = 0
@@ -115,6 +119,8 @@ class Settings:
             raise ConfigError(f"k must be in 1..50, got {self.k}")
         if self.max_file_mb <= 0:
             raise ConfigError(f"max_file_mb must be > 0, got {self.max_file_mb}")
+        if self.write_group_chunks < 1:
+            raise ConfigError(f"write_group_chunks must be >= 1, got {self.write_group_chunks}")
         for name in LIMIT_FIELDS:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")

@@ -178,15 +178,11 @@ def load_tool(name: str) -> ModuleType:
     return module
 
 
-@pytest.fixture
-def one_document_per_write(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each document written (and switched in the catalogue) on its own, as on a machine where
-    the refresh's reader thread is always behind. A refresh groups the documents it has read
-    ahead (up to ~512 chunks a write), so where a test's crashing embedder stops a build would
-    otherwise depend on how fast that thread was."""
-    from assistant.indexing import refresh
-
-    monkeypatch.setattr(refresh, "_GROUP_CHUNKS", 1)
+ONE_DOCUMENT_PER_WRITE = 1
+"""``Settings.write_group_chunks`` that writes (and switches in the catalogue) each document on
+its own, as on a machine where the refresh's reader thread is always behind. A refresh groups
+the documents it has read ahead (up to ~512 chunks a write), so where a test's crashing
+embedder stops a build would otherwise depend on how fast that thread was."""
 
 
 @pytest.fixture

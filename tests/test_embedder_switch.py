@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import HashEmbeddings
+from conftest import ONE_DOCUMENT_PER_WRITE, HashEmbeddings
 from langchain_core.embeddings import Embeddings
 
 from assistant import Assistant, Settings
@@ -89,10 +89,10 @@ def test_the_old_collection_answers_until_the_new_one_is_complete(
     assert undo.chunks_embedded == 0 and back.serving_embedder() == OLD
 
 
-@pytest.mark.usefixtures("one_document_per_write")
 def test_a_crashed_build_leaves_the_old_collection_answering_and_resumes(
     old_settings: Settings,
 ) -> None:
+    old_settings = old_settings.replace(write_group_chunks=ONE_DOCUMENT_PER_WRITE)
     embedders = models()
     assistant(old_settings, embedders).refresh()
     new_settings = old_settings.replace(embedder=NEW)

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import HashEmbeddings
+from conftest import ONE_DOCUMENT_PER_WRITE, HashEmbeddings
 
 from assistant import Assistant, Settings
 from assistant.indexing import active as build_module_active
@@ -158,10 +158,10 @@ class Failing(HashEmbeddings):
         return super().embed_documents(texts)
 
 
-@pytest.mark.usefixtures("one_document_per_write")
 def test_a_crashed_rechunk_leaves_the_old_build_answering_and_resumes(
     settings: Settings,
 ) -> None:
+    settings = settings.replace(write_group_chunks=ONE_DOCUMENT_PER_WRITE)
     Assistant(settings, embedder=HashEmbeddings()).refresh()
     small_settings = settings.replace(chunk_size=100, chunk_overlap=20)
     with pytest.raises(RuntimeError, match="embedder crashed"):

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import HashEmbeddings, write_corpus
+from conftest import ONE_DOCUMENT_PER_WRITE, HashEmbeddings, write_corpus
 from fastapi.testclient import TestClient
 
 from assistant import Assistant, Settings
@@ -138,10 +138,11 @@ class DiesAfter(HashEmbeddings):
         return super().embed_documents(texts)
 
 
-@pytest.mark.usefixtures("one_document_per_write")
 def test_a_killed_first_build_resumes_lexical_over_every_document(tmp_path: Path) -> None:
     settings = Settings(
-        corpus_dir=corpus_with_notes(tmp_path / "corpus"), index_dir=tmp_path / "index"
+        corpus_dir=corpus_with_notes(tmp_path / "corpus"),
+        index_dir=tmp_path / "index",
+        write_group_chunks=ONE_DOCUMENT_PER_WRITE,
     )
     with Assistant(settings, embedder=DiesAfter(1)) as first, pytest.raises(Killed):
         first.refresh()
@@ -185,12 +186,13 @@ def test_a_stale_complete_index_keeps_answering_hybrid(tmp_path: Path) -> None:
         thread.join(timeout=60)
 
 
-@pytest.mark.usefixtures("one_document_per_write")
 def test_a_first_build_whose_corpus_cannot_be_read_early(tmp_path: Path) -> None:
     """A broken sources.toml: no early index. A first build killed half-way answers from the
     chunks it wrote (hybrid); a fresh one has nothing and waits; the refresh says why."""
     corpus = corpus_with_notes(tmp_path / "corpus")
-    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
+    settings = Settings(
+        corpus_dir=corpus, index_dir=tmp_path / "index", write_group_chunks=ONE_DOCUMENT_PER_WRITE
+    )
     with Assistant(settings, embedder=DiesAfter(10)) as first, pytest.raises(Killed):
         first.refresh()  # killed after two documents
     (corpus / "sources.toml").write_text("[[web]\nurl = \n", encoding="utf-8")

@@ -54,8 +54,6 @@ from assistant.types import DocumentReport, RefreshReport
 
 log = logging.getLogger(__name__)
 
-_GROUP_CHUNKS = 512  # documents are written in groups of about this many chunks (one Chroma
-# write, one catalogue switch); a group is written sooner when the reader is behind
 _READ_AHEAD = 32  # documents loaded and chunked ahead of the writing
 
 Progress = Callable[[int, int, str], None]
@@ -140,7 +138,8 @@ def refresh(
                     group.append(Prepared(source, loaded, chunks, known.get(source)))
                     # a group as big as a write batch, or whatever is read when the reader
                     # is behind: the embedder never waits for a group to fill
-                    if sum(len(d.chunks) for d in group) >= _GROUP_CHUNKS or not reader.ready():
+                    chunks_read = sum(len(d.chunks) for d in group)
+                    if chunks_read >= settings.write_group_chunks or not reader.ready():
                         flush()
             flush()
         by_source = {d.source: d for d in report.documents}
