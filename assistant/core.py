@@ -45,7 +45,7 @@ from assistant.retrieval.hybrid import (
 )
 from assistant.retrieval.rerank import StructureReranker
 from assistant.settings import Settings
-from assistant.types import Answer, Building, Hit, IndexStats, RefreshReport
+from assistant.types import Answer, Building, Hit, IndexStats, RefreshReport, RefreshStart
 
 if TYPE_CHECKING:  # langchain's retriever machinery loads only for as_retriever (~0.5-1 s)
     from langchain_core.retrievers import BaseRetriever
@@ -272,7 +272,7 @@ class Assistant:
         chunks a first build killed half-way wrote."""
         if not self.first_build():
             with self._lock:
-                self._warming = False  # announced (``begin_warm_start``) but not needed
+                self._warming = False  # announced (``prepare_refresh``) but not needed
             return False
         with self._lock:
             self._warming = True
@@ -293,12 +293,19 @@ class Assistant:
                     self._searcher = searcher
         return True  # the early index answers, or a refresh completed meanwhile: hybrid
 
-    def begin_warm_start(self) -> None:
-        """A warm start is about to run (in another thread): the mode says lexical from now
-        on, not only once that thread gets to ``warm_start``, so /api/health never says
-        hybrid for a first build that has nothing hybrid to search."""
+    def prepare_refresh(self) -> RefreshStart:
+        """Decide how a refresh about to run in another thread goes (see ``RefreshStart``):
+        ``warm`` for a first build, whose thread then calls ``warm_start`` and ``refresh``.
+        From a ``warm`` answer on the mode says lexical, not only once that thread gets to
+        ``warm_start``, so /api/health never says hybrid for a first build that has nothing
+        hybrid to search."""
+        if not self.is_stale():
+            return "current"
+        if self.answers_during_refresh():
+            return "answering"
         with self._lock:
             self._warming = True
+        return "warm"
 
     def search_mode(self) -> Mode:
         """``lexical`` while a warm start reads the corpus of a first build and while its

@@ -84,6 +84,13 @@ class Answer:
         )
 
 
+RefreshStart = Literal["current", "answering", "warm"]
+"""How a refresh run in the background goes (``Assistant.prepare_refresh``): ``current``, no
+refresh is needed; ``answering``, the index answers meanwhile (a stale complete index, or the
+previous build's collection); ``warm``, a first build: nothing answers until ``warm_start``
+has read the early index, and the mode is lexical from now on."""
+
+
 @dataclass(frozen=True)
 class Building:
     """A build being written while another answers: its label and the chunks it holds."""

@@ -109,7 +109,9 @@ def test_early_passages_are_the_ones_the_refresh_stores(tmp_path: Path) -> None:
         corpus_dir=corpus_with_notes(tmp_path / "corpus"), index_dir=tmp_path / "index"
     )
     with Assistant(settings, embedder=HashEmbeddings()) as assistant:
-        assert assistant.first_build() and assistant.warm_start()
+        assert assistant.first_build() and assistant.prepare_refresh() == "warm"
+        assert assistant.search_mode() == "lexical"  # announced: before the corpus is read
+        assert assistant.warm_start()
         early = {h.chunk_id: h for h in assistant.search("jardin partagé mairie", k=10)}
         assert assistant.search_mode() == "lexical"
         assistant.refresh()
@@ -120,6 +122,7 @@ def test_early_passages_are_the_ones_the_refresh_stores(tmp_path: Path) -> None:
             assert stored[cid].text == hit.text
             assert stored[cid].metadata["source"] == hit.source
         assert not assistant.warm_start()  # complete: stays hybrid
+        assert assistant.prepare_refresh() == "current"
 
 
 class Killed(Exception):
@@ -177,7 +180,7 @@ def test_a_stale_complete_index_keeps_answering_hybrid(tmp_path: Path) -> None:
     (corpus / "recits" / "nouveau.md").write_text("# Nouveau\n\nUn récit ajouté.\n", "utf-8")
     embedder = BuildGate()
     with Assistant(settings, embedder=embedder) as assistant:
-        assert not assistant.first_build()
+        assert not assistant.first_build() and assistant.prepare_refresh() == "answering"
         state = IndexState()
         thread = start_background_build(assistant, state)
         assert thread is not None and not state.blocking

@@ -333,25 +333,25 @@ class _StateProgress(RefreshProgress):
 
 def start_background_build(assistant: Assistant, state: IndexState) -> threading.Thread | None:
     """If the index is missing or behind the corpus, refresh it in a background thread and
-    return that thread. Queries wait (503, « en construction ») only when nothing answers yet;
+    return that thread. ``Assistant.prepare_refresh`` decides how: queries wait (503, « en
+    construction ») only when nothing answers yet, until a first build's early index is read;
     a stale index, or the previous embedder's collection, answers during the refresh."""
-    if not assistant.is_stale():
+    start = assistant.prepare_refresh()
+    if start == "current":
         return None
-    answers = assistant.answers_during_refresh()
+    warm = start == "warm"
     sys.stderr.write(
-        "alliance: l'index est périmé, mise à jour en cours (il répond pendant ce temps)…\n"
-        if answers
-        else "alliance: l'index est absent ou incomplet, construction en cours…\n"
+        "alliance: l'index est absent ou incomplet, construction en cours…\n"
+        if warm
+        else "alliance: l'index est périmé, mise à jour en cours (il répond pendant ce temps)…\n"
     )
     # before the server answers: no query races a build; a first build answers once its
     # early index is read
-    state.start(blocking=not answers)
-    if not answers:
-        assistant.begin_warm_start()
+    state.start(blocking=warm)
     thread = threading.Thread(
         target=build_index,
         args=(assistant, state),
-        kwargs={"warm": not answers},
+        kwargs={"warm": warm},
         name="index-build",
         daemon=True,
     )
