@@ -183,12 +183,15 @@ class Assistant:
             self._searcher = None
 
     def close(self) -> None:
-        """Close the Chroma client and give back the claim on an embedded index, once the
-        searches and refresh running now are done. The Assistant re-opens on next use."""
+        """Close the Chroma client and the catalogue, and give back the claim on an embedded
+        index, once the searches and refresh running now are done. The Assistant re-opens on
+        next use."""
         with self._gate.write(), self._lock:
             if self._client is not None:
                 close_chroma_client(self.settings, self._client)
             self._client = None
+            for store in self._stores.values():
+                store.catalogue.close()  # its version probe keeps catalog.sqlite open
             self._stores.clear()
             self._searcher = None
             for answerer in self._answerers.values():  # stops a local model's server

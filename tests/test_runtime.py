@@ -10,9 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import HashEmbeddings
 
+from assistant import Assistant
 from assistant.errors import ConfigError
 from assistant.indexing.catalogue import Catalogue, CatalogVersion, DocumentRecord
+from assistant.indexing.paths import IndexPaths
 from assistant.indexing.store import IndexStore
 from assistant.runtime import (
     apply_thread_policy,
@@ -157,6 +160,37 @@ def test_catalogue_cache_sees_every_write(tmp_path: Path, hash_embeddings) -> No
 
 def test_catalog_version_of_a_missing_file(tmp_path: Path) -> None:
     assert CatalogVersion(tmp_path / "none.sqlite").read() is None
+
+
+def _descriptors_on(path: Path) -> list[str]:
+    """This process's file descriptors open on ``path`` (Linux: /proc/self/fd)."""
+    fds = Path("/proc/self/fd")
+    target = path.resolve()
+    found = []
+    for fd in fds.iterdir():
+        try:
+            if Path(os.readlink(fd)) == target:
+                found.append(fd.name)
+        except OSError:  # closed meanwhile (the descriptor iterdir itself used)
+            pass
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc/self/fd")
+def test_closing_the_assistant_closes_the_catalogue(tmp_path: Path, small_corpus: Path) -> None:
+    """The catalogue's version probe keeps ``catalog.sqlite`` open between queries; the
+    Assistant's close() closes it with the Chroma client, and the next query opens it again."""
+    settings = Settings(corpus_dir=small_corpus, index_dir=tmp_path / "index")
+    catalogue = IndexPaths(settings.index_dir).catalogue
+    assistant = Assistant(settings, embedder=HashEmbeddings())
+    assistant.refresh()
+    assert assistant.search("Pacte civique")
+    assert _descriptors_on(catalogue)  # the probe, kept open for the next query
+    assistant.close()
+    assert _descriptors_on(catalogue) == []
+    assert assistant.search("Pacte civique")  # re-opened on use
+    assistant.close()
+    assert _descriptors_on(catalogue) == []
 
 
 def test_the_local_model_reads_the_prompt_on_every_core_and_writes_on_one_fewer() -> None:

@@ -146,6 +146,11 @@ class Catalogue:
                     PRIMARY KEY (collection, source))"""
             )
 
+    def close(self) -> None:
+        """Close the connection the version probe keeps open (its owner, the Assistant, is
+        closing); a later read opens it again."""
+        self.version.close()
+
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
         db = sqlite3.connect(self.path, timeout=30)
