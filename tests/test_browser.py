@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from conftest import serve_page
 from langchain_core.embeddings import Embeddings
 from playwright.sync_api import Browser, Dialog, Page, sync_playwright
 from web_support import (
@@ -502,42 +503,25 @@ def test_openapi_docs_load_from_the_server_only(browser: Browser, site: Site) ->
 def test_a_cited_web_page_opens_on_its_site_or_as_the_indexed_copy(
     browser: Browser, tmp_path: Path, e5: Embeddings
 ) -> None:
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     from fixtures_docs import BOILERPLATE_HTML
 
     page_html = BOILERPLATE_HTML.replace(
         "</body>", "<script>window.xssFired = 'archive';</script></body>"
     ).encode()
-
-    class Page_(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(page_html)))
-            self.end_headers()
-            self.wfile.write(page_html)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    web = ThreadingHTTPServer(("127.0.0.1", 0), Page_)
-    threading.Thread(target=web.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{web.server_address[1]}/guide-alliances"
     corpus = tmp_path / "corpus"
     (corpus / "charte").mkdir(parents=True)
     (corpus / "charte" / "pacte.md").write_text(
         "# Le Pacte civique\n\nLe Pacte civique repose sur des valeurs partagées.\n", "utf-8"
     )
-    (corpus / "sources.toml").write_text(
-        f'[[web]]\nurl = "{url}"\nkind = "boite-a-outils"\n', encoding="utf-8"
-    )
     settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
     assistant = Assistant(settings, embedder=e5)
-    assert not assistant.refresh().failed
-    web.shutdown()  # the site goes offline: the indexed copy still opens
-    web.server_close()
+    with serve_page(page_html) as web:
+        url = f"{web}/guide-alliances"
+        (corpus / "sources.toml").write_text(
+            f'[[web]]\nurl = "{url}"\nkind = "boite-a-outils"\n', encoding="utf-8"
+        )
+        assert not assistant.refresh().failed
+    # the site is offline now: the indexed copy still opens
     with running_server(create_app(settings, assistant)) as base:
         site = Site(base, settings)
         page = open_page(browser, site)

@@ -13,16 +13,16 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 import types
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from conftest import http_server
 from langchain_core.embeddings import Embeddings
 
 from assistant import Assistant, Settings
@@ -253,14 +253,8 @@ def _serve_on(port: int, stub: _Stub) -> Iterator[None]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with http_server(Handler, port):
         yield
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_refused_connection_falls_back_and_cools_down(hash_embeddings: Embeddings) -> None:

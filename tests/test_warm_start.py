@@ -7,11 +7,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import ONE_DOCUMENT_PER_WRITE, HashEmbeddings, write_corpus
+from conftest import ONE_DOCUMENT_PER_WRITE, HashEmbeddings, serve_page, write_corpus
 from fastapi.testclient import TestClient
 
 from assistant import Assistant, Settings
@@ -222,24 +221,8 @@ def test_a_first_build_whose_corpus_cannot_be_read_early(tmp_path: Path) -> None
 
 @pytest.fixture
 def site() -> Iterator[str]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(PAGE)))
-            self.end_headers()
-            self.wfile.write(PAGE)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serve_page(PAGE) as base:
+        yield base
 
 
 def test_web_pages_of_sources_toml_answer_early(tmp_path: Path, site: str) -> None:
@@ -261,54 +244,40 @@ def test_health_says_lexical_while_the_early_index_is_read(tmp_path: Path) -> No
     the corpus (a web page held by its site here), through the early index, then hybrid."""
     asked, release = threading.Event(), threading.Event()
 
-    class Slow(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            asked.set()
-            release.wait(timeout=8)  # under the fetch's timeout
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(PAGE)))
-            self.end_headers()
-            self.wfile.write(PAGE)
+    def hold() -> None:
+        asked.set()
+        release.wait(timeout=8)  # under the fetch's timeout
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
-    serving = threading.Thread(target=server.serve_forever, daemon=True)
-    serving.start()
-    corpus = corpus_with_notes(tmp_path / "corpus")
-    url = f"http://127.0.0.1:{server.server_address[1]}/ressourceries"
-    (corpus / "sources.toml").write_text(f'[[web]]\nurl = "{url}"\n', encoding="utf-8")
-    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", abstain_threshold=0.1)
-    embedder = BuildGate()
-    assistant = Assistant(settings, embedder=embedder)
-    state = IndexState()
-    try:
-        with TestClient(create_app(settings, assistant, state=state)) as client:
-            thread = start_background_build(assistant, state)
-            assert thread is not None and state.blocking
-            # at once, before the build thread reads anything
-            assert client.get("/api/health").json()["mode"] == "lexical"
-            assert asked.wait(timeout=30)
-            health = client.get("/api/health").json()
-            assert health["status"] == "building" and health["mode"] == "lexical"
-            assert "Vous pourrez poser vos questions" in index_notice(assistant, state)
+    with serve_page(PAGE, before=hold) as base:
+        corpus = corpus_with_notes(tmp_path / "corpus")
+        url = f"{base}/ressourceries"
+        (corpus / "sources.toml").write_text(f'[[web]]\nurl = "{url}"\n', encoding="utf-8")
+        settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", abstain_threshold=0.1)
+        embedder = BuildGate()
+        assistant = Assistant(settings, embedder=embedder)
+        state = IndexState()
+        try:
+            with TestClient(create_app(settings, assistant, state=state)) as client:
+                thread = start_background_build(assistant, state)
+                assert thread is not None and state.blocking
+                # at once, before the build thread reads anything
+                assert client.get("/api/health").json()["mode"] == "lexical"
+                assert asked.wait(timeout=30)
+                health = client.get("/api/health").json()
+                assert health["status"] == "building" and health["mode"] == "lexical"
+                assert "Vous pourrez poser vos questions" in index_notice(assistant, state)
+                release.set()
+                wait_until(lambda: not state.blocking)
+                assert client.get("/api/health").json()["mode"] == "lexical"
+                assert "amélioreront quand il sera complet" in index_notice(assistant, state)
+                embedder.gate.set()
+                thread.join(timeout=60)
+                assert not thread.is_alive() and not state.error
+                assert client.get("/api/health").json()["mode"] == "hybrid"
+        finally:
             release.set()
-            wait_until(lambda: not state.blocking)
-            assert client.get("/api/health").json()["mode"] == "lexical"
-            assert "amélioreront quand il sera complet" in index_notice(assistant, state)
             embedder.gate.set()
-            thread.join(timeout=60)
-            assert not thread.is_alive() and not state.error
-            assert client.get("/api/health").json()["mode"] == "hybrid"
-    finally:
-        release.set()
-        embedder.gate.set()
-        assistant.close()
-        server.shutdown()
-        server.server_close()
-        serving.join(timeout=5)
+            assistant.close()
 
 
 def test_a_question_embeds_before_the_next_batch_of_a_build() -> None:
