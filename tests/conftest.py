@@ -18,11 +18,14 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import pytest
 from langchain_core.embeddings import Embeddings
+
+if TYPE_CHECKING:
+    from assistant import Assistant
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
@@ -166,6 +169,32 @@ def write_corpus(root: Path, docs: dict[str, str] | None = None) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     return root
+
+
+def indexed_assistant(
+    root: Path,
+    docs: dict[str, str] | None = None,
+    *,
+    embedder: Embeddings | None = None,
+    refresh: bool = True,
+    **settings: Any,
+) -> Assistant:
+    """An Assistant over the corpus ``root/corpus`` (``docs`` written there first, when given)
+    with its index in ``root/index``, hash embeddings unless ``embedder``, refreshed unless
+    ``refresh`` is False. Close it (it is a context manager):
+
+    with indexed_assistant(tmp_path, {"recits/a.md": "# A\n\nUn récit."}) as a: a.search("A")
+    """
+    from assistant import Assistant, Settings
+
+    corpus = root / "corpus"
+    if docs is not None:
+        write_corpus(corpus, docs)
+    config = Settings(corpus_dir=corpus, index_dir=root / "index", **settings)
+    assistant = Assistant(config, embedder=embedder if embedder is not None else HashEmbeddings())
+    if refresh:
+        assistant.refresh()
+    return assistant
 
 
 @contextmanager

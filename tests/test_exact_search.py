@@ -9,13 +9,14 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-from conftest import HashEmbeddings, write_corpus
+from conftest import HashEmbeddings, indexed_assistant
 from langchain_core.embeddings import Embeddings
 
-from assistant import Assistant, Settings
+from assistant import Assistant
 from assistant.indexing.build import embedding_text
 from assistant.indexing.catalogue import Catalogue, DocumentRecord
 from assistant.indexing.lexical import LexicalIndex
@@ -73,9 +74,9 @@ QUERIES = [
 ]
 
 
-def _assistant(tmp_path: Path, corpus: Path, embedder: Embeddings) -> Assistant:
-    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", chunk_size=200)
-    return Assistant(settings, embedder=embedder)
+def _assistant(tmp_path: Path, embedder: Embeddings, **kw: Any) -> Assistant:
+    """The corpus in ``tmp_path/corpus`` indexed in ``tmp_path/index``, short chunks."""
+    return indexed_assistant(tmp_path, embedder=embedder, chunk_size=200, **kw)
 
 
 def _searcher(a: Assistant, exact_max: int) -> HybridSearcher:
@@ -107,9 +108,7 @@ def test_exact_index_orders_ties_as_stored_and_filters_kinds() -> None:
 def test_the_exact_scan_ranks_as_the_store_does(
     tmp_path: Path, hash_embeddings: Embeddings
 ) -> None:
-    corpus = write_corpus(tmp_path / "corpus", DOCS)
-    a = _assistant(tmp_path, corpus, hash_embeddings)
-    a.refresh()
+    a = _assistant(tmp_path, hash_embeddings, docs=DOCS)
     exact, chroma = _searcher(a, 1000), _searcher(a, 0)
     for kinds in (None, ["boite-a-outils"], ["charte", "recit"]):
         for q in QUERIES:
@@ -132,21 +131,18 @@ def test_the_exact_scan_ranks_as_the_store_does(
 def test_a_refresh_by_another_writer_is_seen_and_never_mixed(
     tmp_path: Path, hash_embeddings: Embeddings
 ) -> None:
-    corpus = write_corpus(tmp_path / "corpus", DOCS)
-    serving = _assistant(tmp_path, corpus, hash_embeddings)
-    serving.refresh()
+    serving = _assistant(tmp_path, hash_embeddings, docs=DOCS)
     before = serving.search("jardin partagé médiathèque", k=3)  # the copy is taken here
     assert before[0].source == "recits/compte-rendu.md"
     old_ids = {c.id for c in serving.store.all_chunks()}
 
     # another writer (its own store, catalogue and caches) rewrites a document
-    (corpus / "recits" / "compte-rendu.md").write_text(
+    (tmp_path / "corpus" / "recits" / "compte-rendu.md").write_text(
         "# Compte rendu\n\nLe conseil a renoncé au jardin : un poulailler collectif sera "
         "installé près du gymnase, avec des poules rousses confiées aux écoles.\n",
         encoding="utf-8",
     )
-    writer = _assistant(tmp_path, corpus, hash_embeddings)
-    writer.refresh()
+    writer = _assistant(tmp_path, hash_embeddings)
     now = {c.id: c for c in writer.store.all_chunks()}
 
     hits = serving.search("poulailler collectif poules rousses gymnase", k=3)
@@ -199,14 +195,12 @@ def test_the_catalogue_filter_follows_writes_by_another_process(tmp_path: Path) 
 def test_the_vectors_copy_is_kept_for_the_next_start_and_only_for_its_collection(
     tmp_path: Path, hash_embeddings: Embeddings
 ) -> None:
-    corpus = write_corpus(tmp_path / "corpus", DOCS)
-    a = _assistant(tmp_path, corpus, hash_embeddings)
-    a.refresh()
+    a = _assistant(tmp_path, hash_embeddings, docs=DOCS)
     first = {q: [h.chunk_id for h in a.search(q, k=5)] for q in QUERIES}
     a.close()
     kept = list((tmp_path / "index").glob("vectors-*.npz"))
     assert len(kept) == 1
-    b = _assistant(tmp_path, corpus, hash_embeddings)  # a restart: reads the copy
+    b = _assistant(tmp_path, hash_embeddings, refresh=False)  # a restart: reads the copy
     assert {q: [h.chunk_id for h in b.search(q, k=5)] for q in QUERIES} == first
     b.close()
 
@@ -215,8 +209,7 @@ def test_the_vectors_copy_is_kept_for_the_next_start_and_only_for_its_collection
     shutil.rmtree(tmp_path / "index" / "chroma")
     (tmp_path / "index" / "catalog.sqlite").unlink()
     reversed_model = _Reversed()
-    c = _assistant(tmp_path, corpus, reversed_model)
-    c.refresh()
+    c = _assistant(tmp_path, reversed_model)
     for q in QUERIES:
         top = c.retrieve(q, k=3).results[0]
         passage = embedding_text(str(top.chunk.metadata.get("title", "")), top.chunk.text)

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import HashEmbeddings
+from conftest import indexed_assistant
 
-from assistant import Assistant, Settings
 from assistant.indexing.store import StoredChunk
 from assistant.retrieval.rerank import (
     KEEP_ORDER,
@@ -87,9 +86,7 @@ def test_a_question_about_a_document_keeps_the_passage_that_describes_it() -> No
 
 
 def test_the_assistant_ranks_the_steps_over_the_passage_that_announces_them(tmp_path: Path) -> None:
-    corpus = tmp_path / "corpus" / "boite-a-outils"
-    corpus.mkdir(parents=True)
-    (corpus / "jardins.md").write_text(
+    jardins = (
         "# Jardins partagés\n\n## Présentation\n\n"
         "Ce document présente les étapes pour créer un jardin partagé et les aides des "
         "communes pour créer un jardin partagé.\n\n"
@@ -100,12 +97,9 @@ def test_the_assistant_ranks_the_steps_over_the_passage_that_announces_them(tmp_
         "3. signer une convention d'occupation avec la mairie.\n\n"
         "## Les récoltes\n\n"
         "Les récoltes sont partagées entre les membres ; les écoles du voisinage viennent "
-        "observer les parcelles au printemps et à l'automne.\n",
-        encoding="utf-8",
+        "observer les parcelles au printemps et à l'automne.\n"
     )
-    settings = Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index")
-    with Assistant(settings, embedder=HashEmbeddings()) as a:
-        a.refresh()
+    with indexed_assistant(tmp_path, {"boite-a-outils/jardins.md": jardins}) as a:
         hits = a.search("Quelles sont les étapes pour créer un jardin partagé ?", k=3)
     texts = [h.text for h in hits]
     steps = next(i for i, t in enumerate(texts) if "1. repérer une friche" in t)
@@ -134,12 +128,8 @@ def test_a_list_taken_up_past_its_first_item_comes_after_its_start(tmp_path: Pat
     ]
     items = [*items, *(f"{item}, puis le noter dans le cahier du jardin" for item in items)]
     body = "\n".join(f"{n}. {item}." for n, item in enumerate(items, 1))
-    corpus = tmp_path / "corpus" / "boite-a-outils"
-    corpus.mkdir(parents=True)
-    (corpus / "jardin.md").write_text(f"# Monter un jardin\n\n## Démarrer\n\n{body}\n")
-    settings = Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index")
-    with Assistant(settings, embedder=HashEmbeddings()) as a:
-        a.refresh()
+    jardin = {"boite-a-outils/jardin.md": f"# Monter un jardin\n\n## Démarrer\n\n{body}\n"}
+    with indexed_assistant(tmp_path, jardin) as a:
         hits = a.search("fête des récoltes à l'automne noter dans le cahier du jardin", k=3)
     texts = [h.text for h in hits]
     end = next(i for i, t in enumerate(texts) if "15. organiser une fête" in t)
@@ -153,12 +143,8 @@ def test_a_passage_start_is_added_only_from_the_chunks_being_served(tmp_path: Pa
     table: the start of a cut passage is taken only from chunks the search may show."""
     body = "\n".join(f"{n}. étape numéro {n} du jardin, à noter dans le cahier commun." for n in
                      range(1, 40))  # fmt: skip
-    corpus = tmp_path / "corpus" / "boite-a-outils"
-    corpus.mkdir(parents=True)
-    (corpus / "jardin.md").write_text(f"# Monter un jardin\n\n## Démarrer\n\n{body}\n")
-    settings = Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index")
-    with Assistant(settings, embedder=HashEmbeddings()) as a:
-        a.refresh()
+    jardin = {"boite-a-outils/jardin.md": f"# Monter un jardin\n\n## Démarrer\n\n{body}\n"}
+    with indexed_assistant(tmp_path, jardin) as a:
         searcher = a._get_searcher()
         chunks = sorted(searcher.lexical.chunks.values(), key=lambda c: c.metadata["chunk_index"])
         cut = next(c for c in chunks if int(c.metadata["chunk_index"]) > 0)
@@ -175,10 +161,8 @@ def test_where_to_start_looks_for_the_steps_not_the_word_start(tmp_path: Path) -
     assert lexical_query("Par où commencer ?").endswith("étapes")
     assert lexical_query("How do I start a repair café?").endswith("étapes")
     assert lexical_query("Qui a commencé le projet ?") == "Qui a commencé le projet ?"
-    corpus = tmp_path / "corpus" / "boite-a-outils"
-    corpus.mkdir(parents=True)
-    (corpus / "ressourcerie.md").write_text(
-        "# Ouvrir une ressourcerie\n\n## Un conseil\n\n"
+    docs = {
+        "boite-a-outils/ressourcerie.md": "# Ouvrir une ressourcerie\n\n## Un conseil\n\n"
         "Mieux vaut commencer petit : un garage prêté suffit les premiers mois, le temps de "
         "connaître les habitudes des donateurs du quartier. Les objets les plus demandés sont "
         "les meubles, la vaisselle et les vêtements d'enfants, que les familles viennent "
@@ -186,18 +170,14 @@ def test_where_to_start_looks_for_the_steps_not_the_word_start(tmp_path: Path) -
         "## Les étapes de la création\n\n"
         "1. Étudier les gisements d'objets du quartier avec la déchetterie.\n"
         "2. Réunir un collectif et déposer les statuts d'une association.\n"
-        "3. Trouver un local et signer une convention avec la mairie.\n",
-        encoding="utf-8",
-    )
+        "3. Trouver un local et signer une convention avec la mairie.\n"
+    }
     for n, topic in enumerate(["la collecte des piles", "le tri des textiles", "le compost"]):
-        (corpus / f"autre-{n}.md").write_text(
+        docs[f"boite-a-outils/autre-{n}.md"] = (
             f"# Fiche {n}\n\n## Repères\n\nCette fiche traite de {topic} dans une commune "
-            "rurale, avec les chiffres de l'année et les contacts utiles du syndicat.\n",
-            encoding="utf-8",
+            "rurale, avec les chiffres de l'année et les contacts utiles du syndicat.\n"
         )
-    settings = Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index")
-    with Assistant(settings, embedder=HashEmbeddings()) as a:
-        a.refresh()
+    with indexed_assistant(tmp_path, docs) as a:
         found = a.retrieve("Je veux ouvrir une ressourcerie, par où commencer ?", k=2)
     # the lexical side reads « étapes » too: the steps are its first passage
     by_bm25 = sorted(found.results, key=lambda r: r.bm25_rank or 99)
