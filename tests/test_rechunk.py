@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ONE_DOCUMENT_PER_WRITE, HashEmbeddings
+from conftest import ONE_DOCUMENT_PER_WRITE, CrashingEmbeddings, HashEmbeddings
 
 from assistant import Assistant, Settings
 from assistant.indexing import active as build_module_active
@@ -146,18 +146,6 @@ def test_an_index_of_the_previous_chunker_is_rebuilt_aside_on_the_next_refresh(
     assert reader.refresh().chunks_embedded == 0  # and it stays rebuilt
 
 
-class Failing(HashEmbeddings):
-    def __init__(self, budget: int) -> None:
-        super().__init__()
-        self.budget = budget
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        if self.budget <= 0:
-            raise RuntimeError("embedder crashed")
-        self.budget -= 1
-        return super().embed_documents(texts)
-
-
 def test_a_crashed_rechunk_leaves_the_old_build_answering_and_resumes(
     settings: Settings,
 ) -> None:
@@ -165,7 +153,7 @@ def test_a_crashed_rechunk_leaves_the_old_build_answering_and_resumes(
     Assistant(settings, embedder=HashEmbeddings()).refresh()
     small_settings = settings.replace(chunk_size=100, chunk_overlap=20)
     with pytest.raises(RuntimeError, match="embedder crashed"):
-        Assistant(small_settings, embedder=Failing(budget=3)).refresh()
+        Assistant(small_settings, embedder=CrashingEmbeddings(budget=3)).refresh()
 
     reader = Assistant(small_settings, embedder=HashEmbeddings())
     assert reader.is_stale() and reader.serving_build() == Build.of(settings)
