@@ -45,13 +45,22 @@ assurance du réseau. Le jardin ouvre chaque samedi matin.</p>
 </article></main></body></html>"""
 
 
-def _chunks(tmp_path: Path) -> list[StoredChunk]:
-    path = tmp_path / "outils" / "jardin.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(SHEET, encoding="utf-8")
+def _stored(
+    tmp_path: Path, rel: str, text: str | None = None, size: int = 900
+) -> list[StoredChunk]:
+    """The chunks of the document ``tmp_path/rel`` (``text`` written there first) as the store
+    holds them: loaded, chunked ``size`` characters with no overlap."""
+    path = tmp_path / rel
+    if text is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
     loaded = load_document(path, tmp_path)
-    docs = chunk_document(loaded.pages, loaded.blocks, 300, 0)
+    docs = chunk_document(loaded.pages, loaded.blocks, size, 0)
     return [StoredChunk(str(d.id), d.page_content, dict(d.metadata)) for d in docs]
+
+
+def _chunks(tmp_path: Path) -> list[StoredChunk]:
+    return _stored(tmp_path, "outils/jardin.html", SHEET, size=300)
 
 
 def _ask(question: str, hits: list[StoredChunk], every: list[StoredChunk]) -> str:
@@ -158,12 +167,7 @@ La caisse d'allocations familiales et le département financent souvent le déma
 
 
 def test_steps_written_as_headings_are_answered_with_the_whole_outline(tmp_path: Path) -> None:
-    path = tmp_path / "outils" / "epicerie.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(GUIDE_MD, encoding="utf-8")
-    loaded = load_document(path, tmp_path)
-    docs = chunk_document(loaded.pages, loaded.blocks, 900, 0)
-    chunks = [StoredChunk(str(d.id), d.page_content, dict(d.metadata)) for d in docs]
+    chunks = _stored(tmp_path, "outils/epicerie.md", GUIDE_MD)
     emb = HashEmbeddings()
     # retrieval found phases 3 and 2, not the first one
     hits = [c for c in chunks if "Phase 3" in c.metadata["section"]]
@@ -246,10 +250,8 @@ def _plan_pdf(path: Path) -> Path:
 def test_a_list_with_as_many_items_as_asked_wins_and_asked_numbers_are_no_value(
     tmp_path: Path,
 ) -> None:
-    path = _plan_pdf(tmp_path / "outils" / "plan-jeunesse.pdf")
-    loaded = load_document(path, tmp_path)
-    docs = chunk_document(loaded.pages, loaded.blocks, 900, 0)
-    chunks = [StoredChunk(str(d.id), d.page_content, dict(d.metadata)) for d in docs]
+    _plan_pdf(tmp_path / "outils" / "plan-jeunesse.pdf")
+    chunks = _stored(tmp_path, "outils/plan-jeunesse.pdf")
     priorities = [c for c in chunks if "priorités" in c.metadata["section"]]
     budget = [c for c in chunks if "budget" in c.metadata["section"]]
     question = "Quelles sont les cinq priorités du plan local pour la jeunesse ?"
@@ -281,12 +283,7 @@ Au marché du samedi, les légumes se vendent bien, disent les habitants.
 def test_the_answer_under_a_heading_asking_the_question_comes_first(tmp_path: Path) -> None:
     chunks: list[StoredChunk] = []
     for name, body in (("faq.html", FAQ_HTML), ("marche.md", ECHO_MD)):
-        path = tmp_path / "outils" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(body, encoding="utf-8")
-        loaded = load_document(path, tmp_path)
-        docs = chunk_document(loaded.pages, loaded.blocks, 900, 0)
-        chunks += [StoredChunk(str(d.id), d.page_content, dict(d.metadata)) for d in docs]
+        chunks += _stored(tmp_path, f"outils/{name}", body)
     question = "Est-ce qu'on peut vendre les légumes du jardin partagé ?"
     echo = [c for c in chunks if c.metadata["source"].endswith("marche.md")]
     faq = [c for c in chunks if "vendre" in c.metadata.get("section", "")]
@@ -375,12 +372,7 @@ ROUTES = """<!doctype html><html lang="fr"><head><meta charset="utf-8">
 
 
 def test_a_question_that_counts_the_items_gets_the_list_of_that_many(tmp_path: Path) -> None:
-    path = tmp_path / "club" / "randonnees.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(ROUTES, encoding="utf-8")
-    loaded = load_document(path, tmp_path)
-    docs = chunk_document(loaded.pages, loaded.blocks, 900, 0)
-    every = [StoredChunk(str(d.id), d.page_content, dict(d.metadata)) for d in docs]
+    every = _stored(tmp_path, "club/randonnees.html", ROUTES)
     five = next(c for c in every if "cinq étapes" in c.text)
     six = next(c for c in every if "six étapes" in c.text)
     for question in ("Quelles sont les six étapes ?", "Quelles sont les 6 étapes de la sortie ?"):
@@ -419,12 +411,7 @@ Le réseau tient ces statuts à la disposition des clubs.</p>
 
 
 def test_a_yes_no_answer_keeps_the_sentence_after_the_best_one(tmp_path: Path) -> None:
-    path = tmp_path / "club" / "faq.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(CLUB, encoding="utf-8")
-    loaded = load_document(path, tmp_path)
-    docs = chunk_document(loaded.pages, loaded.blocks, 900, 0)
-    every = [StoredChunk(str(d.id), d.page_content, dict(d.metadata)) for d in docs]
+    every = _stored(tmp_path, "club/faq.html", CLUB)
     text = _ask("Faut-il un bureau élu pour signer une convention ?", every[:1], every)
     assert "Un bureau élu n'est pas obligatoire pour signer une convention." in text
     assert "Il suffit qu'un membre mandaté par l'assemblée signe" in text, text
@@ -442,12 +429,7 @@ avec les habitants. Il retient trois axes :</p>
 
 
 def test_a_list_is_quoted_with_its_short_lead_in_and_what_it_refers_to(tmp_path: Path) -> None:
-    path = tmp_path / "mobilite" / "plan-velo.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(PLAN, encoding="utf-8")
-    loaded = load_document(path, tmp_path)
-    docs = chunk_document(loaded.pages, loaded.blocks, 900, 0)
-    every = [StoredChunk(str(d.id), d.page_content, dict(d.metadata)) for d in docs]
+    every = _stored(tmp_path, "mobilite/plan-velo.html", PLAN)
     text = _ask("Quels sont les trois axes du plan vélo ?", every[:1], every)
     assert "Il retient trois axes : [1]" in text, text
     assert "Le conseil communautaire a adopté son plan vélo en mars" in text  # who « il » is
@@ -473,24 +455,15 @@ def test_a_definition_question_prefers_the_definition_section(tmp_path: Path) ->
         "compostag",
         "partag",
     }
-    path = tmp_path / "quartier" / "compost.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(COMPOST, encoding="utf-8")
-    loaded = load_document(path, tmp_path)
-    docs = chunk_document(loaded.pages, loaded.blocks, 900, 0)
-    every = [StoredChunk(str(d.id), d.page_content, dict(d.metadata)) for d in docs]
+    every = _stored(tmp_path, "quartier/compost.html", COMPOST)
     assert len(every) == 2
     text = _ask("Qu'est-ce que le compostage partagé ?", every, every)
     assert "un site collectif reçoit les épluchures de plusieurs foyers" in text, text
 
 
 def test_a_list_cut_by_chunks_is_read_whole_from_a_lower_ranked_passage(tmp_path: Path) -> None:
-    path = tmp_path / "club" / "randonnees.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(ROUTES, encoding="utf-8")
-    loaded = load_document(path, tmp_path)
-    docs = chunk_document(loaded.pages, loaded.blocks, 120, 0)  # the lists cut between items
-    every = [StoredChunk(str(d.id), d.page_content, dict(d.metadata)) for d in docs]
+    # small chunks: the lists cut between items
+    every = _stored(tmp_path, "club/randonnees.html", ROUTES, size=120)
     six = [c for c in every if "Le parcours du dimanche" in c.metadata.get("section", "")]
     assert len(six) >= 2
     others = [c for c in every if c not in six]
@@ -511,12 +484,7 @@ La préparation de la fête est confiée à deux structures :</p>
 
 
 def test_a_who_answer_quotes_the_list_of_names_announced_after_it(tmp_path: Path) -> None:
-    path = tmp_path / "quartier" / "fete.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(FETE, encoding="utf-8")
-    loaded = load_document(path, tmp_path)
-    docs = chunk_document(loaded.pages, loaded.blocks, 900, 0)
-    every = [StoredChunk(str(d.id), d.page_content, dict(d.metadata)) for d in docs]
+    every = _stored(tmp_path, "quartier/fete.html", FETE)
     text = _ask("Qui prépare la fête du quartier des Tilleuls ?", every[:1], every)
     assert "La préparation de la fête est confiée à deux structures :" in text, text
     assert "le Comité des fêtes de la ville" in text and "l'Union des commerçants" in text
@@ -547,12 +515,7 @@ def test_a_faq_answer_that_does_not_name_its_subject_is_quoted_whole(tmp_path: P
     the heading names the subject and another page repeats the word more often."""
     chunks: list[StoredChunk] = []
     for name, body in (("news.md", SEEDS_NEWS_MD), ("faq.md", SEEDS_FAQ_MD)):
-        path = tmp_path / "biblio" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(body, encoding="utf-8")
-        loaded = load_document(path, tmp_path)
-        docs = chunk_document(loaded.pages, loaded.blocks, 900, 0)
-        chunks += [StoredChunk(str(d.id), d.page_content, dict(d.metadata)) for d in docs]
+        chunks += _stored(tmp_path, f"biblio/{name}", body)
     news = [c for c in chunks if c.metadata["source"].endswith("news.md")]
     faq = [c for c in chunks if "grainoth" in c.metadata.get("section", "")]
     assert faq and news
@@ -583,12 +546,7 @@ def test_a_definition_that_also_asks_for_its_parts_gets_the_list_naming_them(
 ) -> None:
     assert also_asked_items("c'est quoi le troc de graines et ses rôles ?") == {"rol"}
     assert also_asked_items("Qui finance le troc et pourquoi ?") == set()
-    path = tmp_path / "jardin" / "troc.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(SEEDS_GUIDE_HTML, encoding="utf-8")
-    loaded = load_document(path, tmp_path)
-    docs = chunk_document(loaded.pages, loaded.blocks, 900, 0)
-    every = [StoredChunk(str(d.id), d.page_content, dict(d.metadata)) for d in docs]
+    every = _stored(tmp_path, "jardin/troc.html", SEEDS_GUIDE_HTML)
     text = _ask("c'est quoi le troc de graines et ses rôles ?", every, every)
     assert "un échange gratuit de semences" in text, text
     assert "le récolteur" in text and "l'animateur" in text, text
@@ -635,12 +593,7 @@ def test_a_yes_no_question_naming_a_list_noun_is_answered_by_a_sentence(tmp_path
     assert states_yes_no("Les modes de partenariat sont-ils cumulables ?")
     assert not states_yes_no("les conditions d'accès au jardin ?")
     assert not states_yes_no("Quelles sont les conditions d'accès ?")
-    path = tmp_path / "jardin" / "acces.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(RULES_HTML, encoding="utf-8")
-    loaded = load_document(path, tmp_path)
-    docs = chunk_document(loaded.pages, loaded.blocks, 900, 0)
-    every = [StoredChunk(str(d.id), d.page_content, dict(d.metadata)) for d in docs]
+    every = _stored(tmp_path, "jardin/acces.html", RULES_HTML)
     listed = [c for c in every if "parcelle" in c.text] + [
         c for c in every if "parcelle" not in c.text
     ]
@@ -667,12 +620,7 @@ lecture publique en zone rurale.</p>
 
 
 def test_a_short_section_that_announces_is_read_with_its_subsections(tmp_path: Path) -> None:
-    path = tmp_path / "culture" / "mediatheque.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(MEDIATHEQUE, encoding="utf-8")
-    loaded = load_document(path, tmp_path)
-    docs = chunk_document(loaded.pages, loaded.blocks, 300, 0)
-    every = [StoredChunk(str(d.id), d.page_content, dict(d.metadata)) for d in docs]
+    every = _stored(tmp_path, "culture/mediatheque.html", MEDIATHEQUE, size=300)
     intro = [c for c in every if c.metadata["section"].endswith("Le financement de la médiathèque")]
     hours = [c for c in every if "Les horaires" in c.metadata["section"]]
     assert len(intro) == 1 and hours
