@@ -325,19 +325,26 @@ def gives_value(
     kind: str | None,
     noun: str | None,
     readings: Readings | None = None,
+    parts: Sequence[str] = (),
 ) -> bool:
     """Whether a sentence gives the kind of value the question asks for, about its subject:
     the value is there (an amount, a count of the noun...) and the sentence shares a content
     word with the question, so a figure about another subject does not count. ``readings``:
-    the answerer's memo of what does not depend on the question."""
+    the answerer's memo of what does not depend on the question. ``parts``: the sentences
+    ``text`` joins with spaces, if it does: its content words are theirs, read from the memo
+    instead of tokenizing the joined text."""
     if kind is None:
         return True
     holds = readings.satisfies if readings is not None else satisfies
+    counted = readings.counts if readings is not None else counts
     words = readings.words if readings is not None else content_words
     value = _without_asked_numbers(question, text)
-    if not holds(kind, value) or (noun is not None and not counts(noun, text)):
+    if not holds(kind, value) or (noun is not None and not counted(noun, text)):
         return False
-    return noun is not None or bool(words(question) & words(text))
+    if noun is not None:
+        return True
+    asked = words(question)
+    return any(asked & words(p) for p in parts) if parts else bool(asked & words(text))
 
 
 _NUMBER = re.compile(r"\d+(?:[,.]\d+)?")
@@ -451,6 +458,7 @@ class Readings:
         self._stored_chunks = stored_chunks
         self.about_document = functools.lru_cache(maxsize=texts)(_about_document)
         self.satisfies = functools.lru_cache(maxsize=texts)(satisfies)
+        self.counts = functools.lru_cache(maxsize=texts)(counts)
         self._section_path = functools.lru_cache(maxsize=chunks)(_section_path)
 
     def units(self, text: str) -> tuple[_Read, ...]:
@@ -592,10 +600,12 @@ class ExtractiveAnswerer:
                     ]
                 )
             scores = scores + np.array(
-                [_answers_asked_heading(question, u) for u in units], dtype=np.float32
+                [_answers_asked_heading(question, u, self.readings.words) for u in units],
+                dtype=np.float32,
             )
             if noun is not None:  # the sentence that gives the count must be quoted
-                scores = scores + 0.15 * np.array([counts(noun, u.text) for u in units])
+                counted = self.readings.counts
+                scores = scores + 0.15 * np.array([counted(noun, u.text) for u in units])
             if asked == "list" and (outline := self._outline(question, retrieval, results)):
                 units, chosen = outline, list(range(len(outline)))
             else:
@@ -626,6 +636,7 @@ class ExtractiveAnswerer:
                     kind,
                     noun,
                     self.readings,
+                    (units[i - 1].text, units[i].text),
                 )
             )
             for i in chosen
@@ -828,7 +839,8 @@ class ExtractiveAnswerer:
         if kind is None:
             return chosen
 
-        def ok(i: int) -> bool:
+        @functools.cache
+        def ok(i: int) -> bool:  # asked up to three times per unit below
             return gives_value(question, units[i].text, kind, noun, self.readings)
 
         if any(ok(i) for i in chosen):
@@ -842,7 +854,10 @@ class ExtractiveAnswerer:
             if j is None or units[j].is_list_item or units[i].is_list_item:
                 return None
             joined = f"{units[j].text} {units[i].text}"
-            return j if gives_value(question, joined, kind, noun, self.readings) else None
+            told = gives_value(
+                question, joined, kind, noun, self.readings, (units[j].text, units[i].text)
+            )
+            return j if told else None
 
         candidates = [i for i in range(len(units)) if ok(i)]
         paired = {
@@ -1275,8 +1290,12 @@ def _opens_on(
     subject: set[str], unit: Unit, words: Callable[[str], Set[str]] = content_words
 ) -> bool:
     """Whether a sentence's first words name the whole subject (« La coopération économique
-    réunit… »): the sentence is about it, not one that mentions it on the way."""
-    return not unit.is_list_item and subject <= words(" ".join(unit.text.split()[:6]))
+    réunit… »): the sentence is about it, not one that mentions it on the way. The stems of
+    its first words are among the sentence's (no token spans a space), so a sentence that
+    lacks one of the subject's is not tokenized again (most of them: ``words`` holds theirs)."""
+    if unit.is_list_item or not subject <= words(unit.text):
+        return False
+    return subject <= words(" ".join(unit.text.split()[:6]))
 
 
 _DEFINITION_HEADING = re.compile(
@@ -1415,17 +1434,20 @@ def _step_number(heading: str) -> int | None:
 FAQ_BONUS = 0.1
 
 
-def _answers_asked_heading(question: str, unit: Unit) -> float:
+def _answers_asked_heading(
+    question: str, unit: Unit, words: Callable[[str], Set[str]] = content_words
+) -> float:
     """The first sentences under a heading that asks the user's question (a FAQ: « Faut-il
     créer une fondation d'entreprise ? » for « faut-il monter une fondation d'entreprise
-    avant… ») are its answer: a bonus for them."""
+    avant… ») are its answer: a bonus for them. ``words``: ``content_words``, or a memo of
+    it (the question is read for each unit)."""
     heading = _section_heading(unit)
     if unit.position > 2 or not heading.rstrip().endswith("?"):
         return 0.0
-    asked = content_words(question)
+    asked = words(question)
     if len(asked) < 2:
         return 0.0
-    shared = asked & content_words(heading)
+    shared = asked & words(heading)
     return FAQ_BONUS if len(shared) >= max(2, (len(asked) + 1) // 2) else 0.0
 
 
