@@ -50,8 +50,14 @@ def rrf(
             if item in seen:
                 continue
             seen.add(item)
-            scores[item] = scores.get(item, 0.0) + weight / (k + rank)
-            best_rank[item] = min(best_rank.get(item, rank), rank)
+            best = best_rank.get(item)
+            if best is None:
+                scores[item] = weight / (k + rank)
+                best_rank[item] = rank
+            else:
+                scores[item] += weight / (k + rank)
+                if rank < best:
+                    best_rank[item] = rank
     # Rounding makes sums that differ only by float addition order count as ties.
     ordered = sorted(scores, key=lambda i: (-round(scores[i], 12), best_rank[i], i))
     return [(i, scores[i]) for i in ordered]

@@ -132,10 +132,12 @@ class HybridSearcher:
                 return False
             return not wanted or c.metadata.get("kind") in wanted
 
-        dense = [(cid, s) for cid, s in raw_dense if allowed(cid)]
-        # BM25 ranks the lexical table's chunks: when the catalogue shows all of them and no
-        # kind is asked, every one is allowed and the filter need not be called
+        # When the catalogue shows every chunk of the lexical table and no kind is asked, every
+        # chunk of the table is allowed and the filter need not be called: BM25 ranks only those,
+        # and the dense ranking's others (written since the table was built) are checked
         whole = not wanted and self._shows_whole_table(current)
+        table = self.lexical.chunks
+        dense = [(cid, s) for cid, s in raw_dense if (whole and cid in table) or allowed(cid)]
         lexical = self.lexical.bm25.search(lexical_query(q), n, allowed=None if whole else allowed)
         fused = rrf(
             [[cid for cid, _ in dense], [cid for cid, _ in lexical]],
