@@ -134,9 +134,10 @@ def _expand(text: str) -> list[str]:
         else {}
     )
     out: list[str] = []
-    for match in _WORD.finditer(folded):
-        word = match.group(0)
+    for word in _WORD.findall(folded):
         out.append(word)
+        if word.isalpha() or word.isdecimal():
+            continue  # all letters or all digits: one part (the test below, without a regex)
         parts = _LETTERS_DIGITS.findall(word)
         if len(parts) > 1:  # letters and digits mixed: "odd17" must meet "ODD 17"
             out.extend(parts)
