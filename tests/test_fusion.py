@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from assistant.retrieval.fusion import minmax, near_duplicates, rrf
+from assistant.retrieval.fusion import mark, minmax, near_duplicates, rrf, shingles
 
 
 def test_rrf_exact_scores() -> None:
@@ -93,6 +93,37 @@ def test_near_duplicates_threshold() -> None:
     assert near_duplicates([a, b], threshold=0.6) == [1]
     with pytest.raises(ValueError, match=r"1\.5"):
         near_duplicates([a], threshold=1.5)
+
+
+def test_near_duplicates_with_marks_drops_the_same() -> None:
+    """Marks only spare comparisons: the same drops, for every threshold and ``keep``, whether
+    a text's mark is known or not."""
+    words = [
+        "un",
+        "deux",
+        "trois",
+        "quatre",
+        "cinq",
+        "six",
+        "sept",
+        "huit",
+        "neuf",
+        "dix",
+        "onze",
+        "douze",
+        "treize",
+    ]
+    texts = [PARA, PARA + " Voir aussi.", PARA.upper(), "ODD 17", "odd 17", ""]
+    texts += [" ".join(words[:n]) for n in range(4, 14)]
+    texts += [" ".join([*words[:n], "autre"]) for n in range(4, 14)]
+    known = {t: mark(shingles(t)) for t in texts[::2]}
+    for threshold in (0.3, 0.6, 0.75, 0.85, 0.95, 1.0):
+        for keep in (None, 3, 10):
+            plain = near_duplicates(texts, threshold=threshold, keep=keep)
+            assert plain == near_duplicates(
+                texts, threshold=threshold, keep=keep, mark_of=known.get
+            )
+    assert near_duplicates(texts, mark_of=known.get)  # the copies above are found
 
 
 def test_minmax() -> None:

@@ -73,6 +73,28 @@ def shingles(text: str) -> frozenset[int]:
     return frozenset(map(hash, zip(*(tokens[i:] for i in range(_SHINGLE)), strict=False)))
 
 
+Mark = tuple[int, int]
+"""A shingle set's ``mark``: its bits (bit ``h % 1024`` set for each shingle hash ``h``) and
+its size."""
+
+
+def mark(these: frozenset[int]) -> Mark:
+    """The ``Mark`` of a shingle set (``shingles``)."""
+    bits = 0
+    for h in these:
+        bits |= 1 << (h & 1023)
+    return bits, len(these)
+
+
+def _may_be_near(a: Mark, b: Mark, threshold: float) -> bool:
+    """False only if the two shingle sets cannot have a Jaccard of ``threshold`` or more.
+
+    A bit set in one mark and not the other comes from a shingle of one set only, so the bits
+    that differ are at most the symmetric difference D; and Jaccard >= t means
+    D <= (1 - t) / (1 + t) * (|A| + |B|). One more bit of slack covers float rounding."""
+    return (a[0] ^ b[0]).bit_count() <= (1.0 - threshold) / (1.0 + threshold) * (a[1] + b[1]) + 1
+
+
 def _jaccard(a: frozenset[int], b: frozenset[int]) -> float:
     inter = len(a & b)
     union = len(a) + len(b) - inter
@@ -84,6 +106,7 @@ def near_duplicates(
     threshold: float = 0.85,
     keep: int | None = None,
     shingles_of: Callable[[str], frozenset[int]] = shingles,
+    mark_of: Callable[[str], Mark | None] | None = None,
 ) -> list[int]:
     """Indices to drop: items whose shingle Jaccard with an earlier *kept* item is >= threshold.
 
@@ -92,9 +115,14 @@ def near_duplicates(
     With ``keep``, stops once that many are kept and drops every later item unread (a search
     wants its k best: this was 18 % of a search's time when all 30 candidates were compared).
     ``shingles_of`` gives a text's shingles (``shingles``; a searcher passes its cache).
+    ``mark_of`` gives a text's ``Mark`` if known (a searcher keeps those of its chunks): two
+    texts whose marks differ too much are not near-duplicates, and their shingles are not read
+    (~70 us a text of 700 characters; same drops).
     """
     if not (0.0 < threshold <= 1.0) or math.isnan(threshold):
         raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
+    if mark_of is not None:
+        return _near_duplicates_marked(texts, threshold, keep, shingles_of, mark_of)
     kept: list[frozenset[int]] = []
     drop: list[int] = []
     for index, text in enumerate(texts):
@@ -106,6 +134,32 @@ def near_duplicates(
             drop.append(index)
         else:
             kept.append(these)
+    return drop
+
+
+def _near_duplicates_marked(
+    texts: Sequence[str],
+    threshold: float,
+    keep: int | None,
+    shingles_of: Callable[[str], frozenset[int]],
+    mark_of: Callable[[str], Mark | None],
+) -> list[int]:
+    """``near_duplicates``, comparing shingles only of pairs whose marks may be near."""
+    kept: list[tuple[str, Mark]] = []
+    drop: list[int] = []
+    for index, text in enumerate(texts):
+        if keep is not None and len(kept) >= keep:
+            drop.extend(range(index, len(texts)))
+            break
+        these = mark_of(text) or mark(shingles_of(text))
+        if any(
+            _may_be_near(these, other, threshold)
+            and _jaccard(shingles_of(text), shingles_of(seen)) >= threshold
+            for seen, other in kept
+        ):
+            drop.append(index)
+        else:
+            kept.append((text, these))
     return drop
 
 

@@ -21,7 +21,7 @@ from assistant.indexing.embedders import Embedder
 from assistant.indexing.lexical import LexicalIndex
 from assistant.indexing.store import Store, StoredChunk
 from assistant.retrieval.exact import EXACT_MAX, ExactIndex
-from assistant.retrieval.fusion import near_duplicates, rrf, shingles
+from assistant.retrieval.fusion import Mark, mark, near_duplicates, rrf, shingles
 from assistant.retrieval.rerank import KEEP_ORDER, Reranker, continues, lexical_query
 from assistant.retrieval.results import EVIDENCE_TOP, Retrieval, Scored
 from assistant.settings import KINDS
@@ -108,6 +108,7 @@ class HybridSearcher:
         self._extra: dict[str, StoredChunk] = {}  # chunks of the copy the lexical table lacks
         self._shingles: dict[str, frozenset[int]] = {}
         self._continues: dict[str, bool] = {}  # ``continues`` of a small table's chunks
+        self._marks: dict[str, Mark] = {}  # ``fusion.mark`` of a small table's chunk texts
         self._whole: tuple[object, bool] | None = None  # a filter, whether it shows the table
 
     def retrieve(self, query: str, k: int, kinds: Sequence[str] | None = None) -> Retrieval:
@@ -167,7 +168,14 @@ class HybridSearcher:
         # then near-duplicates collapse until k are kept.
         results = self._with_starts(self.reranker.rerank(q, results), k, allowed)
         texts = [r.chunk.text for r in results]
-        drop = set(near_duplicates(texts, keep=k, shingles_of=self._shingles_of))
+        drop = set(
+            near_duplicates(
+                texts,
+                keep=k,
+                shingles_of=self._shingles_of,
+                mark_of=self._marks.get if self._marks else None,
+            )
+        )
         results = [r for i, r in enumerate(results) if i not in drop][:k]
         if early:
             results = self._with_similarity(vector, results)
@@ -235,6 +243,9 @@ class HybridSearcher:
         if callable(prepare):
             prepare(table.values())
         self._continues = {c.id: continues(c) for c in table.values()}  # 70 ms for 10k
+        # The near-duplicate check then reads the shingles of true near-duplicates only: it read
+        # ~6 new passages a search at 10k (0.58 -> 0.05 ms CPU); +0.65 s CPU on this first query
+        self._marks = {c.text: mark(shingles(c.text)) for c in table.values()}
         log.info(
             "exact dense scan over %d chunks (%d not in the lexical table)", len(found), len(extra)
         )
