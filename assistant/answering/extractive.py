@@ -380,13 +380,16 @@ def _frozen_words(text: str) -> frozenset[str]:
     return frozenset(content_words(text))
 
 
-def chunk_reading(text: str) -> list[list[Any]]:
+def chunk_reading(
+    text: str, words_of: Callable[[str], Set[str]] = _frozen_words
+) -> list[list[Any]]:
     """What ``Readings`` reads of a chunk, as a refresh stores it (JSON): each unit's text,
     whether it is a list item, whether it may be quoted, its folded form and, for a quotable
-    one, its content words (space-separated)."""
+    one, its content words (space-separated; ``words_of``: ``content_words``, or a memo of it
+    a refresh shares with ``SentenceCache.keep_words``)."""
     rows: list[list[Any]] = []
     for r in _read_chunk(text):
-        words = " ".join(sorted(_frozen_words(r.text))) if r.quotable else None
+        words = " ".join(sorted(words_of(r.text))) if r.quotable else None
         rows.append([r.text, r.is_item, r.quotable, r.folded, words])
     return rows
 

@@ -25,13 +25,14 @@ embedder unchanged). The cache is an ``Embeddings``, so the answerer's logic doe
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence, Set
 from pathlib import Path
 from typing import Any
 
@@ -190,10 +191,12 @@ class SentenceCache(Embeddings):
                 self._remember(fresh)
         return len(items)
 
-    def keep_words(self, texts: Iterable[str]) -> int:
+    def keep_words(
+        self, texts: Iterable[str], words_of: Callable[[str], Set[str]] = content_words
+    ) -> int:
         """Store the content words of the texts whose words are not stored yet (for this
-        tokenizer): a refresh does it, so that answering tokenizes no sentence. Returns how
-        many were stored."""
+        tokenizer): a refresh does it, so that answering tokenizes no sentence. ``words_of``:
+        ``content_words`` or a memo of it. Returns how many were stored."""
         if self.path is None:
             return 0
         keyed = {self.key(t): t for t in dict.fromkeys(texts)}
@@ -204,7 +207,7 @@ class SentenceCache(Embeddings):
                 for (k,) in _select_in(db, query, [TOKENIZER_VERSION], list(keyed)):
                     keyed.pop(bytes(k), None)
                 rows = [
-                    (k, TOKENIZER_VERSION, " ".join(sorted(content_words(t))))
+                    (k, TOKENIZER_VERSION, " ".join(sorted(words_of(t))))
                     for k, t in keyed.items()
                 ]
                 with db:
@@ -428,6 +431,15 @@ def _reading_key(reader: str, text: str) -> bytes:
     return hashlib.blake2b(f"{reader}\0{text}".encode(), digest_size=16).digest()
 
 
+def _content_words(text: str) -> frozenset[str]:
+    return frozenset(content_words(text))
+
+
+Reading = Callable[[str, Callable[[str], Set[str]]], Any]
+"""reading(text, words_of): what the answerer reads of a chunk (``extractive.chunk_reading``),
+its sentences' content words taken from ``words_of`` (``content_words``, or a memo of it)."""
+
+
 class ChunkSentences:
     """The refresh's sentence warmer (``indexing.plan.SentenceWarmer``) for one collection:
     embeds, into ``cache``'s sidecar, the sentences an answer may quote from each chunk
@@ -439,7 +451,7 @@ class ChunkSentences:
         cache: SentenceCache,
         scope: str,
         units: Callable[[str], list[str]],
-        reading: Callable[[str], Any] | None = None,
+        reading: Reading | None = None,
         reader: str = "",
     ) -> None:
         """``reading``: what the answerer reads of a chunk (``extractive.chunk_reading``),
@@ -458,10 +470,16 @@ class ChunkSentences:
         held = {cid: self.units(text) for cid, text in chunks if cid not in done}
         texts = [t for units in held.values() for t in units]
         n = self.cache.warm(texts)
-        self.cache.keep_words(texts)
+        # each distinct sentence tokenized once, for its stored words and its chunks' readings
+        # (a quotable unit of a reading is one of the chunk's ``units``)
+        words_of = functools.lru_cache(maxsize=None)(_content_words)
+        self.cache.keep_words(texts, words_of)
         self.cache.hold(self.scope, held)
         if self.reading is not None:
-            self.cache.keep_readings(self.scope, self.reader, chunks, self.reading)
+            reading = self.reading
+            self.cache.keep_readings(
+                self.scope, self.reader, chunks, lambda text: reading(text, words_of)
+            )
         self.embedded += n
         return n
 
