@@ -207,8 +207,7 @@ class SentenceCache(Embeddings):
                 for (k,) in _select_in(db, query, [TOKENIZER_VERSION], list(keyed)):
                     keyed.pop(bytes(k), None)
                 rows = [
-                    (k, TOKENIZER_VERSION, " ".join(sorted(words_of(t))))
-                    for k, t in keyed.items()
+                    (k, TOKENIZER_VERSION, " ".join(sorted(words_of(t)))) for k, t in keyed.items()
                 ]
                 with db:
                     db.executemany("INSERT OR REPLACE INTO words VALUES (?, ?, ?)", rows)
