@@ -2,11 +2,12 @@
 
 Up to ``EXACT_MAX`` chunks, one matrix product finds the nearest chunks faster than asking
 Chroma, whose HNSW query has a fixed cost (measured on 2 cores, 512 dimensions, 30 nearest:
-Chroma 1.1-2.6 ms at 10k chunks, 2.2 ms at 30k; the scan 0.74 ms at 10k, 15 ms at 100k), and
-it is exact where HNSW may miss a neighbour. Chroma stays the store of record: the copy is
-read from it (``Store.unit_vectors``) and answers only while the catalogue shows the versions
-it was taken under (``shown``, a ``catalogue.ChunkFilter``); after that, until the searcher is
-rebuilt (a refresh ends by building a new one), Chroma answers.
+Chroma 1.1-2.6 ms at 10k chunks, 2.2 ms at 30k; the scan 0.74 ms at 10k, 15 ms at 100k before
+it read its copy transposed), and it is exact where HNSW may miss a neighbour. Chroma stays
+the store of record: the copy is read from it (``Store.unit_vectors``) and answers only while
+the catalogue shows the versions it was taken under (``shown``, a ``catalogue.ChunkFilter``);
+after that, until the searcher is rebuilt (a refresh ends by building a new one), Chroma
+answers.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ class ExactIndex:
         if len(ids) != len(matrix) or len(ids) != len(kinds):
             raise ValueError(f"{len(ids)} ids, {len(matrix)} vectors, {len(kinds)} kinds")
         self.ids = list(ids)
-        self.matrix = matrix
+        # Stored transposed (dimensions x chunks, contiguous): ``q @ T`` reads it row by row
+        # and is 2-2.5x faster than ``M @ q`` on one BLAS thread (10,120 x 512 float32 on
+        # 2 cores: 0.47-0.67 ms against 1.12-1.51 ms), same scores to 2.4e-7.
+        self._by_dimension = np.ascontiguousarray(np.asarray(matrix, dtype=np.float32).T)
         self.shown = shown
         self._codes = {kind: i for i, kind in enumerate(sorted(set(kinds)))}
         self._kinds = np.asarray([self._codes[k] for k in kinds], dtype=np.int32)
@@ -47,7 +51,7 @@ class ExactIndex:
         norm = float(np.linalg.norm(q))
         if norm:
             q = q / norm
-        scores = self.matrix @ q if len(self.ids) else np.zeros(0, dtype=np.float32)
+        scores = q @ self._by_dimension if len(self.ids) else np.zeros(0, dtype=np.float32)
         rows = np.arange(len(scores))
         if kinds:
             codes = [self._codes[k] for k in kinds if k in self._codes]
