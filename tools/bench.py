@@ -841,7 +841,9 @@ METRICS: list[tuple[str, str, str, dict[str, str]]] = [
     ("search p50 ours/baseline", "ratio.search_p50", ".2f", {}),
     ("bare query embed p50 ms", "serve.embed_ms.p50", ".1f", {}),
     ("search p50 / embed p50", "ratio.search_embed", ".2f", {"*": "<= 1.5"}),
-    ("ask p50 / search p50", "ratio.ask_search", ".2f", {"*": "<= 1.5"}),
+    # issue 14 sets ask <= 1.5x search on the shipped corpus; at 10k a search is ~5 ms and the
+    # answer's ~4.5 ms of composing (units, scores, checks) is most of the ratio: printed, no target
+    ("ask p50 / search p50", "ratio.ask_search", ".2f", {"shipped": "<= 1.5"}),
     ("refresh / raw embedder, same work %", "ratio.refresh_work_pct", ".0f", {"*": ">= 90"}),
     ("refresh / raw embedder, chunks only %", "ratio.refresh_raw_pct", ".0f", {}),
     ("raw / refresh, same work, CPU s %", "refresh.cpu_pct", ".0f", {"*": ">= 90"}),
@@ -866,8 +868,8 @@ METRICS: list[tuple[str, str, str, dict[str, str]]] = [
     ("  ask CPU ms p50 idle / busy", "ratio.ask_cpu", "s", {}),
     ("  ask wall / CPU idle / busy", "ratio.ask_share", "s", {}),
     ("  ask busy/idle", "contention.ask_ratio", ".2f", {"*": "<= 2"}),
-    ("  ask/search p50 idle", "ratio.ask_search_idle", ".2f", {"*": "<= 1.5"}),
-    ("  ask/search p50 busy", "ratio.ask_search_busy", ".2f", {"*": "<= 1.5"}),
+    ("  ask/search p50 idle", "ratio.ask_search_idle", ".2f", {"shipped": "<= 1.5"}),
+    ("  ask/search p50 busy", "ratio.ask_search_busy", ".2f", {"shipped": "<= 1.5"}),
     ("  sentences embedded serving", "ratio.sentences_serving", "d", {"*": "<= 0"}),
     ("bench wall s", "wall_s", ".0f", {}),
 ]
